@@ -1,0 +1,108 @@
+"""The swr contract: names that the stacks, the switcher, the CLI and the on-instance agent share.
+
+This module is the single source of these spellings (DESIGN.md §2). It is stdlib-only and has no
+side effects, so the CDK app (`swr_stacks`), the switcher Lambda, the CLI and the tests can all
+import it. Users' existing deployments depend on these values: change them only with a migration note.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Tags -----------------------------------------------------------------------------------------
+#: Instance tag carrying the node id (decimal integer, unique among the nodes of a region).
+#: The vendor's key is kept so an existing deployment migrates without retagging.
+TAG_NODE_ID: Final = "fujitsu.pclswr.id"
+#: Subnet tag marking a subnet that may receive a node (value free; the stacks write "true").
+TAG_SUBNET: Final = "fujitsu.pclswr.subnet"
+TAG_SUBNET_VALUE: Final = "true"
+#: Carried by everything the stacks and the switcher create: the VPC's name in the config.
+#: IAM conditions and the switcher use it to tell a VPC's own resources from another VPC's.
+TAG_VPC: Final = "swr:vpc"
+#: Set on a replacement instance: the switch that launched it (for audit and orphan detection).
+TAG_SWITCH_ID: Final = "swr:switch-id"
+
+#: Tag keys AWS reserves; never copied from a source instance to its replacement.
+RESERVED_TAG_PREFIX: Final = "aws:"
+
+# --- Alarms ---------------------------------------------------------------------------------------
+ALARM_PREFIX_TEMPLATE: Final = "swr-{vpc}-"
+MONITOR_ALARM_TEMPLATE: Final = "swr-{vpc}-{node_id}-monitor"
+STATUS_ALARM_TEMPLATE: Final = "swr-{vpc}-{node_id}-status"
+
+
+def alarm_prefix(vpc_name: str) -> str:
+    """The alarm-name prefix of a VPC; the VPC's alarm rule matches exactly this prefix."""
+    return ALARM_PREFIX_TEMPLATE.format(vpc=vpc_name)
+
+
+def monitor_alarm_name(vpc_name: str, node_id: int) -> str:
+    """Name of the alarm on the monitor process's pid count (fires when the monitor dies)."""
+    return MONITOR_ALARM_TEMPLATE.format(vpc=vpc_name, node_id=node_id)
+
+
+def status_alarm_name(vpc_name: str, node_id: int) -> str:
+    """Name of the alarm on EC2 `StatusCheckFailed` (fires when the instance is impaired)."""
+    return STATUS_ALARM_TEMPLATE.format(vpc=vpc_name, node_id=node_id)
+
+
+# --- Metrics the alarms watch ---------------------------------------------------------------------
+#: The CloudWatch agent publishes procstat metrics in this namespace by default.
+MONITOR_METRIC_NAMESPACE: Final = "CWAgent"
+#: procstat's `pid_count` measurement, as the agent names the metric (`procstat_lookup_` prefix).
+MONITOR_METRIC_NAME: Final = "procstat_lookup_pid_count"
+#: procstat selects the process by one of exe | pattern | pid_file; that key becomes a dimension.
+MONITOR_SELECTOR_KEY: Final = "pattern"
+#: The agent adds this dimension to procstat_lookup metrics.
+MONITOR_PID_FINDER: Final = "native"
+#: Collection interval of procstat (seconds) and period of the high-resolution monitor alarm.
+MONITOR_INTERVAL_SECONDS: Final = 10
+#: Which process the monitor alarm watches: swr's own monitor or PRIMECLUSTER RMS's base monitor.
+MONITOR_PROCESS_PATTERNS: Final[dict[str, str]] = {
+    "swr-monitor": "swr-monitor",
+    "rms": "/opt/SMAW/SMAWRrms/bin/bm",
+}
+
+STATUS_METRIC_NAMESPACE: Final = "AWS/EC2"
+STATUS_METRIC_NAME: Final = "StatusCheckFailed"
+
+# --- Events ---------------------------------------------------------------------------------------
+EC2_EVENT_SOURCE: Final = "aws.ec2"
+EC2_STATE_CHANGE_DETAIL_TYPE: Final = "EC2 Instance State-change Notification"
+#: Reacting at `stopping` saves the OS shutdown time; `stopped` is kept for a missed `stopping`.
+EC2_TRIGGER_STATES: Final = ("stopping", "stopped")
+ALARM_EVENT_SOURCE: Final = "aws.cloudwatch"
+ALARM_STATE_CHANGE_DETAIL_TYPE: Final = "CloudWatch Alarm State Change"
+ALARM_TRIGGER_STATE: Final = "ALARM"
+
+#: Notices the switcher puts on the default event bus when a switch ends.
+NOTICE_EVENT_SOURCE: Final = "swr"
+SWITCH_COMPLETED_DETAIL_TYPE: Final = "SWR Switch Completed"
+SWITCH_FAILED_DETAIL_TYPE: Final = "SWR Switch Failed"
+NODE_HELD_DETAIL_TYPE: Final = "SWR Node Held"
+
+# --- Powertools metrics (the dashboard reads these) -----------------------------------------------
+METRICS_NAMESPACE: Final = "swr"
+METRIC_SWITCH_COUNT: Final = "SwitchCount"
+METRIC_SWITCH_FAILED: Final = "SwitchFailed"
+METRIC_SWITCH_DURATION: Final = "SwitchDurationSeconds"
+METRIC_PHASE_DURATION_PREFIX: Final = "PhaseSeconds_"
+METRIC_NODES_HELD: Final = "NodeHeld"
+
+# --- Switcher environment (set by the stacks, read and validated by the handler) ------------------
+ENV_TABLE_NAME: Final = "SWR_TABLE_NAME"
+ENV_TOPIC_ARN: Final = "SWR_TOPIC_ARN"
+ENV_BLACKHOLE_SG_ID: Final = "SWR_BLACKHOLE_SG_ID"
+ENV_VPC_NAME: Final = "SWR_VPC_NAME"
+ENV_VPC_ID: Final = "SWR_VPC_ID"
+ENV_SWITCH_ORDER: Final = "SWR_SWITCH_ORDER"  # "swr" (default) | "vendor"
+ENV_FLAP_MAX_SWITCHES: Final = "SWR_FLAP_MAX_SWITCHES"
+ENV_FLAP_WINDOW_SECONDS: Final = "SWR_FLAP_WINDOW_SECONDS"
+ENV_LEASE_SECONDS: Final = "SWR_LEASE_SECONDS"
+ENV_HISTORY_TTL_DAYS: Final = "SWR_HISTORY_TTL_DAYS"
+
+# --- State record ---------------------------------------------------------------------------------
+#: Name of the TTL attribute on history (switch) items of the table.
+TTL_ATTRIBUTE: Final = "expires_at"
+TABLE_PARTITION_KEY: Final = "pk"
+TABLE_SORT_KEY: Final = "sk"
