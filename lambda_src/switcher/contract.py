@@ -66,6 +66,16 @@ MONITOR_PROCESS_PATTERNS: Final[dict[str, str]] = {
 STATUS_METRIC_NAMESPACE: Final = "AWS/EC2"
 STATUS_METRIC_NAME: Final = "StatusCheckFailed"
 
+# --- Logs -----------------------------------------------------------------------------------------
+#: Log group (per VPC) the CloudWatch agent ships the monitor's logs to; stream = instance id.
+MONITOR_LOG_GROUP_TEMPLATE: Final = "/swr/{vpc}/monitor"
+
+
+def monitor_log_group_name(vpc_name: str) -> str:
+    """Log group of a VPC's on-instance monitor logs (created by the stacks, written by the agent)."""
+    return MONITOR_LOG_GROUP_TEMPLATE.format(vpc=vpc_name)
+
+
 # --- Events ---------------------------------------------------------------------------------------
 EC2_EVENT_SOURCE: Final = "aws.ec2"
 EC2_STATE_CHANGE_DETAIL_TYPE: Final = "EC2 Instance State-change Notification"
@@ -83,6 +93,10 @@ NODE_HELD_DETAIL_TYPE: Final = "SWR Node Held"
 
 # --- Powertools metrics (the dashboard reads these) -----------------------------------------------
 METRICS_NAMESPACE: Final = "swr"
+#: Powertools' `service` dimension of every switcher metric.
+METRICS_SERVICE: Final = "swr-switcher"
+#: Extra dimension on every switcher metric: the VPC's name in the config.
+METRICS_VPC_DIMENSION: Final = "vpc"
 METRIC_SWITCH_COUNT: Final = "SwitchCount"
 METRIC_SWITCH_FAILED: Final = "SwitchFailed"
 METRIC_SWITCH_DURATION: Final = "SwitchDurationSeconds"
@@ -100,6 +114,16 @@ ENV_FLAP_MAX_SWITCHES: Final = "SWR_FLAP_MAX_SWITCHES"
 ENV_FLAP_WINDOW_SECONDS: Final = "SWR_FLAP_WINDOW_SECONDS"
 ENV_LEASE_SECONDS: Final = "SWR_LEASE_SECONDS"
 ENV_HISTORY_TTL_DAYS: Final = "SWR_HISTORY_TTL_DAYS"
+
+# --- Provisioning custom resource (one per node; ServiceToken = the VPC's switcher function) -------
+NODE_RESOURCE_TYPE: Final = "Custom::SwrNode"
+#: Property names of the node custom resource; the switcher stores them as the node's configuration.
+PROP_NODE_ID: Final = "NodeId"
+PROP_VPC_NAME: Final = "VpcName"
+PROP_LAUNCH_TEMPLATE_ID: Final = "LaunchTemplateId"
+PROP_LAUNCH_TEMPLATE_VERSION: Final = "LaunchTemplateVersion"
+PROP_TARGET_GROUP_ARN: Final = "TargetGroupArn"
+PROP_MONITOR_PROCESS: Final = "MonitorProcess"  # a key of MONITOR_PROCESS_PATTERNS
 
 # --- State record ---------------------------------------------------------------------------------
 #: Name of the TTL attribute on history (switch) items of the table.
