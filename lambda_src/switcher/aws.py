@@ -1,0 +1,304 @@
+"""Thin AWS adapters of the switcher: each takes its client as an argument and does one thing.
+
+No retry loops here: the clients use botocore's retry mode (throttling) and the state transitions
+use botocore waiters. Errors that a caller must handle are surfaced as `ClientError` with their code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from switcher import contract
+
+#: Instance states that mean the instance is gone or going: nothing to fence, switch or terminate.
+GONE_STATES = frozenset({"shutting-down", "terminated"})
+
+
+def error_code(err: ClientError) -> str:
+    """The AWS error code of a ClientError ('' if absent)."""
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def waiter_config(delay: float, max_attempts: int) -> dict[str, Any]:
+    """WaiterConfig for botocore waiters (delay scaled by the harness through Settings)."""
+    return {"Delay": delay, "MaxAttempts": max_attempts}
+
+
+# --- EC2 ---------------------------------------------------------------------------------------------
+
+
+def describe_instance(ec2: Any, instance_id: str) -> dict[str, Any] | None:
+    """The instance's description, or None if EC2 does not know it."""
+    try:
+        resp = ec2.describe_instances(InstanceIds=[instance_id])
+    except ClientError as err:
+        if error_code(err) in ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"):
+            return None
+        raise
+    for reservation in resp.get("Reservations", []):
+        for instance in reservation.get("Instances", []):
+            return dict(instance)
+    return None
+
+
+def tags_of(resource: Mapping[str, Any]) -> dict[str, str]:
+    """A resource's tags as a dict."""
+    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+
+
+def user_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """The tags a replacement inherits: all but AWS-reserved (`aws:*`) and the previous switch id."""
+    return {
+        k: v
+        for k, v in tags.items()
+        if not k.startswith(contract.RESERVED_TAG_PREFIX) and k != contract.TAG_SWITCH_ID
+    }
+
+
+def tagged_subnets(ec2: Any, vpc_id: str) -> list[dict[str, str]]:
+    """Subnets of the VPC carrying the subnet tag (may receive a node), as {subnet_id, az}."""
+    paginator = ec2.get_paginator("describe_subnets")
+    filters = [{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "tag-key", "Values": [contract.TAG_SUBNET]}]
+    return [
+        {"subnet_id": s["SubnetId"], "az": s["AvailabilityZone"]}
+        for page in paginator.paginate(Filters=filters)
+        for s in page["Subnets"]
+    ]
+
+
+def live_node_instances(ec2: Any, vpc_id: str, node_id: int) -> list[dict[str, Any]]:
+    """Instances of the VPC tagged with this node id that are not gone (pending/running/stopping/stopped)."""
+    paginator = ec2.get_paginator("describe_instances")
+    filters = [
+        {"Name": "vpc-id", "Values": [vpc_id]},
+        {"Name": f"tag:{contract.TAG_NODE_ID}", "Values": [str(node_id)]},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+    ]
+    return [
+        instance
+        for page in paginator.paginate(Filters=filters)
+        for reservation in page["Reservations"]
+        for instance in reservation["Instances"]
+    ]
+
+
+def snapshot_instance(instance: Mapping[str, Any], blackhole_sg_id: str) -> dict[str, Any]:
+    """What a replacement inherits from its source (spec: 'What the new instance inherits')."""
+    groups = [g["GroupId"] for g in instance.get("SecurityGroups", []) if g["GroupId"] != blackhole_sg_id]
+    if not groups:
+        raise ValueError(
+            f"instance {instance['InstanceId']} has no security group other than the blackhole group "
+            f"{blackhole_sg_id}: nothing to give its replacement"
+        )
+    profile = instance.get("IamInstanceProfile") or {}
+    return {
+        "instance_id": instance["InstanceId"],
+        "image_id": instance["ImageId"],
+        "instance_type": instance["InstanceType"],
+        "key_name": instance.get("KeyName"),
+        "security_group_ids": groups,
+        "tags": user_tags(tags_of(instance)),
+        "iam_instance_profile_arn": profile.get("Arn"),
+        "subnet_id": instance.get("SubnetId"),
+        "az": instance.get("Placement", {}).get("AvailabilityZone"),
+    }
+
+
+def fence(ec2: Any, instance_id: str, *, blackhole_sg_id: str, waiter: Mapping[str, Any]) -> str:
+    """Isolate the source: blackhole SG, then force-stop and wait stopped (an SG change keeps open flows).
+
+    Returns the state the source was found in. An instance already gone is left alone.
+    """
+    instance = describe_instance(ec2, instance_id)
+    state = instance["State"]["Name"] if instance else "terminated"
+    if state in GONE_STATES:
+        return state
+    ec2.modify_instance_attribute(InstanceId=instance_id, Groups=[blackhole_sg_id])
+    if state != "stopped":
+        ec2.stop_instances(InstanceIds=[instance_id], Force=True)
+        ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance_id], WaiterConfig=dict(waiter))
+    return state
+
+
+def launch_replacement(
+    ec2: Any,
+    *,
+    snapshot: Mapping[str, Any],
+    launch_template_id: str,
+    launch_template_version: str,
+    subnet_id: str,
+    tags: Mapping[str, str],
+    client_token: str,
+) -> dict[str, Any]:
+    """RunInstances from the node's launch template, overridden by the source's snapshot, in `subnet_id`.
+
+    The launch template still supplies what the snapshot does not (user data, metadata options, ...).
+    `client_token` makes the call idempotent: a resumed switch gets the same instance back.
+    """
+    params: dict[str, Any] = {
+        "LaunchTemplate": {"LaunchTemplateId": launch_template_id, "Version": launch_template_version},
+        "ImageId": snapshot["image_id"],
+        "InstanceType": snapshot["instance_type"],
+        "SecurityGroupIds": list(snapshot["security_group_ids"]),
+        "SubnetId": subnet_id,
+        "MinCount": 1,
+        "MaxCount": 1,
+        "ClientToken": client_token,
+        "TagSpecifications": [{"ResourceType": "instance", "Tags": _tag_list(tags)}],
+    }
+    if snapshot.get("key_name"):
+        params["KeyName"] = snapshot["key_name"]
+    if snapshot.get("iam_instance_profile_arn"):
+        params["IamInstanceProfile"] = {"Arn": snapshot["iam_instance_profile_arn"]}
+    return dict(ec2.run_instances(**params)["Instances"][0])
+
+
+def launch_first(
+    ec2: Any,
+    *,
+    launch_template_id: str,
+    launch_template_version: str,
+    subnet_id: str,
+    tags: Mapping[str, str],
+    client_token: str,
+) -> dict[str, Any]:
+    """RunInstances for a node's first instance: all from the launch template, placed in `subnet_id`."""
+    resp = ec2.run_instances(
+        LaunchTemplate={"LaunchTemplateId": launch_template_id, "Version": launch_template_version},
+        SubnetId=subnet_id,
+        MinCount=1,
+        MaxCount=1,
+        ClientToken=client_token,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": _tag_list(tags)}],
+    )
+    return dict(resp["Instances"][0])
+
+
+def wait_running(ec2: Any, instance_id: str, *, waiter: Mapping[str, Any]) -> None:
+    """Block until the instance is running (botocore waiter)."""
+    ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig=dict(waiter))
+
+
+def terminate_once(ec2: Any, instance_id: str, *, wait: bool, waiter: Mapping[str, Any]) -> bool:
+    """Terminate the instance unless it is already going; optionally wait until terminated.
+
+    Returns True if this call issued the TerminateInstances (a resumed switch does not repeat it).
+    """
+    instance = describe_instance(ec2, instance_id)
+    issued = False
+    if instance is not None and instance["State"]["Name"] not in GONE_STATES:
+        ec2.terminate_instances(InstanceIds=[instance_id])
+        issued = True
+    if wait and instance is not None:
+        ec2.get_waiter("instance_terminated").wait(InstanceIds=[instance_id], WaiterConfig=dict(waiter))
+    return issued
+
+
+def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+# --- Load balancer -----------------------------------------------------------------------------------
+
+
+def move_traffic(
+    elbv2: Any, target_group_arn: str, *, new_instance_id: str, old_instance_id: str | None
+) -> None:
+    """Register the replacement in the node's target group, then deregister the source."""
+    elbv2.register_targets(TargetGroupArn=target_group_arn, Targets=[{"Id": new_instance_id}])
+    if old_instance_id and old_instance_id != new_instance_id:
+        deregister_quietly(elbv2, target_group_arn, old_instance_id)
+
+
+def deregister_quietly(elbv2: Any, target_group_arn: str, instance_id: str) -> None:
+    """Deregister a target; a target that is already gone (terminated instance) is not an error."""
+    try:
+        elbv2.deregister_targets(TargetGroupArn=target_group_arn, Targets=[{"Id": instance_id}])
+    except ClientError as err:
+        # ELB rejects deregistering a terminated instance with InvalidTarget: it is out of the group anyway.
+        if error_code(err) not in ("InvalidTarget", "TargetGroupNotFound"):
+            raise
+
+
+# --- Alarms ------------------------------------------------------------------------------------------
+
+
+def monitor_alarm_dimensions(instance_id: str, monitor_process: str) -> list[dict[str, str]]:
+    """Dimensions of the CloudWatch agent's procstat pid-count metric (the one place they are built)."""
+    return [
+        {"Name": "InstanceId", "Value": instance_id},
+        {"Name": contract.MONITOR_SELECTOR_KEY, "Value": contract.MONITOR_PROCESS_PATTERNS[monitor_process]},
+        {"Name": "pid_finder", "Value": contract.MONITOR_PID_FINDER},
+    ]
+
+
+def put_node_alarms(
+    cloudwatch: Any, *, vpc_name: str, node_id: int, instance_id: str, monitor_process: str
+) -> list[str]:
+    """Create or rewrite the node's two alarms for `instance_id`; returns their names.
+
+    Missing data is `missing` (not breaching): a replacement still booting, or an instance the FaultScript
+    stopped, publishes nothing and must not raise a second alarm; a live agent reporting 0 processes does.
+    """
+    vpc_tag = [{"Key": contract.TAG_VPC, "Value": vpc_name}]
+    monitor = contract.monitor_alarm_name(vpc_name, node_id)
+    cloudwatch.put_metric_alarm(
+        AlarmName=monitor,
+        AlarmDescription=f"swr node {node_id}: monitor process ({monitor_process}) is not running",
+        Namespace=contract.MONITOR_METRIC_NAMESPACE,
+        MetricName=contract.MONITOR_METRIC_NAME,
+        Dimensions=monitor_alarm_dimensions(instance_id, monitor_process),
+        Statistic="Maximum",
+        Period=contract.MONITOR_INTERVAL_SECONDS,
+        EvaluationPeriods=3,
+        DatapointsToAlarm=3,
+        Threshold=1,
+        ComparisonOperator="LessThanThreshold",
+        TreatMissingData="missing",
+        Tags=vpc_tag,
+    )
+    status = contract.status_alarm_name(vpc_name, node_id)
+    cloudwatch.put_metric_alarm(
+        AlarmName=status,
+        AlarmDescription=f"swr node {node_id}: EC2 status check failed",
+        Namespace=contract.STATUS_METRIC_NAMESPACE,
+        MetricName=contract.STATUS_METRIC_NAME,
+        Dimensions=[{"Name": "InstanceId", "Value": instance_id}],
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=2,
+        DatapointsToAlarm=2,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        TreatMissingData="missing",
+        Tags=vpc_tag,
+    )
+    return [monitor, status]
+
+
+def delete_node_alarms(cloudwatch: Any, *, vpc_name: str, node_id: int) -> None:
+    """Delete the node's two alarms (deleting an absent alarm is not an error in CloudWatch)."""
+    cloudwatch.delete_alarms(
+        AlarmNames=[
+            contract.monitor_alarm_name(vpc_name, node_id),
+            contract.status_alarm_name(vpc_name, node_id),
+        ]
+    )
+
+
+# --- Notices -----------------------------------------------------------------------------------------
+
+
+def notify(sns: Any, events: Any, *, topic_arn: str, detail_type: str, detail: Mapping[str, Any]) -> None:
+    """Publish a notice on the SNS topic and as an EventBridge event (`source: swr`)."""
+    body = json.dumps(detail, sort_keys=True, default=str)
+    sns.publish(TopicArn=topic_arn, Subject=detail_type[:100], Message=body)
+    resp = events.put_events(
+        Entries=[{"Source": contract.NOTICE_EVENT_SOURCE, "DetailType": detail_type, "Detail": body}]
+    )
+    if resp.get("FailedEntryCount"):
+        raise RuntimeError(f"EventBridge rejected the {detail_type!r} notice: {resp.get('Entries')}")

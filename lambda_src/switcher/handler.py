@@ -1,0 +1,81 @@
+"""Lambda entry point: EventBridge events (switch) and `Custom::SwrNode` requests (provisioning).
+
+Thin on purpose: validate the environment, build clients lazily, delegate, and for custom resources
+always answer CloudFormation (SUCCESS or FAILED with a reason) so a stack never hangs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import asdict
+from typing import Any
+
+from switcher import provision
+from switcher.clients import Clients, make_clients
+from switcher.observability import logger, metrics
+from switcher.settings import Settings
+from switcher.switch import run_event
+
+_clients: Clients | None = None
+#: CloudFormation limits the response body; keep the reason well within it.
+_MAX_REASON = 1000
+
+
+def _get_clients() -> Clients:
+    """Clients are built at the first invocation (never at import) and reused by warm invocations."""
+    global _clients
+    if _clients is None:
+        _clients = make_clients()
+    return _clients
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Dispatch: a CloudFormation request if the event has `RequestType`, else an EventBridge event."""
+    if "RequestType" in event:
+        return handle_custom_resource(event, context)
+    settings = Settings.from_env()
+    result = run_event(
+        event, clients=_get_clients(), settings=settings, remaining_ms=context.get_remaining_time_in_millis
+    )
+    return asdict(result)
+
+
+def handle_custom_resource(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Provision/update/delete a node and send CloudFormation the response, whatever happens."""
+    fallback_id = event.get("PhysicalResourceId") or f"swr-node-failed-{event.get('RequestId', 'unknown')}"
+    response: dict[str, Any] = {
+        "StackId": event.get("StackId"),
+        "RequestId": event.get("RequestId"),
+        "LogicalResourceId": event.get("LogicalResourceId"),
+        "PhysicalResourceId": fallback_id,
+        "Status": "SUCCESS",
+        "Data": {},
+    }
+    try:
+        settings = Settings.from_env()
+        physical, data = provision.handle(event, clients=_get_clients(), settings=settings, now=time.time)
+        response.update(PhysicalResourceId=physical, Data=data)
+    except Exception as err:  # noqa: BLE001 - whatever failed, CloudFormation must get an answer
+        logger.exception("custom resource request failed", extra={"request_type": event.get("RequestType")})
+        response.update(Status="FAILED", Reason=f"{type(err).__name__}: {err}"[:_MAX_REASON])
+    send_response(str(event["ResponseURL"]), response)
+    return response
+
+
+def send_response(url: str, body: dict[str, Any]) -> None:
+    """PUT the response to CloudFormation's pre-signed URL (https; plain http only to a local test server)."""
+    parsed = urllib.parse.urlparse(url)
+    local = parsed.hostname in ("127.0.0.1", "localhost")
+    if parsed.scheme != "https" and not (parsed.scheme == "http" and local):
+        raise ValueError(f"ResponseURL {url!r}: expected an https URL")
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+        url, data=data, method="PUT", headers={"Content-Type": "", "Content-Length": str(len(data))}
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310 - scheme checked above
+        logger.info("custom resource response sent", extra={"status": body["Status"], "http": resp.status})

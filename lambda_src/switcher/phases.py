@@ -1,0 +1,65 @@
+"""The phase plan of a switch: one abstraction for both orders (pure, no AWS).
+
+`swr` order (DESIGN §3): keep the fenced source until the replacement runs, then terminate it.
+`vendor` order: terminate the source and wait until it is gone, then launch (the vendor's sequence).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class Phase(StrEnum):
+    """A recorded step of a switch; the value is the key of its timestamp in the switch's timeline."""
+
+    SNAPSHOT = "snapshot"
+    FENCE = "fenced"
+    LAUNCH = "launched"
+    WAIT_RUNNING = "running"
+    MOVE_TRAFFIC = "traffic_moved"
+    MOVE_ALARMS = "alarms_moved"
+    TERMINATE_SOURCE = "source_terminated"
+    CLOSE = "done"
+
+
+#: Timeline keys written before the first phase runs.
+DETECTED = "detected"
+CLAIMED = "claimed"
+
+_PLANS: dict[str, tuple[Phase, ...]] = {
+    "swr": (
+        Phase.SNAPSHOT,
+        Phase.FENCE,
+        Phase.LAUNCH,
+        Phase.WAIT_RUNNING,
+        Phase.MOVE_TRAFFIC,
+        Phase.MOVE_ALARMS,
+        Phase.TERMINATE_SOURCE,
+        Phase.CLOSE,
+    ),
+    "vendor": (
+        Phase.SNAPSHOT,
+        Phase.FENCE,
+        Phase.TERMINATE_SOURCE,
+        Phase.LAUNCH,
+        Phase.WAIT_RUNNING,
+        Phase.MOVE_TRAFFIC,
+        Phase.MOVE_ALARMS,
+        Phase.CLOSE,
+    ),
+}
+
+
+def plan(order: str) -> tuple[Phase, ...]:
+    """All phases of a switch in the given order (`swr` or `vendor`)."""
+    try:
+        return _PLANS[order]
+    except KeyError:
+        raise ValueError(f"unknown switch order {order!r}: expected one of {', '.join(_PLANS)}") from None
+
+
+def remaining(order: str, done: Iterable[str]) -> list[Phase]:
+    """The phases still to run, in order, given the timeline keys already recorded (resume point)."""
+    recorded = set(done)
+    return [phase for phase in plan(order) if phase.value not in recorded]

@@ -1,0 +1,37 @@
+"""Choice of the target AZ/subnet for a replacement (pure, no AWS)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+#: RunInstances error codes meaning "this AZ cannot take the instance now": try the next AZ.
+CAPACITY_ERROR_CODES = frozenset(
+    {"InsufficientInstanceCapacity", "InsufficientFreeAddressesInSubnet", "Unsupported"}
+)
+
+
+def rank_candidates(
+    subnets: Iterable[Mapping[str, str]], *, source_az: str | None, failures_by_az: Mapping[str, int]
+) -> list[dict[str, str]]:
+    """Tagged subnets as launch candidates: one per AZ, never the source's AZ, fewest recent failures first.
+
+    `subnets` items have `subnet_id` and `az`. Ties are broken by AZ name, and within an AZ the lowest
+    subnet id wins, so the order is deterministic: a resumed switch tries the same AZs in the same order.
+    """
+    per_az: dict[str, str] = {}
+    for subnet in subnets:
+        az, subnet_id = subnet["az"], subnet["subnet_id"]
+        if az == source_az:
+            continue
+        if az not in per_az or subnet_id < per_az[az]:
+            per_az[az] = subnet_id
+    ordered = sorted(per_az, key=lambda az: (failures_by_az.get(az, 0), az))
+    return [{"az": az, "subnet_id": per_az[az]} for az in ordered]
+
+
+def client_token(switch_id: str, az: str) -> str:
+    """RunInstances idempotency token for one AZ attempt of a switch (deterministic; ≤ 64 ASCII chars)."""
+    token = f"{switch_id}-{az}"
+    if len(token) > 64:
+        raise ValueError(f"client token {token!r} exceeds 64 characters")
+    return token

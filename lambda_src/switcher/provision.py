@@ -1,0 +1,252 @@
+"""Provisioning of a node through its CloudFormation custom resource (`Custom::SwrNode`, DESIGN §4).
+
+CloudFormation owns the stable parts; the switcher owns the node's instance and alarms, so the first
+instance is launched here through the same adapters a switch uses. Node config lives in the node's
+DynamoDB record (the properties of the custom resource), not in the Lambda environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from switcher import aws, contract, placement, state
+from switcher.clients import Clients
+from switcher.observability import logger
+from switcher.settings import Settings
+
+
+class PropertyError(ValueError):
+    """A property of the node custom resource is missing or invalid (the message names it)."""
+
+
+@dataclass(frozen=True)
+class NodeProperties:
+    """The validated properties of a `Custom::SwrNode` resource."""
+
+    node_id: int
+    vpc_name: str
+    config: state.NodeConfig
+
+    @property
+    def physical_id(self) -> str:
+        """PhysicalResourceId, stable across updates of the same node."""
+        return physical_id(self.vpc_name, self.node_id)
+
+
+def physical_id(vpc_name: str, node_id: int) -> str:
+    """The custom resource's PhysicalResourceId: `swr-node-<vpc>-<node_id>`."""
+    return f"swr-node-{vpc_name}-{node_id}"
+
+
+def parse_properties(props: Mapping[str, Any]) -> NodeProperties:
+    """Validate the custom resource's properties, naming the bad one."""
+    required = (
+        contract.PROP_NODE_ID,
+        contract.PROP_VPC_NAME,
+        contract.PROP_LAUNCH_TEMPLATE_ID,
+        contract.PROP_LAUNCH_TEMPLATE_VERSION,
+        contract.PROP_TARGET_GROUP_ARN,
+    )
+    missing = [name for name in required if not str(props.get(name, "")).strip()]
+    if missing:
+        raise PropertyError(f"missing property(ies): {', '.join(missing)}")
+    raw_id = str(props[contract.PROP_NODE_ID]).strip()
+    if not raw_id.isdigit():
+        raise PropertyError(f"{contract.PROP_NODE_ID}={raw_id!r}: expected a decimal integer")
+    try:
+        config = state.NodeConfig(
+            launch_template_id=str(props[contract.PROP_LAUNCH_TEMPLATE_ID]),
+            launch_template_version=str(props[contract.PROP_LAUNCH_TEMPLATE_VERSION]),
+            target_group_arn=str(props[contract.PROP_TARGET_GROUP_ARN]),
+            monitor_process=str(props.get(contract.PROP_MONITOR_PROCESS) or "swr-monitor"),
+        )
+    except ValueError as err:
+        raise PropertyError(str(err)) from None
+    return NodeProperties(node_id=int(raw_id), vpc_name=str(props[contract.PROP_VPC_NAME]), config=config)
+
+
+def handle(
+    event: Mapping[str, Any], *, clients: Clients, settings: Settings, now: Callable[[], float]
+) -> tuple[str, dict[str, str]]:
+    """Carry out a Create/Update/Delete request; returns (PhysicalResourceId, Data). Raises on failure."""
+    request = event["RequestType"]
+    if request == "Delete":
+        return delete_node(event, clients=clients, settings=settings, now=now)
+    props = parse_properties(event.get("ResourceProperties", {}))
+    if props.vpc_name != settings.vpc_name:
+        raise PropertyError(
+            f"{contract.PROP_VPC_NAME}={props.vpc_name!r}: this switcher serves VPC {settings.vpc_name!r}"
+        )
+    if request == "Create" or props.physical_id != event.get("PhysicalResourceId"):
+        # A changed node id or VPC is a new node: CloudFormation deletes the old one after this succeeds.
+        return props.physical_id, create_node(
+            props, clients=clients, settings=settings, now=now, token_seed=event
+        )
+    if request == "Update":
+        old = _old_properties(event)
+        return props.physical_id, update_node(props, old, clients=clients, settings=settings, now=now)
+    raise PropertyError(f"RequestType={request!r}: expected Create, Update or Delete")
+
+
+def _old_properties(event: Mapping[str, Any]) -> NodeProperties | None:
+    try:
+        return parse_properties(event.get("OldResourceProperties", {}))
+    except PropertyError:
+        return None
+
+
+def create_node(
+    props: NodeProperties,
+    *,
+    clients: Clients,
+    settings: Settings,
+    now: Callable[[], float],
+    token_seed: Mapping[str, Any],
+) -> dict[str, str]:
+    """Record the node's config, then adopt its live tagged instance or launch the first one."""
+    ddb, table = clients.dynamodb, settings.table_name
+    existing = state.get_node(ddb, table, settings.vpc_name, props.node_id)
+    if existing is None:
+        node = state.save_node(
+            ddb,
+            table,
+            state.new_node(settings.vpc_name, props.node_id, props.config, now()),
+            expected_version=None,
+        )
+    else:
+        node = state.save_node(
+            ddb, table, state.with_config(existing, props.config, now()), expected_version=existing.version
+        )
+
+    live = aws.live_node_instances(clients.ec2, settings.vpc_id, props.node_id)
+    if len(live) > 1:
+        ids = ", ".join(sorted(i["InstanceId"] for i in live))
+        raise PropertyError(f"node {props.node_id}: several live instances carry its tag ({ids}); keep one")
+    if live:
+        instance = live[0]
+        logger.info(
+            "adopting existing instance",
+            extra={"node_id": props.node_id, "instance_id": instance["InstanceId"]},
+        )
+    else:
+        instance = _launch_first(props, clients=clients, settings=settings, token_seed=token_seed)
+        aws.wait_running(
+            clients.ec2,
+            instance["InstanceId"],
+            waiter=aws.waiter_config(settings.waiter_delay_seconds, settings.waiter_max_attempts),
+        )
+    instance_id = instance["InstanceId"]
+    az = instance.get("Placement", {}).get("AvailabilityZone")
+    clients.elbv2.register_targets(
+        TargetGroupArn=props.config.target_group_arn, Targets=[{"Id": instance_id}]
+    )
+    aws.put_node_alarms(
+        clients.cloudwatch,
+        vpc_name=settings.vpc_name,
+        node_id=props.node_id,
+        instance_id=instance_id,
+        monitor_process=props.config.monitor_process,
+    )
+    state.save_node(
+        ddb, table, state.with_current(node, instance_id, az, now()), expected_version=node.version
+    )
+    return {"InstanceId": instance_id, "AvailabilityZone": az or ""}
+
+
+def _launch_first(
+    props: NodeProperties, *, clients: Clients, settings: Settings, token_seed: Mapping[str, Any]
+) -> dict[str, Any]:
+    candidates = placement.rank_candidates(
+        aws.tagged_subnets(clients.ec2, settings.vpc_id), source_az=None, failures_by_az={}
+    )
+    if not candidates:
+        raise PropertyError(f"VPC {settings.vpc_id} has no subnet tagged {contract.TAG_SUBNET}")
+    # Same request → same token: a redelivered Create gets the same instance back.
+    seed = f"{token_seed.get('StackId', '')}/{token_seed.get('RequestId', '')}/{props.node_id}"
+    token_base = "swr-prov-" + hashlib.sha256(seed.encode()).hexdigest()[:24]
+    tags = {contract.TAG_VPC: settings.vpc_name, contract.TAG_NODE_ID: str(props.node_id)}
+    refused: list[str] = []
+    for candidate in candidates:
+        try:
+            return aws.launch_first(
+                clients.ec2,
+                launch_template_id=props.config.launch_template_id,
+                launch_template_version=props.config.launch_template_version,
+                subnet_id=candidate["subnet_id"],
+                tags=tags,
+                client_token=placement.client_token(token_base, candidate["az"]),
+            )
+        except ClientError as err:
+            if aws.error_code(err) not in placement.CAPACITY_ERROR_CODES:
+                raise
+            refused.append(f"{candidate['az']}: {aws.error_code(err)}")
+    raise RuntimeError(f"node {props.node_id}: no AZ could launch the first instance ({'; '.join(refused)})")
+
+
+def update_node(
+    props: NodeProperties,
+    old: NodeProperties | None,
+    *,
+    clients: Clients,
+    settings: Settings,
+    now: Callable[[], float],
+) -> dict[str, str]:
+    """Store the new config (it applies at the next switch); follow a target-group or monitor change now."""
+    ddb, table = clients.dynamodb, settings.table_name
+    node = state.get_node(ddb, table, settings.vpc_name, props.node_id)
+    if node is None:
+        raise PropertyError(f"node {props.node_id} has no record to update")
+    node = state.save_node(
+        ddb, table, state.with_config(node, props.config, now()), expected_version=node.version
+    )
+    current = node.current_instance_id
+    if current and old is not None:
+        if old.config.target_group_arn != props.config.target_group_arn:
+            clients.elbv2.register_targets(
+                TargetGroupArn=props.config.target_group_arn, Targets=[{"Id": current}]
+            )
+            aws.deregister_quietly(clients.elbv2, old.config.target_group_arn, current)
+        if old.config.monitor_process != props.config.monitor_process:
+            aws.put_node_alarms(
+                clients.cloudwatch,
+                vpc_name=settings.vpc_name,
+                node_id=props.node_id,
+                instance_id=current,
+                monitor_process=props.config.monitor_process,
+            )
+    return {"InstanceId": current or "", "AvailabilityZone": node.current_az or ""}
+
+
+def delete_node(
+    event: Mapping[str, Any], *, clients: Clients, settings: Settings, now: Callable[[], float]
+) -> tuple[str, dict[str, str]]:
+    """Terminate the node's instance(s), delete its alarms, deregister it; mark the record deleted."""
+    physical = str(event.get("PhysicalResourceId", ""))
+    try:
+        props = parse_properties(event.get("ResourceProperties", {}))
+    except PropertyError as err:
+        # A Create that failed validation created nothing: its rollback Delete must not fail too.
+        logger.info("delete of an invalid node resource: nothing to remove", extra={"error": str(err)})
+        return physical, {}
+    if props.vpc_name != settings.vpc_name or physical != props.physical_id:
+        logger.info("delete of a resource this switcher never provisioned", extra={"physical_id": physical})
+        return physical, {}
+    ddb, table = clients.dynamodb, settings.table_name
+    node = state.get_node(ddb, table, settings.vpc_name, props.node_id)
+    instance_ids = {
+        i["InstanceId"] for i in aws.live_node_instances(clients.ec2, settings.vpc_id, props.node_id)
+    }
+    if node is not None and node.current_instance_id:
+        instance_ids.add(node.current_instance_id)
+    for instance_id in sorted(instance_ids):
+        aws.deregister_quietly(clients.elbv2, props.config.target_group_arn, instance_id)
+        aws.terminate_once(clients.ec2, instance_id, wait=False, waiter={})
+    aws.delete_node_alarms(clients.cloudwatch, vpc_name=settings.vpc_name, node_id=props.node_id)
+    if node is not None:
+        state.save_node(ddb, table, state.mark_deleted(node, now()), expected_version=node.version)
+    return physical, {}

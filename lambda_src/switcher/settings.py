@@ -1,0 +1,86 @@
+"""Switcher settings: read from the environment once per invocation and validated at entry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from switcher import contract
+
+SWITCH_ORDERS = ("swr", "vendor")
+
+
+class SettingsError(ValueError):
+    """A required environment variable is missing or has a bad value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the switch logic needs that is not a client or an event.
+
+    `waiter_delay_seconds`/`waiter_max_attempts` are here (not hard-coded) so a benchmark harness can scale
+    the waiters to its latency model; `retry_max_attempts` feeds botocore's retry mode.
+    """
+
+    table_name: str
+    topic_arn: str
+    blackhole_sg_id: str
+    vpc_name: str
+    vpc_id: str
+    switch_order: str = "swr"
+    flap_max_switches: int = 3
+    flap_window_seconds: int = 3600
+    lease_seconds: int = 930
+    history_ttl_days: int = 90
+    waiter_delay_seconds: float = 5.0
+    waiter_max_attempts: int = 120
+    retry_mode: str = "adaptive"
+    retry_max_attempts: int = 10
+
+    def __post_init__(self) -> None:
+        if self.switch_order not in SWITCH_ORDERS:
+            raise SettingsError(
+                f"{contract.ENV_SWITCH_ORDER}={self.switch_order!r}: "
+                f"expected one of {', '.join(SWITCH_ORDERS)}"
+            )
+        for name in ("flap_max_switches", "flap_window_seconds", "lease_seconds", "history_ttl_days"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name}={getattr(self, name)!r}: must be a positive integer")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the Lambda environment, naming every missing or malformed variable."""
+        env = os.environ if environ is None else environ
+        required = {
+            "table_name": contract.ENV_TABLE_NAME,
+            "topic_arn": contract.ENV_TOPIC_ARN,
+            "blackhole_sg_id": contract.ENV_BLACKHOLE_SG_ID,
+            "vpc_name": contract.ENV_VPC_NAME,
+            "vpc_id": contract.ENV_VPC_ID,
+        }
+        missing = [var for var in required.values() if not env.get(var)]
+        if missing:
+            raise SettingsError(f"missing environment variable(s): {', '.join(missing)}")
+
+        def _int(var: str, default: int) -> int:
+            raw = env.get(var)
+            if raw is None or raw == "":
+                return default
+            try:
+                return int(raw)
+            except ValueError:
+                raise SettingsError(f"{var}={raw!r}: expected an integer") from None
+
+        return cls(
+            table_name=env[contract.ENV_TABLE_NAME],
+            topic_arn=env[contract.ENV_TOPIC_ARN],
+            blackhole_sg_id=env[contract.ENV_BLACKHOLE_SG_ID],
+            vpc_name=env[contract.ENV_VPC_NAME],
+            vpc_id=env[contract.ENV_VPC_ID],
+            switch_order=env.get(contract.ENV_SWITCH_ORDER) or "swr",
+            flap_max_switches=_int(contract.ENV_FLAP_MAX_SWITCHES, 3),
+            flap_window_seconds=_int(contract.ENV_FLAP_WINDOW_SECONDS, 3600),
+            lease_seconds=_int(contract.ENV_LEASE_SECONDS, 930),
+            history_ttl_days=_int(contract.ENV_HISTORY_TTL_DAYS, 90),
+        )

@@ -1,0 +1,556 @@
+"""The switch: event → node → claim → phases (DESIGN §3), exactly once and resumable.
+
+`run_event` is the in-process entry point used by the Lambda handler, the CLI demo and the benchmark
+harness: it takes its clients and settings as arguments, plus an injectable clock and phase hook.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
+from botocore.exceptions import ClientError
+
+from switcher import aws, contract, placement, state
+from switcher.clients import Clients
+from switcher.observability import logger, metrics
+from switcher.phases import CLAIMED, DETECTED, Phase, remaining
+from switcher.settings import Settings
+
+#: Called as hook(phase, moment) with moment "acted" (AWS action done, not yet recorded) or "recorded".
+#: Tests raise from it to simulate a crash at that point; production passes None.
+PhaseHook = Callable[[str, str], None]
+
+SKIPPED = "SKIPPED"
+SUCCEEDED = state.SUCCEEDED
+FAILED = state.SWITCH_FAILED
+HELD = "HELD"
+
+#: Extra lease time beyond the invocation's remaining time, so a live switch is never taken over.
+LEASE_MARGIN_SECONDS = 30
+
+
+class CapacityExhausted(Exception):
+    """No candidate AZ could launch the replacement (reasons per AZ are on the switch record)."""
+
+
+@dataclass
+class SwitchResult:
+    """What one delivery of an event did: the outcome, the switch (if any) and its timeline."""
+
+    outcome: str
+    reason: str = ""
+    node_id: int | None = None
+    switch_id: str | None = None
+    source_instance_id: str | None = None
+    replacement_instance_id: str | None = None
+    replacement_az: str | None = None
+    timeline: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """The part of an EventBridge event the switcher acts on."""
+
+    kind: str  # "ec2-state" | "alarm"
+    description: str
+    instance_id: str | None
+    node_id_hint: int | None
+    event_time: float | None
+
+
+def parse_event(event: dict[str, Any], vpc_name: str) -> Trigger | str:
+    """The trigger in an EventBridge event, or a reason (str) why it is not one of ours."""
+    ev = EventBridgeEvent(event)
+    detail = ev.detail or {}
+    event_time = _parse_time(ev.get("time"))
+    if ev.source == contract.EC2_EVENT_SOURCE and ev.detail_type == contract.EC2_STATE_CHANGE_DETAIL_TYPE:
+        if detail.get("state") not in contract.EC2_TRIGGER_STATES:
+            return f"EC2 state {detail.get('state')!r} is not a trigger"
+        return Trigger(
+            "ec2-state", f"instance {detail.get('state')}", detail.get("instance-id"), None, event_time
+        )
+    if ev.source == contract.ALARM_EVENT_SOURCE and ev.detail_type == contract.ALARM_STATE_CHANGE_DETAIL_TYPE:
+        name = str(detail.get("alarmName", ""))
+        if detail.get("state", {}).get("value") != contract.ALARM_TRIGGER_STATE:
+            return f"alarm {name} is not in {contract.ALARM_TRIGGER_STATE}"
+        prefix = contract.alarm_prefix(vpc_name)
+        if not name.startswith(prefix):
+            return f"alarm {name} does not belong to VPC {vpc_name}"
+        node_part = name[len(prefix) :].split("-", 1)[0]
+        node_hint = int(node_part) if node_part.isdigit() else None
+        return Trigger("alarm", f"alarm {name}", _alarm_instance_id(detail), node_hint, event_time)
+    return f"event {ev.source}/{ev.detail_type} is not a trigger"
+
+
+def _alarm_instance_id(detail: dict[str, Any]) -> str | None:
+    for metric in detail.get("configuration", {}).get("metrics", []):
+        dims = metric.get("metricStat", {}).get("metric", {}).get("dimensions", {})
+        if dims.get("InstanceId"):
+            return str(dims["InstanceId"])
+    return None
+
+
+def _parse_time(raw: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+@dataclass
+class _Run:
+    """Everything one invocation needs while it drives a switch."""
+
+    clients: Clients
+    settings: Settings
+    now: Callable[[], float]
+    hook: PhaseHook | None
+    remaining_ms: Callable[[], int] | None
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def lease_until(self) -> int:
+        seconds: float = self.settings.lease_seconds
+        if self.remaining_ms is not None:
+            seconds = self.remaining_ms() / 1000 + LEASE_MARGIN_SECONDS
+        return state.lease_deadline(self.now(), seconds)
+
+    def waiter(self) -> dict[str, Any]:
+        return aws.waiter_config(self.settings.waiter_delay_seconds, self.settings.waiter_max_attempts)
+
+    def fire(self, phase: str, moment: str) -> None:
+        if self.hook is not None:
+            self.hook(phase, moment)
+
+
+def run_event(
+    event: dict[str, Any],
+    *,
+    clients: Clients,
+    settings: Settings,
+    now: Callable[[], float] = time.time,
+    hook: PhaseHook | None = None,
+    remaining_ms: Callable[[], int] | None = None,
+) -> SwitchResult:
+    """Handle one EventBridge delivery: resolve, then start, resume or skip a switch."""
+    run = _Run(clients, settings, now, hook, remaining_ms)
+    metrics.set_default_dimensions(**{contract.METRICS_VPC_DIMENSION: settings.vpc_name})
+    trigger = parse_event(event, settings.vpc_name)
+    if isinstance(trigger, str):
+        return _skip(trigger)
+    return _resolve_and_switch(run, trigger)
+
+
+def _skip(reason: str, **fields: Any) -> SwitchResult:
+    logger.info("skip", extra={"skip_reason": reason, **fields})
+    return SwitchResult(outcome=SKIPPED, reason=reason, node_id=fields.get("node_id"))
+
+
+def _resolve_and_switch(run: _Run, trigger: Trigger) -> SwitchResult:
+    ddb, table, settings = run.clients.dynamodb, run.settings.table_name, run.settings
+    instance_id = trigger.instance_id
+    if instance_id is None and trigger.node_id_hint is not None:
+        hinted = state.get_node(ddb, table, settings.vpc_name, trigger.node_id_hint)
+        instance_id = hinted.current_instance_id if hinted else None
+    if instance_id is None:
+        return _skip(f"{trigger.description}: no instance to act on")
+    instance = aws.describe_instance(run.clients.ec2, instance_id)
+    if instance is None:
+        return _skip(f"instance {instance_id} not found", instance_id=instance_id)
+    tags = aws.tags_of(instance)
+    if contract.TAG_NODE_ID not in tags:
+        return _skip(f"instance {instance_id} has no {contract.TAG_NODE_ID} tag", instance_id=instance_id)
+    if instance.get("VpcId") != settings.vpc_id:
+        return _skip(f"instance {instance_id} is in VPC {instance.get('VpcId')}, not {settings.vpc_id}")
+    if instance["State"]["Name"] in aws.GONE_STATES:
+        return _skip(
+            f"instance {instance_id} is already {instance['State']['Name']}", instance_id=instance_id
+        )
+    raw_id = tags[contract.TAG_NODE_ID]
+    if not raw_id.isdigit():
+        return _skip(f"instance {instance_id}: {contract.TAG_NODE_ID}={raw_id!r} is not a decimal integer")
+    node_id = int(raw_id)
+    logger.append_keys(node_id=node_id, instance_id=instance_id)
+
+    node = state.get_node(ddb, table, settings.vpc_name, node_id)
+    if node is None or node.config is None:
+        aws.notify(
+            run.clients.sns,
+            run.clients.events,
+            topic_arn=settings.topic_arn,
+            detail_type=contract.SWITCH_FAILED_DETAIL_TYPE,
+            detail={
+                "vpc": settings.vpc_name,
+                "node_id": node_id,
+                "instance_id": instance_id,
+                "reason": f"node {node_id} has no configuration record: provision it (Custom::SwrNode) first",
+            },
+        )
+        return _skip(f"node {node_id} has no configuration record", node_id=node_id)
+    if node.state in (state.HOLD, state.FAILED, state.DELETED):
+        return _skip(f"node {node_id} is {node.state}", node_id=node_id)
+    if node.current_instance_id not in (None, instance_id):
+        return _skip(
+            f"instance {instance_id} is not node {node_id}'s current instance {node.current_instance_id}",
+            node_id=node_id,
+        )
+    if node.state == state.SWITCHING:
+        if node.lease_live(run.now()):
+            return _skip(
+                f"node {node_id}: switch {node.switch_id} in progress holds the lease", node_id=node_id
+            )
+        return _take_over(run, node)
+    if state.flapping(
+        node,
+        max_switches=settings.flap_max_switches,
+        window_seconds=settings.flap_window_seconds,
+        now=run.now(),
+    ):
+        return _hold_flapping(run, node)
+    return _claim(run, node, instance, trigger)
+
+
+def _hold_flapping(run: _Run, node: state.NodeRecord) -> SwitchResult:
+    s = run.settings
+    reason = f"flap guard: {s.flap_max_switches} switches within {s.flap_window_seconds} s"
+    try:
+        state.save_node(
+            run.clients.dynamodb,
+            s.table_name,
+            state.hold_node(node, reason, run.now()),
+            expected_version=node.version,
+        )
+    except state.ConflictError:
+        return _skip(f"node {node.node_id} changed while holding it", node_id=node.node_id)
+    metrics.add_metric(name=contract.METRIC_NODES_HELD, unit=MetricUnit.Count, value=1)
+    aws.notify(
+        run.clients.sns,
+        run.clients.events,
+        topic_arn=s.topic_arn,
+        detail_type=contract.NODE_HELD_DETAIL_TYPE,
+        detail={"vpc": s.vpc_name, "node_id": node.node_id, "reason": reason},
+    )
+    logger.warning("node held", extra={"node_id": node.node_id, "hold_reason": reason})
+    return SwitchResult(outcome=HELD, reason=reason, node_id=node.node_id)
+
+
+def _claim(run: _Run, node: state.NodeRecord, instance: dict[str, Any], trigger: Trigger) -> SwitchResult:
+    now = run.now()
+    switch_id = "swr-" + uuid.uuid4().hex[:20]
+    sk = f"{state.iso(now)}#{switch_id}"
+    detected = trigger.event_time if trigger.event_time is not None else now
+    switch = state.SwitchRecord(
+        switch_id=switch_id,
+        vpc_name=node.vpc_name,
+        node_id=node.node_id,
+        sk=sk,
+        reason=trigger.description,
+        order=run.settings.switch_order,
+        source_instance_id=instance["InstanceId"],
+        source_az=instance.get("Placement", {}).get("AvailabilityZone"),
+        timeline={DETECTED: state.iso(min(detected, now)), CLAIMED: state.iso(now)},
+        started_at=now,
+        expires_at=int(now) + run.settings.history_ttl_days * 86400,
+    )
+    claimed = state.claim(
+        node,
+        instance_id=instance["InstanceId"],
+        switch_id=switch_id,
+        switch_sk=sk,
+        owner=run.owner,
+        lease_until=run.lease_until(),
+        now=now,
+    )
+    try:
+        claimed = state.save_node_and_switch(
+            run.clients.dynamodb, run.settings.table_name, claimed, switch, expected_version=node.version
+        )
+    except state.ConflictError:
+        return _skip(f"node {node.node_id}: another delivery claimed it first", node_id=node.node_id)
+    logger.set_correlation_id(switch_id)
+    logger.info("switch claimed", extra={"switch_id": switch_id, "adopted": node.current_instance_id is None})
+    run.fire(CLAIMED, "recorded")
+    return _drive(run, claimed, switch, instance)
+
+
+def _take_over(run: _Run, node: state.NodeRecord) -> SwitchResult:
+    s = run.settings
+    assert node.switch_sk is not None  # a SWITCHING node always names its switch
+    switch = state.get_switch(run.clients.dynamodb, s.table_name, s.vpc_name, node.node_id, node.switch_sk)
+    if switch is None:
+        raise RuntimeError(f"node {node.node_id} is SWITCHING but switch item {node.switch_sk} is missing")
+    taken = state.take_over(node, owner=run.owner, lease_until=run.lease_until(), now=run.now())
+    switch.attempts += 1
+    try:
+        taken = state.save_node_and_switch(
+            run.clients.dynamodb, s.table_name, taken, switch, expected_version=node.version
+        )
+    except state.ConflictError:
+        return _skip(f"node {node.node_id}: another delivery resumed switch {node.switch_id} first")
+    logger.set_correlation_id(switch.switch_id)
+    logger.info("switch resumed", extra={"switch_id": switch.switch_id, "attempt": switch.attempts})
+    instance = aws.describe_instance(run.clients.ec2, switch.source_instance_id) or {}
+    return _drive(run, taken, switch, instance)
+
+
+def _drive(
+    run: _Run, node: state.NodeRecord, switch: state.SwitchRecord, source: dict[str, Any]
+) -> SwitchResult:
+    """Run the remaining phases; on an error record it, release the lease, re-raise (Lambda retries)."""
+    s = run.settings
+    try:
+        for phase in remaining(switch.order, switch.timeline):
+            started = time.monotonic()
+            if phase is Phase.CLOSE:
+                return _close(run, node, switch)
+            try:
+                _act(run, phase, node, switch, source)
+            except CapacityExhausted:
+                return _fail(run, node, switch)
+            run.fire(phase.value, "acted")
+            switch.timeline[phase.value] = state.iso(run.now())
+            node = state.record_phase(
+                run.clients.dynamodb, s.table_name, node, switch, lease_until=run.lease_until(), now=run.now()
+            )
+            metrics.add_metric(
+                name=contract.METRIC_PHASE_DURATION_PREFIX + phase.value,
+                unit=MetricUnit.Seconds,
+                value=time.monotonic() - started,
+            )
+            run.fire(phase.value, "recorded")
+    except state.ConflictError:
+        # Our lease was taken over (we were too slow): the new owner carries on; do not touch anything.
+        logger.warning("lease lost", extra={"switch_id": switch.switch_id})
+        return SwitchResult(
+            outcome=SKIPPED, reason="lease lost to another invocation", switch_id=switch.switch_id
+        )
+    except Exception as err:
+        _release_after_error(run, node, switch, err)
+        raise
+    raise RuntimeError(f"switch {switch.switch_id} ended without closing")  # the plan always ends with CLOSE
+
+
+def _release_after_error(
+    run: _Run, node: state.NodeRecord, switch: state.SwitchRecord, err: Exception
+) -> None:
+    switch.error = f"{type(err).__name__}: {err}"
+    logger.exception(
+        "switch phase failed; lease released for the retry", extra={"switch_id": switch.switch_id}
+    )
+    try:
+        state.save_node_and_switch(
+            run.clients.dynamodb,
+            run.settings.table_name,
+            state.release(node, run.now()),
+            switch,
+            expected_version=node.version,
+        )
+    except (state.ConflictError, ClientError):
+        # The lease expires on its own; the original error is what the retry needs to see.
+        logger.exception("could not release the lease", extra={"switch_id": switch.switch_id})
+
+
+def _act(
+    run: _Run, phase: Phase, node: state.NodeRecord, switch: state.SwitchRecord, source: dict[str, Any]
+) -> None:
+    """Do the AWS part of one phase. Every step is safe to repeat after a crash."""
+    c, s = run.clients, run.settings
+    config = node.config
+    assert config is not None  # checked at resolution
+    if phase is Phase.SNAPSHOT:
+        if not source:
+            raise RuntimeError(f"source instance {switch.source_instance_id} vanished before its snapshot")
+        switch.snapshot = aws.snapshot_instance(source, s.blackhole_sg_id)
+        switch.source_az = switch.snapshot["az"]
+        switch.candidates = placement.rank_candidates(
+            aws.tagged_subnets(c.ec2, s.vpc_id),
+            source_az=switch.source_az,
+            failures_by_az=state.failures_by_az(node, s.flap_window_seconds, run.now()),
+        )
+    elif phase is Phase.FENCE:
+        aws.fence(c.ec2, switch.source_instance_id, blackhole_sg_id=s.blackhole_sg_id, waiter=run.waiter())
+    elif phase is Phase.LAUNCH:
+        _launch(run, node, switch)
+    elif phase is Phase.WAIT_RUNNING:
+        assert switch.replacement_instance_id is not None
+        aws.wait_running(c.ec2, switch.replacement_instance_id, waiter=run.waiter())
+    elif phase is Phase.MOVE_TRAFFIC:
+        assert switch.replacement_instance_id is not None
+        aws.move_traffic(
+            c.elbv2,
+            config.target_group_arn,
+            new_instance_id=switch.replacement_instance_id,
+            old_instance_id=switch.source_instance_id,
+        )
+    elif phase is Phase.MOVE_ALARMS:
+        assert switch.replacement_instance_id is not None
+        aws.put_node_alarms(
+            c.cloudwatch,
+            vpc_name=s.vpc_name,
+            node_id=node.node_id,
+            instance_id=switch.replacement_instance_id,
+            monitor_process=config.monitor_process,
+        )
+    elif phase is Phase.TERMINATE_SOURCE:
+        # The vendor order waits for the termination before launching; ours need not wait.
+        aws.terminate_once(
+            c.ec2, switch.source_instance_id, wait=switch.order == "vendor", waiter=run.waiter()
+        )
+
+
+def _launch(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> None:
+    c, config, snapshot = run.clients, node.config, switch.snapshot
+    assert config is not None and snapshot is not None
+    tags = {
+        **snapshot["tags"],
+        contract.TAG_VPC: run.settings.vpc_name,
+        contract.TAG_NODE_ID: str(node.node_id),
+        contract.TAG_SWITCH_ID: switch.switch_id,
+    }
+    for candidate in switch.candidates:
+        az = candidate["az"]
+        if az in switch.az_errors:
+            continue  # already refused in an earlier attempt of this switch
+        try:
+            launched = aws.launch_replacement(
+                c.ec2,
+                snapshot=snapshot,
+                launch_template_id=config.launch_template_id,
+                launch_template_version=config.launch_template_version,
+                subnet_id=candidate["subnet_id"],
+                tags=tags,
+                client_token=placement.client_token(switch.switch_id, az),
+            )
+        except ClientError as err:
+            code = aws.error_code(err)
+            if code not in placement.CAPACITY_ERROR_CODES:
+                raise
+            switch.az_errors[az] = f"{code}: {err.response.get('Error', {}).get('Message', '')}"
+            logger.warning("AZ refused the replacement", extra={"az": az, "error_code": code})
+            continue
+        switch.replacement_instance_id = launched["InstanceId"]
+        switch.replacement_az = az
+        switch.replacement_subnet_id = candidate["subnet_id"]
+        return
+    if not switch.candidates:
+        switch.az_errors["*"] = (
+            f"no subnet tagged {contract.TAG_SUBNET} in another AZ than {switch.source_az}"
+        )
+    raise CapacityExhausted(switch.switch_id)
+
+
+def _close(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> SwitchResult:
+    s = run.settings
+    assert switch.replacement_instance_id is not None and switch.replacement_az is not None
+    now = run.now()
+    switch.timeline[Phase.CLOSE.value] = state.iso(now)
+    switch.outcome = state.SUCCEEDED
+    switch.error = None
+    # Notice first, then the record: a crash in between repeats the notice rather than losing it.
+    aws.notify(
+        run.clients.sns,
+        run.clients.events,
+        topic_arn=s.topic_arn,
+        detail_type=contract.SWITCH_COMPLETED_DETAIL_TYPE,
+        detail=_notice(switch),
+    )
+    run.fire(Phase.CLOSE.value, "acted")
+    closed = state.close(
+        node,
+        instance_id=switch.replacement_instance_id,
+        az=switch.replacement_az,
+        source_az=switch.source_az,
+        window_seconds=s.flap_window_seconds,
+        now=now,
+    )
+    state.save_node_and_switch(
+        run.clients.dynamodb, s.table_name, closed, switch, expected_version=node.version
+    )
+    metrics.add_metric(name=contract.METRIC_SWITCH_COUNT, unit=MetricUnit.Count, value=1)
+    detected = _parse_time(switch.timeline.get(DETECTED)) or switch.started_at
+    metrics.add_metric(
+        name=contract.METRIC_SWITCH_DURATION, unit=MetricUnit.Seconds, value=max(0.0, now - detected)
+    )
+    logger.info("switch completed", extra={"switch_id": switch.switch_id, "timeline": switch.timeline})
+    run.fire(Phase.CLOSE.value, "recorded")
+    return _result(SUCCEEDED, switch)
+
+
+def _fail(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> SwitchResult:
+    """No AZ could take the node: keep the fenced source (stopped, not terminated), record FAILED, notify."""
+    s = run.settings
+    now = run.now()
+    switch.outcome = state.SWITCH_FAILED
+    switch.error = "no AZ could launch the replacement: " + "; ".join(
+        f"{az}: {why}" for az, why in sorted(switch.az_errors.items())
+    )
+    switch.timeline["failed"] = state.iso(now)
+    failed = state.fail(node, source_az=switch.source_az, window_seconds=s.flap_window_seconds, now=now)
+    state.save_node_and_switch(
+        run.clients.dynamodb, s.table_name, failed, switch, expected_version=node.version
+    )
+    with single_metric(
+        name=contract.METRIC_SWITCH_FAILED,
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=contract.METRICS_NAMESPACE,
+        default_dimensions={contract.METRICS_VPC_DIMENSION: s.vpc_name, "service": contract.METRICS_SERVICE},
+    ) as metric:
+        metric.add_dimension(name="reason", value="capacity")
+    aws.notify(
+        run.clients.sns,
+        run.clients.events,
+        topic_arn=s.topic_arn,
+        detail_type=contract.SWITCH_FAILED_DETAIL_TYPE,
+        detail=_notice(switch),
+    )
+    logger.error("switch failed", extra={"switch_id": switch.switch_id, "az_errors": switch.az_errors})
+    return _result(FAILED, switch, reason=switch.error)
+
+
+def _notice(switch: state.SwitchRecord) -> dict[str, Any]:
+    return {
+        "switch_id": switch.switch_id,
+        "vpc": switch.vpc_name,
+        "node_id": switch.node_id,
+        "outcome": switch.outcome,
+        "reason": switch.reason,
+        "order": switch.order,
+        "source_instance_id": switch.source_instance_id,
+        "source_az": switch.source_az,
+        "replacement_instance_id": switch.replacement_instance_id,
+        "replacement_az": switch.replacement_az,
+        "az_errors": switch.az_errors,
+        "error": switch.error,
+        "timeline": switch.timeline,
+    }
+
+
+def _result(outcome: str, switch: state.SwitchRecord, reason: str = "") -> SwitchResult:
+    return SwitchResult(
+        outcome=outcome,
+        reason=reason,
+        node_id=switch.node_id,
+        switch_id=switch.switch_id,
+        source_instance_id=switch.source_instance_id,
+        replacement_instance_id=switch.replacement_instance_id,
+        replacement_az=switch.replacement_az,
+        timeline=dict(switch.timeline),
+    )
+
+
+__all__ = [
+    "Clients",
+    "PhaseHook",
+    "Settings",
+    "SwitchResult",
+    "Trigger",
+    "parse_event",
+    "run_event",
+]
