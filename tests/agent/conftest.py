@@ -1,0 +1,47 @@
+"""Helpers for the on-instance tests: polling, JSON-lines logs, fake executables."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+AGENT_DIR = Path(__file__).resolve().parents[2] / "agent_config"
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, step: float = 0.01) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; return its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def read_events(path: Path) -> list[dict]:
+    """The JSON-lines log as a list of records (every line must be valid JSON)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def write_executable(path: Path, body: str) -> Path:
+    """Write a POSIX shell script and make it executable."""
+    path.write_text("#!/bin/sh\n" + body, encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+def run_shellcheck(path: Path) -> None:
+    """Fail with shellcheck's findings unless the script is clean (shellcheck must be installed)."""
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.fail("shellcheck is not installed: apt-get install -y shellcheck (CI installs it)")
+    result = subprocess.run([shellcheck, "--severity=style", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
