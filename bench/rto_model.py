@@ -1,0 +1,98 @@
+"""The parts of a recovery that happen outside the switcher, as modeled time (pure functions).
+
+Before the switcher: fault -> detection -> EventBridge delivery -> Lambda cold start.
+After it: the replacement boots and starts the application, the load balancer starts health checks
+after its registration delay, and the target is healthy after `healthy_threshold` passing checks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+#: The failure cases of P1 (seed: case 1 app fault, case 2 monitor death; plus an impaired instance).
+CASES = ("app_fault", "monitor_death", "status_check")
+CASE_TITLES = {
+    "app_fault": "app fault (FaultScript stops the instance)",
+    "monitor_death": "monitor death (procstat alarm)",
+    "status_check": "status check failed (instance still running)",
+}
+
+
+class Sampler(Protocol):
+    """Draws figures of the latency model from the run's seeded random stream."""
+
+    def draw(self, path: str) -> float: ...
+
+    def fraction(self) -> float:
+        """A uniform number in [0, 1): where in a periodic cycle a fault happens to fall."""
+        ...
+
+
+@dataclass(frozen=True)
+class Detection:
+    """When the failure becomes an event, and what the source instance is doing by then."""
+
+    detected_at: float
+    #: Modeled time the FaultScript's stop made the instance `stopping` (None: it keeps running).
+    source_stopping_at: float | None
+    delivered_at: float
+    switcher_starts_at: float
+
+
+def detect(case: str, sampler: Sampler) -> Detection:
+    """Model fault -> detection -> delivery -> cold start for one failure case (fault at t = 0)."""
+    stopping_at: float | None = None
+    if case == "app_fault":
+        # The monitor notices at its next check, then the FaultScript stops the instance; the
+        # EC2 rule reacts to `stopping`, so detection is the moment the stop call took effect.
+        noticed = sampler.draw("detection.app_monitor_check_interval") * sampler.fraction()
+        stopping_at = noticed + sampler.draw("detection.faultscript_to_stop_call")
+        detected = stopping_at
+    elif case == "monitor_death":
+        # procstat reports pid_count 0 at its next collection; the 10 s alarm evaluates on its next
+        # period boundary, plus the delay before data is available.
+        sample = sampler.draw("detection.procstat_collection_interval") * sampler.fraction()
+        period = sampler.draw("detection.alarm_period")
+        datapoints = sampler.draw("detection.alarm_datapoints_to_alarm")
+        evaluated = sample + period * sampler.fraction() + period * (datapoints - 1)
+        detected = evaluated + sampler.draw("detection.alarm_evaluation_delay")
+    elif case == "status_check":
+        # StatusCheckFailed is a 1-minute metric: the breach shows at the end of the current minute.
+        detected = sampler.draw("detection.status_check_failure_onset") + sampler.draw(
+            "detection.alarm_evaluation_delay"
+        )
+    else:
+        raise ValueError(f"unknown case {case!r}: expected one of {', '.join(CASES)}")
+    delivered = detected + sampler.draw("delivery.eventbridge_delivery")
+    return Detection(
+        detected_at=detected,
+        source_stopping_at=stopping_at,
+        delivered_at=delivered,
+        switcher_starts_at=delivered + sampler.draw("delivery.lambda_cold_start"),
+    )
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """When the replacement serves: application up, health checks start, target healthy."""
+
+    app_up_at: float
+    health_checks_start_at: float
+    healthy_at: float
+
+
+def replacement_ready(
+    *, launched_at: float, running_at: float, registered_at: float, lb: str, sampler: Sampler
+) -> Readiness:
+    """Model boot + app start and the target group's health checks (lb = "nlb" or "alb")."""
+    booted = max(launched_at + sampler.draw("replacement_ready.launch_to_ssh_answering"), running_at)
+    app_up = booted + sampler.draw("replacement_ready.app_start_after_boot")
+    checks_start = registered_at + sampler.draw(f"load_balancer.{lb}.registration_delay")
+    interval = sampler.draw(f"load_balancer.{lb}.health_check_interval")
+    threshold = int(sampler.draw(f"load_balancer.{lb}.healthy_threshold"))
+    # Checks run at checks_start + k * interval; the first one at or after app_up passes.
+    first_pass = checks_start + interval * max(0, math.ceil((app_up - checks_start) / interval))
+    healthy = first_pass + interval * (threshold - 1)
+    return Readiness(app_up_at=app_up, health_checks_start_at=checks_start, healthy_at=healthy)
