@@ -1,0 +1,89 @@
+"""Where a VPC's on-instance monitors write: the monitor-log EFS and the monitor log group."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_efs as efs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+from switcher import contract
+
+#: POSIX identity the node's monitor writes its log directory as (the access point enforces it).
+MONITOR_LOG_UID = "1000"
+MONITOR_LOG_GID = "1000"
+
+
+def secure_file_system(
+    scope: Construct,
+    id_: str,
+    *,
+    network_vpc: ec2.IVpc,
+    subnets: ec2.SubnetSelection,
+    security_group: ec2.ISecurityGroup,
+) -> efs.FileSystem:
+    """An encrypted EFS file system with a mount target in every selected subnet, TLS enforced."""
+    file_system = efs.FileSystem(
+        scope,
+        id_,
+        vpc=network_vpc,
+        vpc_subnets=subnets,
+        security_group=security_group,
+        encrypted=True,
+        # Survives a switch by design: the data must also survive an accidental stack deletion.
+        removal_policy=RemovalPolicy.RETAIN,
+        enable_automatic_backups=True,
+    )
+    # Mounts use amazon-efs-utils with `tls`: refuse any unencrypted client.
+    file_system.add_to_resource_policy(
+        iam.PolicyStatement(
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["*"],
+            conditions={"Bool": {"aws:SecureTransport": "false"}},
+        )
+    )
+    return file_system
+
+
+class MonitorLogs(Construct):
+    """The shared monitor-log EFS (one access point per node) and the VPC's monitor log group."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        vpc_name: str,
+        network_vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "EfsSg",
+            vpc=network_vpc,
+            description="swr monitor-log EFS: NFS from nodes",
+            allow_all_outbound=False,
+        )
+        self.file_system = secure_file_system(
+            self, "FileSystem", network_vpc=network_vpc, subnets=subnets, security_group=self.security_group
+        )
+        self.log_group = logs.LogGroup(
+            self,
+            "LogGroup",
+            log_group_name=contract.monitor_log_group_name(vpc_name),
+            retention=log_retention,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    def add_node_access_point(self, *, node_id: int) -> efs.AccessPoint:
+        """The node's own directory `/<node_id>` on the monitor-log EFS (kept across switches)."""
+        return self.file_system.add_access_point(
+            f"AccessPoint{node_id}",
+            path=f"/{node_id}",
+            posix_user=efs.PosixUser(uid=MONITOR_LOG_UID, gid=MONITOR_LOG_GID),
+            create_acl=efs.Acl(owner_uid=MONITOR_LOG_UID, owner_gid=MONITOR_LOG_GID, permissions="750"),
+        )

@@ -1,0 +1,132 @@
+"""Network of a VPC: subnets the switcher may use, interface endpoints, flow logs, blackhole SG."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy, Tags
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+from switcher import contract
+
+from swr_stacks.config import VpcConfig
+
+#: AWS APIs the node reaches without a NAT: CloudWatch agent (metrics, logs), EC2 (agent tags), EFS utils.
+ENDPOINT_SERVICES = {
+    "Monitoring": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
+    "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+    "Ec2": ec2.InterfaceVpcEndpointAwsService.EC2,
+    "Efs": ec2.InterfaceVpcEndpointAwsService.ELASTIC_FILESYSTEM,
+}
+
+
+class SwrNetwork(Construct):
+    """The VPC (new or imported by ids), its tagged private subnets, endpoints and blackhole SG."""
+
+    def __init__(
+        self, scope: Construct, id_: str, *, vpc_config: VpcConfig, log_retention: logs.RetentionDays
+    ) -> None:
+        super().__init__(scope, id_)
+        azs = list(vpc_config.availability_zones)
+        if vpc_config.existing is None:
+            subnets = [
+                ec2.SubnetConfiguration(
+                    name="Private",
+                    subnet_type=(
+                        ec2.SubnetType.PRIVATE_WITH_EGRESS
+                        if vpc_config.nat_gateway
+                        else ec2.SubnetType.PRIVATE_ISOLATED
+                    ),
+                    cidr_mask=24,
+                )
+            ]
+            if vpc_config.needs_public_subnets or vpc_config.nat_gateway:
+                subnets.append(
+                    ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24)
+                )
+            vpc = ec2.Vpc(
+                self,
+                "Vpc",
+                ip_addresses=ec2.IpAddresses.cidr(vpc_config.cidr),
+                availability_zones=azs,
+                subnet_configuration=subnets,
+                # One NAT is enough for package installs; none by default (endpoints cover the AWS APIs).
+                nat_gateways=1 if vpc_config.nat_gateway else 0,
+                restrict_default_security_group=True,
+            )
+            self.vpc: ec2.IVpc = vpc
+            self.private_subnets = ec2.SubnetSelection(subnet_group_name="Private")
+            self.public_subnets = ec2.SubnetSelection(subnet_group_name="Public")
+            for subnet in vpc.select_subnets(subnet_group_name="Private").subnets:
+                Tags.of(subnet).add(contract.TAG_SUBNET, contract.TAG_SUBNET_VALUE)
+        else:
+            existing = vpc_config.existing
+            # Imported by ids: synth needs no lookup. The user tags these subnets (docs/configuration.md).
+            self.vpc = ec2.Vpc.from_vpc_attributes(
+                self,
+                "Vpc",
+                vpc_id=existing.vpc_id,
+                vpc_cidr_block=vpc_config.cidr,
+                availability_zones=azs,
+                isolated_subnet_ids=list(existing.private_subnet_ids),
+                public_subnet_ids=list(existing.public_subnet_ids) or None,
+            )
+            self.private_subnets = ec2.SubnetSelection(
+                subnets=[
+                    ec2.Subnet.from_subnet_attributes(
+                        self, f"Private{i}", subnet_id=sid, availability_zone=az
+                    )
+                    for i, (sid, az) in enumerate(zip(existing.private_subnet_ids, azs, strict=True))
+                ]
+            )
+            self.public_subnets = ec2.SubnetSelection(
+                subnets=[
+                    ec2.Subnet.from_subnet_attributes(self, f"Public{i}", subnet_id=sid, availability_zone=az)
+                    for i, (sid, az) in enumerate(zip(existing.public_subnet_ids, azs, strict=True))
+                ]
+            )
+        self.cidr = vpc_config.cidr
+
+        flow_log_group = logs.LogGroup(
+            self, "FlowLogGroup", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        ec2.FlowLog(
+            self,
+            "FlowLog",
+            resource_type=ec2.FlowLogResourceType.from_vpc(self.vpc),
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group),
+            traffic_type=ec2.FlowLogTrafficType.REJECT,
+        )
+
+        self.endpoint_security_group = ec2.SecurityGroup(
+            self,
+            "EndpointSg",
+            vpc=self.vpc,
+            description="swr interface endpoints: HTTPS from the VPC",
+            allow_all_outbound=False,
+        )
+        self.endpoint_security_group.add_ingress_rule(
+            ec2.Peer.ipv4(vpc_config.cidr), ec2.Port.tcp(443), "HTTPS to AWS APIs from the VPC"
+        )
+        self.endpoints = [
+            self.vpc.add_interface_endpoint(
+                name,
+                service=service,
+                subnets=self.private_subnets,
+                security_groups=[self.endpoint_security_group],
+                private_dns_enabled=True,
+                # Not `open`: that adds a rule from the VPC CIDR token; ours above names the CIDR.
+                open=False,
+            )
+            for name, service in ENDPOINT_SERVICES.items()
+        ]
+
+        # Fencing: the switcher puts this group (alone) on a failed instance. No ingress rule, and
+        # allow_all_outbound=False makes the CDK emit only a dummy egress rule (255.255.255.255/32,
+        # ICMP type 252 code 86) that matches no real traffic, replacing the default allow-all egress.
+        self.blackhole_security_group = ec2.SecurityGroup(
+            self,
+            "BlackholeSg",
+            vpc=self.vpc,
+            description="swr blackhole: no ingress, no usable egress (fences a failed node)",
+            allow_all_outbound=False,
+        )

@@ -1,0 +1,347 @@
+"""The switcher of a VPC: its Lambda function, least-privilege role, DLQ and the two trigger rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+from switcher import contract
+
+from swr_stacks.bundling import switcher_bundling
+from swr_stacks.config import FlapGuard
+from swr_stacks.nag import acknowledge, acknowledge_wildcard_resources
+
+LAMBDA_SOURCE_DIR = Path(__file__).resolve().parent.parent / "lambda_src"
+HANDLER = "switcher.handler.lambda_handler"
+#: A switch waits for the source to stop and the replacement to run: give it Lambda's maximum.
+SWITCHER_TIMEOUT = Duration.seconds(900)
+#: A claimed switch whose lease expired may be resumed; it must outlive the invocation that holds it.
+LEASE_SECONDS = 900 + 30
+
+#: Actions that have no resource-level permissions (IAM service authorization reference), so they
+#: can only be granted on "*". All are read-only.
+DESCRIBE_ACTIONS = (
+    "ec2:DescribeInstances",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeLaunchTemplateVersions",
+    "ec2:DescribeInstanceTypeOfferings",
+    "elasticloadbalancing:DescribeTargetHealth",
+)
+
+
+class Switcher(Construct):
+    """The VPC's switcher Lambda (one handler for EventBridge events and node custom resources)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        vpc_name: str,
+        vpc_id: str,
+        table: dynamodb.ITable,
+        topic: sns.ITopic,
+        blackhole_security_group_id: str,
+        flap_guard: FlapGuard,
+        switch_order: str,
+        reserved_concurrency: int,
+        history_ttl_days: int,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, id_)
+        self._vpc_name = vpc_name
+        stack = Stack.of(self)
+
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.dead_letter_queue,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the switcher and of its two EventBridge rules.",
+        )
+
+        self.log_group = logs.LogGroup(
+            self, "LogGroup", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        # An explicit role: the default one would carry the AWS-managed AWSLambdaBasicExecutionRole.
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"swr switcher of VPC {vpc_name}",
+        )
+        self.log_group.grant_write(self.role)
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=HANDLER,
+            code=lambda_.Code.from_asset(
+                str(LAMBDA_SOURCE_DIR), bundling=switcher_bundling(LAMBDA_SOURCE_DIR)
+            ),
+            role=self.role,
+            timeout=SWITCHER_TIMEOUT,
+            memory_size=256,
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            dead_letter_queue=self.dead_letter_queue,
+            # RunInstances is a token bucket refilled at 2/s per account and region: more parallel
+            # switches would only throttle each other, and the reservation keeps switches runnable
+            # when other functions exhaust the account's concurrency.
+            reserved_concurrent_executions=reserved_concurrency,
+            # An event that failed 2 retries or waited an hour describes a failure that is long handled
+            # (or needs an operator): it goes to the DLQ instead of starting a stale switch.
+            retry_attempts=2,
+            max_event_age=Duration.hours(1),
+            environment={
+                contract.ENV_TABLE_NAME: table.table_name,
+                contract.ENV_TOPIC_ARN: topic.topic_arn,
+                contract.ENV_BLACKHOLE_SG_ID: blackhole_security_group_id,
+                contract.ENV_VPC_NAME: vpc_name,
+                contract.ENV_VPC_ID: vpc_id,
+                contract.ENV_SWITCH_ORDER: switch_order,
+                contract.ENV_FLAP_MAX_SWITCHES: str(flap_guard.max_switches),
+                contract.ENV_FLAP_WINDOW_SECONDS: str(flap_guard.window_seconds),
+                contract.ENV_LEASE_SECONDS: str(LEASE_SECONDS),
+                contract.ENV_HISTORY_TTL_DAYS: str(history_ttl_days),
+            },
+        )
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            "Python 3.12 is the runtime the switcher is tested on; move up deliberately, with the tests.",
+        )
+
+        table.grant_read_write_data(self.role)
+        topic.grant_publish(self.role)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="Notices",
+                actions=["events:PutEvents"],
+                resources=[stack.format_arn(service="events", resource="event-bus", resource_name="default")],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(sid="Describe", actions=list(DESCRIBE_ACTIONS), resources=["*"])
+        )
+        self._grant_instances(stack, vpc_id)
+        self._grant_alarms(stack)
+        self._acknowledge_scoped_wildcards(stack)
+
+        self.rules = self._add_trigger_rules()
+
+    # --- least privilege ----------------------------------------------------------------------------
+
+    def _ec2_arn(self, stack: Stack, resource: str, name: str = "*", *, account: str | None = None) -> str:
+        return stack.format_arn(service="ec2", resource=resource, resource_name=name, account=account)
+
+    def _grant_instances(self, stack: Stack, vpc_id: str) -> None:
+        vpc_tag = {f"aws:RequestTag/{contract.TAG_VPC}": self._vpc_name}
+        own_tag = {f"ec2:ResourceTag/{contract.TAG_VPC}": self._vpc_name}
+        vpc_arn = self._ec2_arn(stack, "vpc", vpc_id)
+        created = [self._ec2_arn(stack, r) for r in ("instance", "volume", "network-interface")]
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RunTaggedInstances",
+                actions=["ec2:RunInstances"],
+                resources=created,
+                conditions={"StringEquals": vpc_tag},
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RunInTaggedSubnets",
+                actions=["ec2:RunInstances"],
+                resources=[self._ec2_arn(stack, "subnet")],
+                conditions={
+                    "StringEquals": {"ec2:Vpc": vpc_arn},
+                    "StringLike": {f"ec2:ResourceTag/{contract.TAG_SUBNET}": "*"},
+                },
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RunFromOwnLaunchTemplates",
+                actions=["ec2:RunInstances"],
+                resources=[self._ec2_arn(stack, "launch-template")],
+                conditions={"StringEquals": own_tag},
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RunWithVpcSecurityGroups",
+                actions=["ec2:RunInstances", "ec2:ModifyInstanceAttribute"],
+                resources=[self._ec2_arn(stack, "security-group")],
+                conditions={"StringEquals": {"ec2:Vpc": vpc_arn}},
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TagOnLaunchOnly",
+                actions=["ec2:CreateTags"],
+                resources=created,
+                conditions={"StringEquals": {"ec2:CreateAction": "RunInstances"}},
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="FenceAndTerminateOwnInstances",
+                actions=["ec2:StopInstances", "ec2:TerminateInstances", "ec2:ModifyInstanceAttribute"],
+                resources=[self._ec2_arn(stack, "instance")],
+                conditions={"StringEquals": own_tag},
+            )
+        )
+
+    def _grant_alarms(self, stack: Stack) -> None:
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="OwnAlarms",
+                actions=[
+                    "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:DeleteAlarms",
+                    "cloudwatch:DescribeAlarms",
+                    "cloudwatch:SetAlarmState",
+                ],
+                resources=[self._alarm_arn(stack)],
+            )
+        )
+
+    def _acknowledge_scoped_wildcards(self, stack: Stack) -> None:
+        policy = self.role.node.find_child("DefaultPolicy")
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Only actions without resource-level permissions: ec2 Describe*, elasticloadbalancing "
+            "DescribeTargetHealth, and X-Ray PutTraceSegments/PutTelemetryRecords (tracing).",
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+            "Granted by topic.grant_publish on the notice topic's own key only (SNS encrypts with it).",
+        )
+        acknowledge_wildcard_resources(
+            policy,
+            [self._ec2_arn(stack, r) for r in ("instance", "volume", "network-interface")],
+            "Instance ids are not known in advance: RunInstances requires the swr:vpc request tag, "
+            "CreateTags only on launch, Stop/Terminate/Modify only where ec2:ResourceTag/swr:vpc is this "
+            "VPC.",
+        )
+        acknowledge_wildcard_resources(
+            policy,
+            [self._ec2_arn(stack, "subnet")],
+            f"Only subnets of this VPC (ec2:Vpc) that carry the {contract.TAG_SUBNET} tag.",
+        )
+        acknowledge_wildcard_resources(
+            policy,
+            [self._ec2_arn(stack, "launch-template")],
+            "Only launch templates tagged swr:vpc = this VPC (ec2:ResourceTag condition).",
+        )
+        acknowledge_wildcard_resources(
+            policy,
+            [self._ec2_arn(stack, "security-group")],
+            "Only security groups of this VPC (ec2:Vpc): the node SG at launch, the blackhole SG when "
+            "fencing.",
+        )
+        acknowledge_wildcard_resources(
+            policy,
+            [self._alarm_arn(stack)],
+            "The switcher creates and moves the node alarms; only names with this VPC's prefix swr-<vpc>-.",
+        )
+
+    def _alarm_arn(self, stack: Stack) -> str:
+        return stack.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=f"{contract.alarm_prefix(self._vpc_name)}*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    def grant_nodes(
+        self,
+        *,
+        node_roles: Sequence[iam.IRole],
+        target_group_arns: Sequence[str],
+        amis: Sequence[str],
+        key_pairs: Sequence[str],
+    ) -> None:
+        """Allow exactly the VPC's node roles, target groups, AMIs and key pairs (once, after the nodes)."""
+        stack = Stack.of(self)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PassNodeRoles",
+                actions=["iam:PassRole"],
+                resources=[role.role_arn for role in node_roles],
+                conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="MoveTraffic",
+                actions=["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"],
+                resources=list(target_group_arns),
+            )
+        )
+        launch_resources = [
+            # Public and private AMIs have no account in their ARN.
+            stack.format_arn(service="ec2", resource="image", resource_name=ami, account="")
+            for ami in sorted(set(amis))
+        ]
+        launch_resources += [self._ec2_arn(stack, "key-pair", name) for name in sorted(set(key_pairs))]
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RunConfiguredImages", actions=["ec2:RunInstances"], resources=launch_resources
+            )
+        )
+
+    # --- triggers -----------------------------------------------------------------------------------
+
+    def _add_trigger_rules(self) -> list[events.Rule]:
+        target = targets.LambdaFunction(
+            self.function,
+            dead_letter_queue=self.dead_letter_queue,
+            retry_attempts=4,
+            max_event_age=Duration.hours(1),
+        )
+        ec2_rule = events.Rule(
+            self,
+            "InstanceStopRule",
+            description=f"swr {self._vpc_name}: an instance is stopping or stopped",
+            event_pattern=events.EventPattern(
+                source=[contract.EC2_EVENT_SOURCE],
+                detail_type=[contract.EC2_STATE_CHANGE_DETAIL_TYPE],
+                detail={"state": list(contract.EC2_TRIGGER_STATES)},
+            ),
+            targets=[target],
+        )
+        alarm_rule = events.Rule(
+            self,
+            "AlarmRule",
+            description=f"swr {self._vpc_name}: a node alarm went to ALARM",
+            event_pattern=events.EventPattern(
+                source=[contract.ALARM_EVENT_SOURCE],
+                detail_type=[contract.ALARM_STATE_CHANGE_DETAIL_TYPE],
+                detail={
+                    "alarmName": events.Match.prefix(contract.alarm_prefix(self._vpc_name)),
+                    "state": {"value": [contract.ALARM_TRIGGER_STATE]},
+                },
+            ),
+            targets=[target],
+        )
+        return [ec2_rule, alarm_rule]
