@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import AGENT_DIR, run_shellcheck
+from agent_helpers import AGENT_DIR, run_shellcheck
 from switcher import contract
 from swr_agent.cwagent import (
     AGENT_CONFIG_PATH,

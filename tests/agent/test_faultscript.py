@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import AGENT_DIR, read_events, run_shellcheck, write_executable
+from agent_helpers import AGENT_DIR, read_events, run_shellcheck, write_executable
 
 FAULTSCRIPT = AGENT_DIR / "swr-faultscript"
 INSTANCE_ID = "i-0123456789abcdef0"

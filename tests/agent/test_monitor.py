@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import AGENT_DIR, read_events, wait_for, write_executable
+from agent_helpers import AGENT_DIR, read_events, wait_for, write_executable
 from swr_agent import swr_monitor
 from swr_agent.swr_monitor import ConfigError, Monitor, check_command, parse_config
 

