@@ -161,3 +161,11 @@ class Sampler:
         """A uniform number in [0, 1): where in a periodic cycle a fault happens to fall."""
         with self._lock:
             return self._rng.random()
+
+
+def with_override(model: LatencyModel, path: str, value: float, source: str) -> LatencyModel:
+    """A copy of `model` where the figure at `path` is the constant `value` from `source`."""
+    old = model[path]
+    figures = dict(model.figures)
+    figures[path] = Figure(path=path, low=float(value), high=float(value), unit=old.unit, source=source)
+    return LatencyModel(figures, model.origin)

@@ -1,0 +1,189 @@
+"""P1 - recovery time per failure case, vendor order vs swr order, same model, same run.
+
+Modeled RTO = fault -> detection -> EventBridge -> cold start -> the real switcher on moto (modeled
+AWS latencies) -> replacement booted and healthy in the target group (NLB and ALB modeled apart).
+Run alone: `.venv/bin/python -m bench.p1_recovery [--runs 21]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections import defaultdict
+from typing import Any
+
+from bench.deployment_config import load_defaults, model_for_default_deployment
+from bench.harness import deployment
+from bench.latency_model import LatencyModel
+from bench.results_io import REPO_ROOT, run_metadata, write_result
+from bench.rto_model import CASE_TITLES, CASES
+from bench.single_switch import LB_TYPES, SwitchRun, SwitchRunner
+
+ORDERS = ("vendor", "swr")
+DEFAULT_RUNS = 21
+BASE_SEED = 20_000
+TARGET_RATIO = 0.5
+TARGET_APP_FAULT_NLB_S = 75.0
+
+#: Segments after the switcher, per load balancer (label, start key, end key of `readiness`).
+READINESS_SEGMENTS = (
+    ("replacement boot + app start", "launched_at", "app_up_at"),
+    ("{lb} registration delay", "registered_at", "health_checks_start_at"),
+    ("{lb} health checks until healthy", "health_checks_start_at", "healthy_at"),
+)
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "median": statistics.median(ordered),
+        "min": ordered[0],
+        "max": ordered[-1],
+        "p90": ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))],
+    }
+
+
+def _segments(run: SwitchRun, lb: str) -> list[tuple[str, float, float]]:
+    """Every phase of one run for one lb type: detection, switcher phases, then readiness."""
+    ready = dict(run.readiness[lb])
+    ready["launched_at"] = max(c["end"] for c in run.calls if c["operation"] == "ec2.RunInstances")
+    ready["registered_at"] = max(c["end"] for c in run.calls if c["operation"] == "elbv2.RegisterTargets")
+    extra = [
+        (label.format(lb=lb.upper()), ready[start], ready[end]) for label, start, end in READINESS_SEGMENTS
+    ]
+    return [*run.phases, *extra]
+
+
+def _critical_path(run: SwitchRun, lb: str) -> dict[str, float]:
+    """The RTO cut into consecutive pieces that add up to it (what dominates?)."""
+    detected = run.phases[0][2]
+    switcher_start = run.phases[1][2]
+    registered = max(c["end"] for c in run.calls if c["operation"] == "elbv2.RegisterTargets")
+    launch_call_start = max(c["start"] for c in run.calls if c["operation"] == "ec2.RunInstances")
+    return {
+        "fault -> detected": detected,
+        "detected -> switcher starts (EventBridge + cold start)": switcher_start - detected,
+        "switcher start -> RunInstances sent": launch_call_start - switcher_start,
+        "RunInstances sent -> target registered": registered - launch_call_start,
+        "target registered -> healthy (boot, app, LB registration, health checks)": run.rto[lb] - registered,
+    }
+
+
+def aggregate(runs: list[SwitchRun]) -> dict[str, Any]:
+    """Medians per case/order/lb, ratios swr/vendor, per-phase medians, Gantt bars, critical path."""
+    grouped: dict[tuple[str, str], list[SwitchRun]] = defaultdict(list)
+    for run in runs:
+        grouped[(run.case, run.order)].append(run)
+    cases: dict[str, Any] = {}
+    for case in CASES:
+        entry: dict[str, Any] = {"title": CASE_TITLES[case], "orders": {}, "ratio_swr_over_vendor": {}}
+        for order in ORDERS:
+            group = grouped[(case, order)]
+            per_lb = {lb: _summary([r.rto[lb] for r in group]) for lb in LB_TYPES}
+            phase_durations: dict[str, list[float]] = defaultdict(list)
+            bars: dict[str, dict[str, list[float]]] = {lb: defaultdict(list) for lb in LB_TYPES}
+            for run in group:
+                for label, start, end in run.phases:
+                    phase_durations[label].append(end - start)
+                for lb in LB_TYPES:
+                    for label, start, end in _segments(run, lb):
+                        bars[lb][label].append(start)
+                        bars[lb][label + "\0end"].append(end)
+            critical: dict[str, dict[str, float]] = {}
+            for lb in LB_TYPES:
+                pieces: dict[str, list[float]] = defaultdict(list)
+                for run in group:
+                    for key, value in _critical_path(run, lb).items():
+                        pieces[key].append(value)
+                critical[lb] = {key: statistics.median(values) for key, values in pieces.items()}
+            entry["orders"][order] = {
+                "runs": len(group),
+                "rto_s": per_lb,
+                "phase_median_s": {label: statistics.median(v) for label, v in phase_durations.items()},
+                "switcher_modeled_s_median": statistics.median(r.switcher_modeled_s for r in group),
+                "critical_path_median_s": critical,
+                "gantt_median": {
+                    lb: [
+                        {
+                            "phase": label,
+                            "start": statistics.median(values),
+                            "end": statistics.median(bars[lb][label + "\0end"]),
+                        }
+                        for label, values in bars[lb].items()
+                        if not label.endswith("\0end")
+                    ]
+                    for lb in LB_TYPES
+                },
+            }
+        for lb in LB_TYPES:
+            vendor = entry["orders"]["vendor"]["rto_s"][lb]["median"]
+            swr = entry["orders"]["swr"]["rto_s"][lb]["median"]
+            entry["ratio_swr_over_vendor"][lb] = swr / vendor
+        cases[case] = entry
+    return cases
+
+
+def verdict(cases: dict[str, Any]) -> dict[str, Any]:
+    """The targets of issue 6 checked against the measured medians, and what dominates if missed."""
+    app = cases["app_fault"]
+    swr_rto = app["orders"]["swr"]["rto_s"]["nlb"]["median"]
+    ratio = app["ratio_swr_over_vendor"]["nlb"]
+    critical = app["orders"]["swr"]["critical_path_median_s"]["nlb"]
+    dominant = max(critical, key=critical.get)
+    return {
+        "app_fault_nlb_swr_rto_s": swr_rto,
+        "target_rto_s": TARGET_APP_FAULT_NLB_S,
+        "rto_target_met": swr_rto <= TARGET_APP_FAULT_NLB_S,
+        "app_fault_nlb_ratio": ratio,
+        "target_ratio": TARGET_RATIO,
+        "ratio_target_met": ratio <= TARGET_RATIO,
+        "dominant_piece": dominant,
+        "dominant_piece_s": critical[dominant],
+        "critical_path_s": critical,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="runs per case and order (>= 20)")
+    args = parser.parse_args(argv)
+    defaults = load_defaults()
+    model = model_for_default_deployment(LatencyModel.load(), defaults)
+    node_ids = list(range(1, args.runs * len(CASES) * len(ORDERS) + 1))
+    began = time.perf_counter()
+    runs: list[SwitchRun] = []
+    with deployment(node_ids) as deployed:
+        runner = SwitchRunner(deployed, model)
+        next_node = iter(node_ids)
+        for index in range(args.runs):
+            for case in CASES:
+                for order in ORDERS:
+                    # Same seed for both orders: identical detection draws, so the pair differs by order only.
+                    seed = BASE_SEED + index * 10 + CASES.index(case)
+                    runs.append(runner.run(node_id=next(next_node), case=case, order=order, seed=seed))
+    cases = aggregate(runs)
+    payload = {
+        "benchmark": "p1_recovery",
+        "run": run_metadata(f"python -m bench.p1_recovery --runs {args.runs}"),
+        "what": "modeled RTO from fault to replacement healthy in the target group (modeled seconds); "
+        "the switcher is the real code against moto server, AWS latencies from bench/latency_model.json",
+        "runs_per_case_and_order": args.runs,
+        "wall_s": time.perf_counter() - began,
+        "time_scale": model.time_scale,
+        "cases": cases,
+        "verdict": verdict(cases),
+        "model": model.sources_table(),
+    }
+    path = write_result("p1_recovery", payload)
+    print(f"P1 written to {path.relative_to(REPO_ROOT)} ({payload['wall_s']:.0f} s)")
+    for case, entry in cases.items():
+        for lb in LB_TYPES:
+            vendor = entry["orders"]["vendor"]["rto_s"][lb]["median"]
+            swr = entry["orders"]["swr"]["rto_s"][lb]["median"]
+            print(f"  {case:14s} {lb}: vendor {vendor:6.1f} s  swr {swr:6.1f} s  ratio {swr / vendor:.2f}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()
