@@ -190,7 +190,7 @@ def switch_to_item(sw: SwitchRecord) -> dict[str, Any]:
         "kind": {"S": "switch"},
         "switch_id": {"S": sw.switch_id},
         "outcome": {"S": sw.outcome},
-        "body": {"S": json.dumps(body, sort_keys=True)},
+        "body": {"S": json.dumps(body)},  # insertion order kept: the timeline reads in phase order
         contract.TTL_ATTRIBUTE: {"N": str(sw.expires_at)},
     }
 

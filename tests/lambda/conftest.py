@@ -1,0 +1,66 @@
+"""Fixtures of the switcher's moto tests: fake credentials, a moto world, a Lambda context."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from moto import mock_aws  # noqa: E402
+
+from tests.helpers.aws_faults import FaultInjector, aws_faults  # noqa: E402
+from tests.helpers.world import REGION, World, build_world  # noqa: E402
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and an explicit region, so nothing can reach a real account."""
+    for var, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(var, value)
+
+
+@pytest.fixture
+def faults(aws_credentials: None) -> Iterator[FaultInjector]:
+    """moto in-process with the shared fault helper active (ClientToken idempotency, atomic writes)."""
+    with mock_aws(), aws_faults() as injector:
+        yield injector
+
+
+@pytest.fixture
+def world(faults: FaultInjector) -> World:
+    """A fresh VPC world in moto, with no node yet."""
+    return build_world()
+
+
+@dataclass
+class FakeLambdaContext:
+    """The parts of the Lambda context the handler and Powertools use."""
+
+    function_name: str = "swr-prod-switcher"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:swr-prod-switcher"
+    aws_request_id: str = "11111111-2222-3333-4444-555555555555"
+    remaining_ms: int = 900_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Time left in the invocation."""
+        return self.remaining_ms
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    """A Lambda context with 900 s left."""
+    return FakeLambdaContext()
