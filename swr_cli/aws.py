@@ -1,0 +1,53 @@
+"""Where the CLI talks to: a region and, optionally, an endpoint (a local emulator)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+
+#: Hosts that count as "local": an endpoint there is an emulator, never a real account.
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+_RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+
+
+def is_local_endpoint(endpoint_url: str | None) -> bool:
+    """True when endpoint_url points at this machine (an emulator such as moto)."""
+    if not endpoint_url:
+        return False
+    return (urlparse(endpoint_url).hostname or "") in LOCAL_HOSTS
+
+
+@dataclass(frozen=True)
+class AwsTarget:
+    """A region and an optional endpoint URL; hands out boto3 clients for it."""
+
+    region: str
+    endpoint_url: str | None = None
+    _session: Any = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_args(cls, region: str | None, endpoint_url: str | None) -> AwsTarget:
+        """Region from --region, AWS_REGION or AWS_DEFAULT_REGION; endpoint from --endpoint-url or
+        AWS_ENDPOINT_URL (which boto3 itself also honours)."""
+        resolved_region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if not resolved_region:
+            session_region = boto3.session.Session().region_name
+            if not session_region:
+                raise ValueError("no AWS region: pass --region or set AWS_REGION")
+            resolved_region = session_region
+        return cls(region=resolved_region, endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL"))
+
+    @property
+    def is_local(self) -> bool:
+        return is_local_endpoint(self.endpoint_url)
+
+    def client(self, service: str) -> Any:
+        session = self._session or boto3.session.Session()
+        factory: Any = session.client
+        return factory(service, region_name=self.region, endpoint_url=self.endpoint_url, config=_RETRY_CONFIG)

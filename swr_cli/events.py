@@ -1,0 +1,98 @@
+"""Events exactly as AWS delivers them to an EventBridge rule's target (the switcher Lambda)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from switcher import contract
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ec2_state_change(instance_id: str, state: str, *, account_id: str, region: str) -> dict[str, Any]:
+    """ "EC2 Instance State-change Notification", as EC2 emits it when the FaultScript stops the instance."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": contract.EC2_STATE_CHANGE_DETAIL_TYPE,
+        "source": contract.EC2_EVENT_SOURCE,
+        "account": account_id,
+        "time": _now(),
+        "region": region,
+        "resources": [f"arn:aws:ec2:{region}:{account_id}:instance/{instance_id}"],
+        "detail": {"instance-id": instance_id, "state": state},
+    }
+
+
+def _metric_config(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    if alarm.get("Metrics"):
+        out = []
+        for query in alarm["Metrics"]:
+            item: dict[str, Any] = {"id": query["Id"], "returnData": query.get("ReturnData", True)}
+            if "MetricStat" in query:
+                stat = query["MetricStat"]
+                item["metricStat"] = {
+                    "metric": {
+                        "namespace": stat["Metric"].get("Namespace"),
+                        "name": stat["Metric"].get("MetricName"),
+                        "dimensions": {d["Name"]: d["Value"] for d in stat["Metric"].get("Dimensions", [])},
+                    },
+                    "period": stat.get("Period"),
+                    "stat": stat.get("Stat"),
+                }
+            if "Expression" in query:
+                item["expression"] = query["Expression"]
+            out.append(item)
+        return out
+    return [
+        {
+            "id": "m1",
+            "metricStat": {
+                "metric": {
+                    "namespace": alarm.get("Namespace"),
+                    "name": alarm.get("MetricName"),
+                    "dimensions": {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])},
+                },
+                "period": alarm.get("Period"),
+                "stat": alarm.get("Statistic") or alarm.get("ExtendedStatistic"),
+            },
+            "returnData": True,
+        }
+    ]
+
+
+def alarm_state_change(
+    alarm: dict[str, Any], *, previous_state: str = "OK", account_id: str, region: str
+) -> dict[str, Any]:
+    """The alarm state-change event of an alarm as `describe_alarms` returns it (now in ALARM)."""
+    timestamp = alarm.get("StateUpdatedTimestamp")
+    stamp = timestamp.strftime("%Y-%m-%dT%H:%M:%S.000+0000") if isinstance(timestamp, datetime) else _now()
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": contract.ALARM_STATE_CHANGE_DETAIL_TYPE,
+        "source": contract.ALARM_EVENT_SOURCE,
+        "account": account_id,
+        "time": _now(),
+        "region": region,
+        "resources": [alarm["AlarmArn"]],
+        "detail": {
+            "alarmName": alarm["AlarmName"],
+            "state": {
+                "value": alarm.get("StateValue", contract.ALARM_TRIGGER_STATE),
+                "reason": alarm.get("StateReason", ""),
+                "reasonData": alarm.get("StateReasonData", json.dumps({})),
+                "timestamp": stamp,
+            },
+            "previousState": {"value": previous_state, "reason": "", "timestamp": stamp},
+            "configuration": {
+                "description": alarm.get("AlarmDescription", ""),
+                "metrics": _metric_config(alarm),
+            },
+        },
+    }

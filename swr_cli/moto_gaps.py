@@ -1,0 +1,327 @@
+"""Every place where moto (5.2.x) behaves differently from AWS, corrected in one place.
+
+Each function states the gap it closes. Nothing here runs against a real account: the callers only use
+these helpers on a local emulator (see `swr_cli.aws.is_local_endpoint`).
+
+1. CloudFormation custom resources backed by a Lambda: moto would invoke the function in Docker. We
+   strip them from the template, keep their properties as stack outputs (so CloudFormation itself
+   resolves every Ref/GetAtt/ImportValue in them) and then: `Custom::SwrNode` gets the Create request
+   sent to the switcher in-process (`swr_cli.inprocess`); CDK's `Custom::VpcRestrictDefaultSG` is done
+   here (`restrict_default_security_group`: remove every rule of the VPC's default group, as its handler
+   does). Standalone `AWS::EC2::SecurityGroupEgress` resources, which moto does not model, are stripped
+   the same way and authorized through the EC2 API (`authorize_standalone_egress`).
+2. `AWS::ElasticLoadBalancingV2::LoadBalancer.Type`: moto's CloudFormation creates every load balancer
+   as an ALB (and then rejects an NLB's TCP listener). Patched in moto while the local deploy runs.
+3. `AWS::EC2::SecurityGroup.SecurityGroupEgress`: moto keeps the default allow-all egress rule next to
+   the declared rules (the blackhole group's "disallow all" rule must be the only one). Corrected after
+   deploy through the EC2 API.
+5. `Fn::GetAtt` on `AWS::EFS::FileSystem` (`Arn`, `FileSystemId`): moto's model has no attribute
+   lookup (the request fails with a server error). Patched in moto while the local deploy runs.
+4. `events:TestEventPattern`: moto answers without a result. We evaluate the pattern with moto's own
+   EventBridge pattern matcher, the one its rules use to route events.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from unittest import mock
+
+from botocore.exceptions import ClientError
+from switcher import contract
+
+_OUTPUT_PREFIX = "SwrGapCustomResource"
+
+
+@dataclass(frozen=True)
+class StrippedCustomResource:
+    """A custom resource removed from a template, and the stack outputs that carry its properties."""
+
+    logical_id: str
+    resource_type: str
+    #: property name -> output key (the value is resolved by CloudFormation into that output)
+    output_keys: dict[str, str]
+    #: properties that are not strings in the template (lists, maps): kept literally, JSON-encoded
+    literal_properties: dict[str, Any]
+
+    def resolve(self, outputs: dict[str, str]) -> dict[str, Any]:
+        """The resource's properties, as CloudFormation would send them in a Create request."""
+        props: dict[str, Any] = dict(self.literal_properties)
+        for name, key in self.output_keys.items():
+            if key not in outputs:
+                raise KeyError(f"stack output {key} (property {name} of {self.logical_id}) is missing")
+            props[name] = outputs[key]
+        return props
+
+
+def _references(node: Any, logical_id: str) -> bool:
+    if isinstance(node, dict):
+        if node.get("Ref") == logical_id:
+            return True
+        get_att = node.get("Fn::GetAtt")
+        if isinstance(get_att, list) and get_att and get_att[0] == logical_id:
+            return True
+        if isinstance(get_att, str) and get_att.split(".", 1)[0] == logical_id:
+            return True
+        return any(_references(value, logical_id) for value in node.values())
+    if isinstance(node, list):
+        return any(_references(value, logical_id) for value in node)
+    if isinstance(node, str):
+        return bool(re.search(r"\$\{" + re.escape(logical_id) + r"[.}]", node))
+    return False
+
+
+def _is_scalar_expression(value: Any) -> bool:
+    """A string, number or bool, or an intrinsic that yields a string (Ref, GetAtt, Join, Sub, ...)."""
+    if isinstance(value, str | int | float | bool):
+        return True
+    return (
+        isinstance(value, dict)
+        and len(value) == 1
+        and next(iter(value))
+        in {
+            "Ref",
+            "Fn::GetAtt",
+            "Fn::Join",
+            "Fn::Sub",
+            "Fn::ImportValue",
+            "Fn::Select",
+            "Fn::If",
+            "Fn::FindInMap",
+            "Fn::Base64",
+        }
+    )
+
+
+#: Resource types the local deploy takes out of the template (see gap 1).
+STANDALONE_EGRESS = "AWS::EC2::SecurityGroupEgress"
+RESTRICT_DEFAULT_SG = "Custom::VpcRestrictDefaultSG"
+HANDLED_CUSTOM_TYPES = (contract.NODE_RESOURCE_TYPE, RESTRICT_DEFAULT_SG)
+
+
+def _stripped_type(resource_type: str) -> bool:
+    return resource_type.startswith("Custom::") or resource_type == STANDALONE_EGRESS
+
+
+def strip_custom_resources(
+    template: dict[str, Any],
+) -> tuple[dict[str, Any], list[StrippedCustomResource]]:
+    """Gap 1: remove every custom resource (and standalone egress rule), exposing its properties as outputs.
+
+    A custom resource type the local deploy cannot stand in for raises ValueError naming it.
+
+    Raises ValueError (naming the resources) if anything else in the template refers to a stripped
+    resource, because that reference could not be honoured without the resource.
+    """
+    result = copy.deepcopy(template)
+    resources: dict[str, Any] = result.get("Resources", {})
+    outputs: dict[str, Any] = result.setdefault("Outputs", {})
+    stripped: list[StrippedCustomResource] = []
+    for index, (logical_id, body) in enumerate(list(resources.items())):
+        resource_type = str(body.get("Type"))
+        if not _stripped_type(resource_type):
+            continue
+        if resource_type.startswith("Custom::") and resource_type not in HANDLED_CUSTOM_TYPES:
+            raise ValueError(
+                f"custom resource {logical_id} ({resource_type}): the local deploy can only stand in for "
+                f"{', '.join(HANDLED_CUSTOM_TYPES)}"
+            )
+        del resources[logical_id]
+        output_keys: dict[str, str] = {}
+        literals: dict[str, Any] = {}
+        for prop_index, (name, value) in enumerate(body.get("Properties", {}).items()):
+            if _is_scalar_expression(value):
+                key = f"{_OUTPUT_PREFIX}{index}P{prop_index}"
+                outputs[key] = {"Value": value if not isinstance(value, int | float | bool) else str(value)}
+                output_keys[name] = key
+            else:
+                literals[name] = value
+        stripped.append(StrippedCustomResource(logical_id, resource_type, output_keys, literals))
+
+    for item in stripped:
+        for other_id, body in resources.items():
+            depends = body.get("DependsOn")
+            if isinstance(depends, str) and depends == item.logical_id:
+                del body["DependsOn"]
+            elif isinstance(depends, list) and item.logical_id in depends:
+                body["DependsOn"] = [d for d in depends if d != item.logical_id]
+            if _references({k: v for k, v in body.items() if k != "DependsOn"}, item.logical_id):
+                raise ValueError(
+                    f"resource {other_id} refers to custom resource {item.logical_id}, which the local "
+                    "deploy provisions outside CloudFormation"
+                )
+        for key in [k for k, v in outputs.items() if not k.startswith(_OUTPUT_PREFIX)]:
+            if _references(outputs[key], item.logical_id):
+                del outputs[key]
+    if not outputs:
+        del result["Outputs"]
+    return result, stripped
+
+
+@contextmanager
+def patched_cloudformation() -> Iterator[None]:
+    """Gaps 2 and 5, while active. Gap 2: moto's CloudFormation creates each load balancer with the `Type`
+    (network | application | gateway) and `Tags` its template declares (moto 5.2 passes neither: every
+    load balancer became an ALB and an NLB's TCP listener was rejected). Gap 5: `Fn::GetAtt` of an EFS
+    file system. Patches moto in this process, which is where `ThreadedMotoServer` runs."""
+    from moto.efs.models import FileSystem
+    from moto.elbv2.models import FakeLoadBalancer, elbv2_backends
+
+    def efs_has_attr(cls: type, attr: str) -> bool:
+        return attr in ("Arn", "FileSystemId")
+
+    def efs_get_attr(self: Any, attr: str) -> Any:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        if attr == "Arn":
+            return self.file_system_arn
+        if attr == "FileSystemId":
+            return self.file_system_id
+        raise UnformattedGetAttTemplateException()
+
+    def create(
+        cls: type,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        properties = cloudformation_json["Properties"]
+        return elbv2_backends[account_id][region_name].create_load_balancer(
+            resource_name,
+            properties.get("SecurityGroups"),
+            properties.get("Subnets"),
+            subnet_mappings=properties.get("SubnetMappings"),
+            scheme=properties.get("Scheme", "internet-facing"),
+            loadbalancer_type=properties.get("Type", "application"),
+            tags=properties.get("Tags"),
+        )
+
+    with (
+        mock.patch.object(FakeLoadBalancer, "create_from_cloudformation_json", classmethod(create)),
+        mock.patch.object(FileSystem, "has_cfn_attr", classmethod(efs_has_attr), create=True),
+        mock.patch.object(FileSystem, "get_cfn_attribute", efs_get_attr, create=True),
+    ):
+        yield
+
+
+def _permission(rule: dict[str, Any]) -> dict[str, Any]:
+    perm: dict[str, Any] = {"IpProtocol": str(rule.get("IpProtocol", "-1"))}
+    for src, dst in (("FromPort", "FromPort"), ("ToPort", "ToPort")):
+        if src in rule:
+            perm[dst] = int(rule[src])
+    if "CidrIp" in rule:
+        perm["IpRanges"] = [{"CidrIp": rule["CidrIp"]}]
+    elif "CidrIpv6" in rule:
+        perm["Ipv6Ranges"] = [{"CidrIpv6": rule["CidrIpv6"]}]
+    elif "DestinationSecurityGroupId" in rule:
+        perm["UserIdGroupPairs"] = [{"GroupId": rule["DestinationSecurityGroupId"]}]
+    elif "DestinationPrefixListId" in rule:
+        perm["PrefixListIds"] = [{"PrefixListId": rule["DestinationPrefixListId"]}]
+    return perm
+
+
+def _rule_key(perm: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        perm.get("IpProtocol"),
+        perm.get("FromPort"),
+        perm.get("ToPort"),
+        tuple(sorted(r["CidrIp"] for r in perm.get("IpRanges", []))),
+        tuple(sorted(r["CidrIpv6"] for r in perm.get("Ipv6Ranges", []))),
+        tuple(sorted(p["GroupId"] for p in perm.get("UserIdGroupPairs", []))),
+        tuple(sorted(p["PrefixListId"] for p in perm.get("PrefixListIds", []))),
+    )
+
+
+def _split(perms: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One permission per source (the API may group several sources in one permission)."""
+    out = []
+    for perm in perms:
+        base: dict[str, Any] = {k: perm[k] for k in ("IpProtocol", "FromPort", "ToPort") if k in perm}
+        if perm.get("IpProtocol") == "-1":
+            base = {"IpProtocol": "-1"}
+        for key, item_key in (
+            ("IpRanges", "CidrIp"),
+            ("Ipv6Ranges", "CidrIpv6"),
+            ("UserIdGroupPairs", "GroupId"),
+            ("PrefixListIds", "PrefixListId"),
+        ):
+            for item in perm.get(key, []):
+                entry: dict[str, Any] = {**base, key: [{item_key: item[item_key]}]}
+                out.append(entry)
+    return out
+
+
+def fix_security_group_egress(
+    template: dict[str, Any],
+    resolved_egress: dict[str, list[dict[str, Any]]],
+    physical_ids: dict[str, str],
+    ec2: Any,
+) -> list[str]:
+    """Gap 3: make the egress rules of each group that declares `SecurityGroupEgress` exactly the declared
+    ones (resolved_egress: logical id -> rules with intrinsics resolved). Returns what changed."""
+    changed = []
+    for logical_id, declared in resolved_egress.items():
+        group_id = physical_ids[logical_id]
+        group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+        wanted = {_rule_key(p): p for p in (_permission(r) for r in declared)}
+        actual = {_rule_key(p): p for p in _split(group.get("IpPermissionsEgress", []))}
+        extra = [p for k, p in actual.items() if k not in wanted]
+        missing = [p for k, p in wanted.items() if k not in actual]
+        if extra:
+            ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=extra)
+        if missing:
+            ec2.authorize_security_group_egress(GroupId=group_id, IpPermissions=missing)
+        if extra or missing:
+            changed.append(logical_id)
+    return changed
+
+
+def declared_egress(template: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Security groups whose template declares `SecurityGroupEgress`, with those rules (unresolved)."""
+    return {
+        logical_id: body["Properties"]["SecurityGroupEgress"]
+        for logical_id, body in template.get("Resources", {}).items()
+        if body.get("Type") == "AWS::EC2::SecurityGroup"
+        and "SecurityGroupEgress" in body.get("Properties", {})
+    }
+
+
+def event_pattern_matches(events: Any, pattern: str, event: dict[str, Any]) -> bool:
+    """Gap 4: `events.test_event_pattern`, falling back to moto's matcher when the API gives no result."""
+    response = events.test_event_pattern(EventPattern=pattern, Event=json.dumps(event))
+    if "Result" in response:
+        return bool(response["Result"])
+    from moto.events.models import EventPattern, EventPatternParser
+
+    matcher = EventPattern(pattern, EventPatternParser(pattern).parse())
+    return matcher.matches_event(event)  # type: ignore[arg-type]
+
+
+def authorize_standalone_egress(properties: dict[str, Any], ec2: Any) -> str:
+    """Gap 1: the rule of a stripped `AWS::EC2::SecurityGroupEgress` (properties resolved), authorized."""
+    group_id = properties["GroupId"]
+    perm = _permission(properties)
+    try:
+        ec2.authorize_security_group_egress(GroupId=group_id, IpPermissions=[perm])
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "InvalidPermission.Duplicate":
+            raise
+    return f"{group_id}: egress {perm['IpProtocol']} {perm.get('FromPort', '')}-{perm.get('ToPort', '')}"
+
+
+def restrict_default_security_group(properties: dict[str, Any], ec2: Any) -> str:
+    """Gap 1: what CDK's `Custom::VpcRestrictDefaultSG` handler does: remove every rule of the default SG."""
+    group_id = properties["DefaultSecurityGroupId"]
+    group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+    if group.get("IpPermissions"):
+        ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=group["IpPermissions"])
+    if group.get("IpPermissionsEgress"):
+        ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=group["IpPermissionsEgress"])
+    return f"default security group {group_id}: all rules removed"

@@ -1,0 +1,76 @@
+"""Rich tables shared by the commands (status, history, drill/demo timelines, checks)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from switcher import phases, state
+
+OK_MARK = "✔"
+FAIL_MARK = "✘"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One checked statement and whether it holds."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def timeline_rows(switch: state.SwitchRecord) -> list[tuple[str, str, float]]:
+    """(phase, timestamp, seconds since detection) in the order of the switch's plan."""
+    order = [phases.DETECTED, phases.CLAIMED, *(p.value for p in phases.plan(switch.order))]
+    keys = [k for k in order if k in switch.timeline] + sorted(k for k in switch.timeline if k not in order)
+    if not keys:
+        return []
+    start = _parse(switch.timeline[keys[0]])
+    return [(k, switch.timeline[k], (_parse(switch.timeline[k]) - start).total_seconds()) for k in keys]
+
+
+def rto_seconds(switch: state.SwitchRecord) -> float | None:
+    """Detection to the last recorded phase (`done` for a finished switch)."""
+    rows = timeline_rows(switch)
+    return rows[-1][2] if rows else None
+
+
+def timeline_table(switch: state.SwitchRecord) -> Group:
+    """A switch: one heading line (id, node, outcome, RTO), its phase table, source → replacement."""
+    rto = rto_seconds(switch)
+    heading = Text.from_markup(
+        f"[bold]switch {switch.switch_id}[/] · node {switch.node_id} · {switch.outcome}"
+        + (f" · RTO {rto:.2f}s" if rto is not None else "")
+    )
+    table = Table()
+    table.add_column("phase")
+    table.add_column("at (UTC)")
+    table.add_column("+s", justify="right")
+    for phase, stamp, offset in timeline_rows(switch):
+        table.add_row(phase, stamp, f"{offset:.2f}")
+    route = Text(
+        f"{switch.source_instance_id} ({switch.source_az or '?'}) → "
+        f"{switch.replacement_instance_id or '-'} ({switch.replacement_az or '-'}) · reason: {switch.reason}"
+        + (f" · error: {switch.error}" if switch.error else "")
+    )
+    return Group(heading, table, route)
+
+
+def checks_table(title: str, checks: Iterable[Check]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("")
+    table.add_column("check")
+    table.add_column("detail")
+    for check in checks:
+        mark = f"[green]{OK_MARK}[/]" if check.ok else f"[red]{FAIL_MARK}[/]"
+        table.add_row(mark, check.name, check.detail)
+    return table
