@@ -176,11 +176,13 @@ def _bool(value: Any, path: str) -> bool:
     return value
 
 
-def _str(value: Any, path: str, pattern: re.Pattern[str] | None = None, what: str = "value") -> str:
+def _str(
+    value: Any, path: str, pattern: re.Pattern[str] | None = None, what: str = "value", hint: str = ""
+) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{path}: expected a string, got {value!r}")
     if pattern is not None and not pattern.match(value):
-        raise ConfigError(f"{path}: malformed {what} {value!r}")
+        raise ConfigError(f"{path}: malformed {what} {value!r}" + (f" ({hint})" if hint else ""))
     return value
 
 
@@ -264,7 +266,7 @@ def _node(raw: Any, path: str) -> NodeConfig:
     key_pair = data.get("key_pair")
     return NodeConfig(
         node_id=_int(data["id"], f"{path}.id", low=0, high=2**31 - 1),
-        ami=_str(data["ami"], f"{path}.ami", _AMI_RE, "AMI id"),
+        ami=_str(data["ami"], f"{path}.ami", _AMI_RE, "AMI id", "expected ami- and 8 or 17 hex digits"),
         instance_type=_str(
             data["instance_type"], f"{path}.instance_type", _INSTANCE_TYPE_RE, "instance type"
         ),
@@ -331,7 +333,13 @@ def _vpc(raw: Any, path: str, region: str) -> VpcConfig:
         {"name", "cidr", "availability_zones", "existing", "nat_gateway", "nodes"},
         {"name", "cidr", "availability_zones", "nodes"},
     )
-    name = _str(data["name"], f"{path}.name", _VPC_NAME_RE, "VPC name (a-z, 0-9, '-', at most 25 chars)")
+    name = _str(
+        data["name"],
+        f"{path}.name",
+        _VPC_NAME_RE,
+        "VPC name",
+        "a-z, 0-9 and '-', starting with a letter, 1-25 characters",
+    )
     azs_raw = _list(data["availability_zones"], f"{path}.availability_zones")
     if len(azs_raw) < 2:
         raise ConfigError(

@@ -81,7 +81,9 @@ class SwrNetwork(Construct):
             self.public_subnets = ec2.SubnetSelection(
                 subnets=[
                     ec2.Subnet.from_subnet_attributes(self, f"Public{i}", subnet_id=sid, availability_zone=az)
-                    for i, (sid, az) in enumerate(zip(existing.public_subnet_ids, azs, strict=True))
+                    for i, (sid, az) in enumerate(
+                        zip(existing.public_subnet_ids, azs[: len(existing.public_subnet_ids)], strict=True)
+                    )
                 ]
             )
         self.cidr = vpc_config.cidr

@@ -6,7 +6,7 @@ launches the first instance when CloudFormation creates the node's custom resour
 
 from __future__ import annotations
 
-from aws_cdk import CustomResource, Duration, Stack
+from aws_cdk import CustomResource, Duration, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_efs as efs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -120,6 +120,9 @@ class ProtectedNode(Construct):
                 )
             ),
         )
+
+        # The instance's Name (the launch template's tag specifications carry it, and swr:vpc).
+        Tags.of(self.launch_template).add("Name", f"swr-{vpc_name}-{node.node_id}")
 
         self.load_balancer, self.target_group = self._load_balancer(node, network)
 

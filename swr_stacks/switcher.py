@@ -161,8 +161,16 @@ class Switcher(Construct):
             iam.PolicyStatement(
                 sid="RunTaggedInstances",
                 actions=["ec2:RunInstances"],
-                resources=created,
+                resources=created[:2],
                 conditions={"StringEquals": vpc_tag},
+            )
+        )
+        # The primary interface is created by the launch itself; whether a request tags it is up to
+        # the caller, so it is not a condition here. The launch stays bounded by the statements on
+        # the subnet, security group, launch template and image below.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RunCreatesInterface", actions=["ec2:RunInstances"], resources=created[2:]
             )
         )
         self.role.add_to_policy(

@@ -1,0 +1,225 @@
+"""Config validation: each bad input fails with a message naming the value and where it is."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from swr_stacks.config import ConfigError, load_config_file, parse_config
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULTS = json.loads((REPO / "cdk.json").read_text())["context"]["swr:defaults"]
+
+
+def _config() -> dict:
+    return copy.deepcopy(DEFAULTS)
+
+
+def _node(config: dict, index: int = 0) -> dict:
+    return config["regions"][0]["vpcs"][0]["nodes"][index]
+
+
+def _fails(config: dict) -> str:
+    with pytest.raises(ConfigError) as err:
+        parse_config(config)
+    return str(err.value)
+
+
+def test_default_config_is_valid_and_applies_defaults():
+    config = parse_config(_config())
+    node = config.regions[0].vpcs[0].nodes[0]
+    assert node.internet_facing is False and node.user_data_efs is True and node.key_pair is None
+    assert config.flap_guard.max_switches == 3 and config.flap_guard.window_seconds == 3600
+    assert config.switch_order == "swr" and config.switcher_reserved_concurrency == 10
+
+
+def test_duplicate_node_id_in_a_region_names_both_nodes():
+    config = _config()
+    vpc2 = copy.deepcopy(config["regions"][0]["vpcs"][0])
+    vpc2["name"], vpc2["cidr"] = "other", "10.99.0.0/16"
+    vpc2["nodes"][1]["id"] = 7
+    vpc2["nodes"][0]["id"] = 2  # same as the first VPC's second node
+    config["regions"][0]["vpcs"].append(vpc2)
+    assert _fails(config) == (
+        "regions[0].vpcs[1].nodes[0].id: duplicate node id 2 in region 'eu-west-1' "
+        "(also at regions[0].vpcs[0].nodes[1].id)"
+    )
+
+
+def test_same_node_id_in_two_regions_is_allowed():
+    config = _config()
+    region2 = copy.deepcopy(config["regions"][0])
+    region2["name"] = "us-east-1"
+    region2["vpcs"][0]["availability_zones"] = ["us-east-1a", "us-east-1b"]
+    config["regions"].append(region2)
+    assert [r.vpcs[0].nodes[0].node_id for r in parse_config(config).regions] == [1, 1]
+
+
+def test_fewer_than_two_target_azs():
+    config = _config()
+    config["regions"][0]["vpcs"][0]["availability_zones"] = ["eu-west-1a"]
+    message = _fails(config)
+    assert message.startswith(
+        "regions[0].vpcs[0].availability_zones: ['eu-west-1a'] has 1 zone(s); at least 2"
+    )
+
+
+def test_az_of_another_region():
+    config = _config()
+    config["regions"][0]["vpcs"][0]["availability_zones"][1] = "us-east-1b"
+    assert (
+        _fails(config)
+        == "regions[0].vpcs[0].availability_zones[1]: 'us-east-1b' is not a zone of region 'eu-west-1'"
+    )
+
+
+def test_unknown_lb_kind():
+    config = _config()
+    _node(config, 1)["lb"] = "elb"
+    assert (
+        _fails(config)
+        == "regions[0].vpcs[0].nodes[1].lb: unknown load balancer kind 'elb' (expected nlb|alb)"
+    )
+
+
+@pytest.mark.parametrize("ami", ["ami-123", "ami-0123456789ABCDEF0", "0123456789abcdef0", 12])
+def test_malformed_ami_id(ami):
+    config = _config()
+    _node(config)["ami"] = ami
+    message = _fails(config)
+    assert message.startswith("regions[0].vpcs[0].nodes[0].ami: ")
+    assert repr(ami) in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "where"),
+    [
+        ("listener_ports", [80, 70000], "listener_ports[1]"),
+        ("target_port", 0, "target_port"),
+        ("listener_ports", [True], "listener_ports[0]"),
+    ],
+)
+def test_port_out_of_range(key, value, where):
+    config = _config()
+    _node(config)[key] = value
+    bad = value[-1] if isinstance(value, list) else value
+    assert _fails(config) == f"regions[0].vpcs[0].nodes[0].{where}: port {bad!r} is out of range (1..65535)"
+
+
+def test_ingress_port_out_of_range():
+    config = _config()
+    _node(config)["ingress"] = [{"port": 65536, "cidr": "10.0.0.0/8"}]
+    assert (
+        _fails(config) == "regions[0].vpcs[0].nodes[0].ingress[0].port: port 65536 is out of range (1..65535)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("where", "typo", "path"),
+    [
+        ("node", "intance_type", "regions[0].vpcs[0].nodes[0]"),
+        ("vpc", "availabilty_zones", "regions[0].vpcs[0]"),
+        ("top", "flap_gaurd", "config"),
+        ("health", "intervall_seconds", "regions[0].vpcs[0].nodes[1].health_check"),
+    ],
+)
+def test_unknown_keys_are_rejected(where, typo, path):
+    config = _config()
+    target = {
+        "node": _node(config),
+        "vpc": config["regions"][0]["vpcs"][0],
+        "top": config,
+        "health": _node(config, 1)["health_check"],
+    }[where]
+    target[typo] = 1
+    message = _fails(config)
+    assert message.startswith(f"{path}: unknown key(s) {typo!r} (allowed: ")
+
+
+def test_unknown_monitor_process_and_switch_order():
+    config = _config()
+    _node(config)["monitor_process"] = "pacemaker"
+    assert _fails(config) == (
+        "regions[0].vpcs[0].nodes[0].monitor_process: "
+        "unknown monitor process 'pacemaker' (expected swr-monitor|rms)"
+    )
+    config = _config()
+    config["switch_order"] = "fast"
+    assert _fails(config) == "switch_order: unknown switch order 'fast' (expected swr|vendor)"
+
+
+def test_flap_guard_and_concurrency_ranges_and_booleans():
+    config = _config()
+    config["flap_guard"]["max_switches"] = 0
+    assert _fails(config) == "flap_guard.max_switches: 0 is out of range (1..100)"
+    config = _config()
+    config["switcher_reserved_concurrency"] = "10"
+    assert _fails(config) == "switcher_reserved_concurrency: expected an integer, got '10'"
+    config = _config()
+    _node(config)["internet_facing"] = "yes"
+    assert _fails(config) == "regions[0].vpcs[0].nodes[0].internet_facing: expected true or false, got 'yes'"
+
+
+def test_bad_cidr_and_vpc_name_and_missing_key():
+    config = _config()
+    config["regions"][0]["vpcs"][0]["cidr"] = "10.0.0.1/16"
+    assert _fails(config).startswith("regions[0].vpcs[0].cidr: malformed IPv4 CIDR '10.0.0.1/16'")
+    config = _config()
+    config["regions"][0]["vpcs"][0]["name"] = "Prod_VPC"
+    assert _fails(config).startswith("regions[0].vpcs[0].name: malformed VPC name 'Prod_VPC'")
+    config = _config()
+    del _node(config)["ami"]
+    assert _fails(config) == "regions[0].vpcs[0].nodes[0]: missing required key(s) 'ami'"
+
+
+def test_vpc_names_whose_alarm_prefixes_overlap_are_rejected():
+    config = _config()
+    vpc2 = copy.deepcopy(config["regions"][0]["vpcs"][0])
+    vpc2["name"] = "demo-2"
+    for i, node in enumerate(vpc2["nodes"]):
+        node["id"] = 100 + i
+    config["regions"][0]["vpcs"].append(vpc2)
+    assert _fails(config) == (
+        "regions[0].vpcs[1].name: VPC name 'demo-2' clashes with regions[0].vpcs[0].name 'demo' "
+        "(alarm prefix 'swr-demo-' would match both)"
+    )
+
+
+def test_health_check_path_only_for_alb_and_retention_must_be_a_cloudwatch_period():
+    config = _config()
+    _node(config, 0)["health_check"] = {"path": "/health"}
+    assert _fails(config) == (
+        "regions[0].vpcs[0].nodes[0].health_check.path: "
+        "'/health' is only valid for an alb (this node's lb is 'nlb')"
+    )
+    config = _config()
+    config["log_retention_days"] = 31
+    assert _fails(config).startswith("log_retention_days: 31 is not a CloudWatch Logs retention period")
+
+
+def test_existing_vpc_needs_one_subnet_per_az():
+    config = _config()
+    config["regions"][0]["vpcs"][0]["existing"] = {
+        "vpc_id": "vpc-0123456789abcdef0",
+        "private_subnet_ids": ["subnet-0123456789abcdef0"],
+    }
+    assert _fails(config).startswith(
+        "regions[0].vpcs[0].existing.private_subnet_ids: 1 subnet id(s) for 3 availability zone(s)"
+    )
+
+
+def test_yaml_and_json_files_load_and_errors_name_the_file(tmp_path):
+    config = load_config_file(REPO / "tests" / "config" / "two_regions.yaml")
+    assert [r.name for r in config.regions] == ["eu-west-1", "us-east-1"]
+    as_json = tmp_path / "swr.json"
+    as_json.write_text(json.dumps(_config()))
+    assert load_config_file(as_json).regions[0].vpcs[0].name == "demo"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("regions: [\n")
+    with pytest.raises(ConfigError, match=r"swr:config: '.*broken\.yaml' is not valid yaml"):
+        load_config_file(broken)
+    with pytest.raises(ConfigError, match=r"swr:config: cannot read '.*missing\.yaml'"):
+        load_config_file(tmp_path / "missing.yaml")
