@@ -7,18 +7,12 @@ instances placed round-robin over the AZs. Events are shaped like EventBridge de
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-
-# The switcher logs JSON and buffers EMF metrics to stdout; in a benchmark that is noise.
-os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
-os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "swr-bench")
 
 from switcher import contract, provision
 from switcher.clients import Clients, make_clients, retry_config

@@ -76,6 +76,11 @@ class ScaledClock:
     def now(self) -> float:
         return self._modeled_offset + (time.perf_counter() - self._real_origin) / self.scale
 
+    def restart(self, at: float = 0.0) -> None:
+        """Make `now()` read `at` from here on (after set-up work that must not count)."""
+        self._real_origin = time.perf_counter()
+        self._modeled_offset = at
+
     def sleep(self, modeled_seconds: float) -> None:
         if modeled_seconds <= 0:
             return

@@ -1,0 +1,403 @@
+"""P3 - whole-AZ outage: every node of one AZ fails at once; the switcher recovers them concurrently.
+
+N nodes over 3 AZs; each failed node yields two events (EC2 state change `stopping` and its status
+alarm), delivered to a pool of handler invocations sized like the function's reserved concurrency
+(cdk.json). RunInstances draws on a scaled-down token bucket that answers `RequestLimitExceeded`;
+botocore retries (the switcher's retry mode), and an invocation that still fails is retried like
+Lambda retries an asynchronous invocation. Afterwards the moto state is audited: every failed node
+switched exactly once, no node without a live instance, survivors untouched.
+
+Run alone: `.venv/bin/python -m bench.p3_az_outage [--nodes 50 200]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import math
+import statistics
+import threading
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from switcher import contract, state
+from switcher.switch import SUCCEEDED, run_event
+
+from bench.aws_model import ModeledAws, Transition
+from bench.deployment_config import load_defaults, model_for_default_deployment
+from bench.harness import (
+    EPOCH_BASE,
+    Deployment,
+    alarm_event,
+    deployment,
+    ec2_state_event,
+    iso_to_modeled,
+    modeled_clients,
+    settings_for,
+)
+from bench.latency_model import LatencyModel, Sampler
+from bench.model_clock import ScaledClock
+from bench.results_io import REPO_ROOT, run_metadata, write_result
+from bench.token_bucket import TokenBucket
+from bench.world import AZS
+
+DEFAULT_NODES = (50, 200)
+FAILED_AZ = AZS[0]
+SEED = 60_000
+TARGET_BOUND_RATIO = 1.2
+LAMBDA_ASYNC_RETRIES = 2
+
+
+@dataclass
+class Invocation:
+    """One delivery of one event to the function (attempt 0) or a Lambda async retry of it."""
+
+    due: float
+    event: dict[str, Any]
+    node_id: int
+    kind: str
+    attempt: int = 0
+
+
+@dataclass
+class InvocationOutcome:
+    node_id: int
+    kind: str
+    attempt: int
+    started: float
+    ended: float
+    outcome: str
+    reason: str
+    switch_id: str | None
+
+
+class OutageRun:
+    """Dispatches the events of one outage into a bounded pool and records what each invocation did."""
+
+    def __init__(self, deployed: Deployment, model: LatencyModel, concurrency: int, seed: int) -> None:
+        self.deployed = deployed
+        self.model = model
+        self.concurrency = concurrency
+        self.sampler = Sampler(model, seed)
+        self.clock = ScaledClock(model["whole_az_outage.bench_time_scale"].low)
+        self.bucket = TokenBucket(
+            capacity=model["run_instances_token_bucket.bench_burst"].low,
+            refill_per_second=model["run_instances_token_bucket.bench_refill_per_second"].low,
+            now=self.clock.now,
+        )
+        self.modeled = ModeledAws(self.sampler, self.clock, self.bucket)
+        self.settings = settings_for(deployed.world, "swr")
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._queue: list[tuple[float, int, Invocation]] = []
+        self._sequence = itertools.count()
+        self.outcomes: list[InvocationOutcome] = []
+        self.errors: list[str] = []
+        self.cold_starts = 0
+
+    # --- the outage -----------------------------------------------------------------------------
+    def fail_zone(self, failed: list[int]) -> None:
+        """Every node in the failed AZ goes down: `stopping` now, status alarm within the minute."""
+        ec2 = self.deployed.clients.ec2
+        instance_ids = [self.deployed.nodes[n].instance_id for n in failed]
+        for chunk in range(0, len(instance_ids), 50):
+            ec2.stop_instances(InstanceIds=instance_ids[chunk : chunk + 50])
+        world = self.deployed.world
+        for node_id in failed:
+            instance_id = self.deployed.nodes[node_id].instance_id
+            shutdown = self.sampler.draw("instance_transition.os_shutdown_on_stop")
+            self.modeled.set_transition(
+                instance_id, Transition("stopping", self.clock.now() + shutdown, "stopped")
+            )
+            stop_seen = self.sampler.draw("delivery.eventbridge_delivery")
+            alarm_seen = self.sampler.draw("whole_az_outage.status_alarm_after_outage") + self.sampler.draw(
+                "detection.alarm_evaluation_delay"
+            )
+            self._push(
+                Invocation(stop_seen, ec2_state_event(instance_id, "stopping", 0.0), node_id, "state-change")
+            )
+            alarm = contract.status_alarm_name(world.vpc_name, node_id)
+            self._push(
+                Invocation(
+                    alarm_seen,
+                    alarm_event(alarm, instance_id, alarm_seen, status_check=True),
+                    node_id,
+                    "alarm",
+                )
+            )
+
+    def _push(self, invocation: Invocation) -> None:
+        with self._lock:
+            heapq.heappush(self._queue, (invocation.due, next(self._sequence), invocation))
+
+    # --- invocations ----------------------------------------------------------------------------
+    def prepare_environments(self) -> None:
+        """Build one set of clients per execution environment before the outage starts.
+
+        Building boto3 clients is harness work (a real cold start is modeled by
+        `delivery.lambda_cold_start`), so it must not run on the scaled clock. Clients are built under
+        the patched sleeps so the adaptive retry mode's rate limiter starts on the modeled clock.
+        """
+        with self.modeled.patched_sleeps():
+            self._environments = [
+                modeled_clients(self.deployed.endpoint_url, self.modeled, self.settings)
+                for _ in range(self.concurrency)
+            ]
+
+    def _clients(self) -> Any:
+        """Each worker thread is one Lambda execution environment with its own clients."""
+        clients = getattr(self._local, "clients", None)
+        if clients is None:
+            with self._lock:
+                clients = self._environments.pop()
+            self._local.clients = clients
+            # A new execution environment pays the cold start before its first event.
+            self.clock.sleep(self.sampler.draw("delivery.lambda_cold_start"))
+            with self._lock:
+                self.cold_starts += 1
+        return clients
+
+    def _invoke(self, invocation: Invocation) -> None:
+        clients = self._clients()
+        started = self.clock.now()
+        try:
+            result = run_event(
+                invocation.event,
+                clients=clients,
+                settings=self.settings,
+                now=lambda: EPOCH_BASE + self.clock.now(),
+            )
+            outcome, reason, switch_id = result.outcome, result.reason, result.switch_id
+        except Exception as err:
+            outcome, reason, switch_id = "ERROR", f"{type(err).__name__}: {err}", None
+            if invocation.attempt < LAMBDA_ASYNC_RETRIES:
+                # Lambda retries a failed asynchronous invocation twice: after ~1 min, then ~2 min.
+                delays = self.model["delivery.lambda_async_retry_delays"]
+                delay = delays.low if invocation.attempt == 0 else delays.high
+                self._push(
+                    Invocation(
+                        self.clock.now() + delay,
+                        invocation.event,
+                        invocation.node_id,
+                        invocation.kind,
+                        invocation.attempt + 1,
+                    )
+                )
+            else:
+                with self._lock:
+                    self.errors.append(f"node {invocation.node_id} {invocation.kind}: {reason}")
+        with self._lock:
+            self.outcomes.append(
+                InvocationOutcome(
+                    invocation.node_id,
+                    invocation.kind,
+                    invocation.attempt,
+                    started,
+                    self.clock.now(),
+                    outcome,
+                    reason,
+                    switch_id,
+                )
+            )
+
+    def dispatch(self) -> float:
+        """Hand every due invocation to the pool until none is queued or running; returns the end time."""
+        in_flight: set[Future[None]] = set()
+        with (
+            self.modeled.patched_sleeps(),
+            ThreadPoolExecutor(self.concurrency, thread_name_prefix="lambda") as pool,
+        ):
+            while True:
+                in_flight = {f for f in in_flight if not f.done()}
+                with self._lock:
+                    head = self._queue[0][0] if self._queue else None
+                    ready = []
+                    while self._queue and self._queue[0][0] <= self.clock.now():
+                        ready.append(heapq.heappop(self._queue)[2])
+                for invocation in ready:
+                    in_flight.add(pool.submit(self._invoke, invocation))
+                if head is None and not in_flight:
+                    break
+                wait = 0.5 if head is None else min(0.5, max(0.01, head - self.clock.now()))
+                self.clock.sleep(wait)
+            for future in in_flight:
+                future.result()
+        return self.clock.now()
+
+
+def audit(deployed: Deployment, failed: list[int]) -> dict[str, Any]:
+    """Count what the outage left behind, from moto and the state table (no latency model)."""
+    clients, world = deployed.clients, deployed.world
+    live_by_node: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    launched_by_switch: Counter[int] = Counter()
+    paginator = clients.ec2.get_paginator("describe_instances")
+    for page in paginator.paginate(Filters=[{"Name": "vpc-id", "Values": [world.vpc_id]}]):
+        for reservation in page["Reservations"]:
+            for instance in reservation["Instances"]:
+                tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+                if contract.TAG_NODE_ID not in tags:
+                    continue
+                node_id = int(tags[contract.TAG_NODE_ID])
+                if contract.TAG_SWITCH_ID in tags:
+                    launched_by_switch[node_id] += 1
+                if instance["State"]["Name"] not in ("terminated", "shutting-down"):
+                    live_by_node[node_id].append(instance)
+    records = {n.node_id: n for n in state.list_nodes(clients.dynamodb, world.table_name, world.vpc_name)}
+    failed_set = set(failed)
+    switched, double, lost, wrong = [], [], [], []
+    for node_id, node in deployed.nodes.items():
+        live = live_by_node.get(node_id, [])
+        record = records.get(node_id)
+        if not live:
+            lost.append(node_id)
+        if node_id in failed_set:
+            if launched_by_switch[node_id] > 1 or len(live) > 1:
+                double.append(node_id)
+            ok = (
+                record is not None
+                and record.state == state.ACTIVE
+                and record.current_instance_id != node.instance_id
+                and record.current_az != FAILED_AZ
+                and len(live) == 1
+                and live[0]["InstanceId"] == record.current_instance_id
+            )
+            (switched if ok else wrong).append(node_id)
+        elif launched_by_switch[node_id] or record is None or record.current_instance_id != node.instance_id:
+            wrong.append(node_id)
+    return {
+        "failed_nodes": len(failed),
+        "switched": len(switched),
+        "all_switched": len(switched) == len(failed),
+        "double_replacements": len(double),
+        "double_replacement_nodes": double,
+        "lost_nodes": len(lost),
+        "lost_node_ids": lost,
+        "nodes_in_wrong_state": wrong,
+        "replacements_launched": sum(launched_by_switch.values()),
+    }
+
+
+def run_outage(nodes: int, model: LatencyModel, concurrency: int) -> dict[str, Any]:
+    node_ids = list(range(1, nodes + 1))
+    began = time.perf_counter()
+    with deployment(node_ids) as deployed:
+        ready = time.perf_counter()
+        failed = [n for n in node_ids if deployed.nodes[n].az == FAILED_AZ]
+        outage = OutageRun(deployed, model, concurrency, seed=SEED + nodes)
+        outage.prepare_environments()
+        outage.clock.restart(0.0)
+        outage.fail_zone(failed)
+        ended = outage.dispatch()
+        dispatch_real = time.perf_counter() - ready
+        result = audit(deployed, failed)
+        history = _switch_history(deployed, failed)
+    succeeded = [o for o in outage.outcomes if o.outcome == SUCCEEDED]
+    completion = max((h["done"] for h in history), default=0.0)
+    launches = len(failed)
+    throttled_calls = outage.modeled.throttles.refused
+    runs = [c for c in outage.modeled.calls if c.operation == "RunInstances"]
+    head = min(c.start for c in runs) if runs else 0.0
+    tails = [h["done"] - h["launched_call_end"] for h in history if h.get("launched_call_end") is not None]
+    tail = statistics.median(tails) if tails else 0.0
+    token_drain = outage.bucket.drain_time(launches)
+    token_bound = max(head, token_drain) + tail
+    unthrottled = [h["done"] - h["claimed"] for h in history]
+    concurrency_bound = head + math.ceil(launches / concurrency) * (min(unthrottled) if unthrottled else 0.0)
+    bound = max(token_bound, concurrency_bound)
+    return {
+        "nodes": nodes,
+        "azs": len(AZS),
+        "failed_az": FAILED_AZ,
+        "concurrency": concurrency,
+        "events_delivered": len(failed) * 2,
+        "invocations": len(outage.outcomes),
+        "invocation_outcomes": dict(Counter(o.outcome for o in outage.outcomes)),
+        "lambda_async_retries": sum(1 for o in outage.outcomes if o.attempt > 0),
+        "invocations_failed_after_all_retries": outage.errors,
+        "cold_starts": outage.cold_starts,
+        "audit": result,
+        "switch_succeeded_invocations": len(succeeded),
+        "run_instances_throttled": throttled_calls,
+        "run_instances_admitted": outage.modeled.throttles.admitted,
+        "token_bucket": {
+            "burst": outage.bucket.capacity,
+            "refill_per_second": outage.bucket.refill_per_second,
+        },
+        "completion_modeled_s": completion,
+        "dispatch_end_modeled_s": ended,
+        "bound": {
+            "first_run_instances_s": head,
+            "token_drain_s": token_drain,
+            "tail_after_launch_median_s": tail,
+            "token_bucket_bound_s": token_bound,
+            "concurrency_bound_s": concurrency_bound,
+            "lower_bound_s": bound,
+            "ratio_to_token_bucket_bound": completion / token_bound if token_bound else None,
+            "ratio_to_lower_bound": completion / bound if bound else None,
+        },
+        "switch_duration_modeled_s": {
+            "median": statistics.median(unthrottled) if unthrottled else None,
+            "max": max(unthrottled) if unthrottled else None,
+        },
+        "real_s": {"setup": ready - began, "outage": dispatch_real},
+        "time_scale": outage.clock.scale,
+    }
+
+
+def _switch_history(deployed: Deployment, failed: list[int]) -> list[dict[str, Any]]:
+    """Modeled phase times of every succeeded switch of the failed nodes, from the state table."""
+    clients, world = deployed.clients, deployed.world
+    history = []
+    for node_id in failed:
+        for switch in state.list_switches(clients.dynamodb, world.table_name, world.vpc_name, node_id):
+            if switch.outcome != state.SUCCEEDED:
+                continue
+            timeline = {key: iso_to_modeled(value) for key, value in switch.timeline.items()}
+            history.append(
+                {
+                    "node_id": node_id,
+                    "claimed": timeline["claimed"],
+                    "launched_call_end": timeline.get("launched"),
+                    "done": timeline["done"],
+                }
+            )
+    return history
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, nargs="+", default=list(DEFAULT_NODES))
+    args = parser.parse_args(argv)
+    defaults = load_defaults()
+    model = model_for_default_deployment(LatencyModel.load(), defaults)
+    began = time.perf_counter()
+    outages = [run_outage(n, model, defaults.reserved_concurrency) for n in args.nodes]
+    payload = {
+        "benchmark": "p3_az_outage",
+        "run": run_metadata("python -m bench.p3_az_outage --nodes " + " ".join(map(str, args.nodes))),
+        "what": "whole-AZ outage on moto: concurrent invocations of the real switcher, duplicate events, "
+        "scaled RunInstances token bucket; times in modeled seconds on one shared scaled clock",
+        "wall_s": time.perf_counter() - began,
+        "target_ratio_to_token_bucket_bound": TARGET_BOUND_RATIO,
+        "outages": outages,
+    }
+    path = write_result("p3_az_outage", payload)
+    print(f"P3 written to {path.relative_to(REPO_ROOT)} ({payload['wall_s']:.0f} s)")
+    for o in outages:
+        a, b = o["audit"], o["bound"]
+        completion, bound = o["completion_modeled_s"], b["token_bucket_bound_s"]
+        print(
+            f"  N={o['nodes']}: {a['switched']}/{a['failed_nodes']} switched, "
+            f"{a['double_replacements']} double, {a['lost_nodes']} lost; {completion:.0f} s vs token "
+            f"bound {bound:.0f} s (x{b['ratio_to_token_bucket_bound']:.2f}); "
+            f"{o['run_instances_throttled']} throttled, {o['lambda_async_retries']} async retries"
+        )
+    return payload
+
+
+if __name__ == "__main__":
+    main()
