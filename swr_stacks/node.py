@@ -235,13 +235,23 @@ class ProtectedNode(Construct):
                 nlb.add_listener(
                     f"Listener{port}", port=port, protocol=elbv2.Protocol.TCP, default_target_groups=[tg]
                 )
-            # NLB targets see the client's address: allow the traffic port from the VPC (and the LB's
-            # health checks, which come from its own private addresses).
+            # NLB targets see the client's own address: allow the traffic port from the VPC (internal
+            # clients and the NLB's health checks) or, for an internet-facing NLB, from any address.
             self.security_group.add_ingress_rule(
                 ec2.Peer.ipv4(network.cidr),
                 ec2.Port.tcp(node.target_port),
                 "traffic and health checks from the NLB",
             )
+            if node.internet_facing:
+                self.security_group.add_ingress_rule(
+                    ec2.Peer.any_ipv4(), ec2.Port.tcp(node.target_port), "internet clients through the NLB"
+                )
+                acknowledge(
+                    self.security_group,
+                    "AwsSolutions-EC23",
+                    "Internet-facing NLB by config: it preserves client addresses, so the node admits any "
+                    "address on the traffic port; the node has no public IP and sits in a private subnet.",
+                )
             if hc.port and hc.port != node.target_port:
                 self.security_group.add_ingress_rule(
                     ec2.Peer.ipv4(network.cidr), ec2.Port.tcp(hc.port), "health checks from the NLB"

@@ -240,6 +240,22 @@ def test_load_balancers_internal_by_default_cross_zone_and_short_draining(multi_
             assert attrs["load_balancing.cross_zone.enabled"] == "true"
 
 
+def test_node_admits_the_internet_only_behind_an_internet_facing_lb(multi_app):
+    for _region, vpc, template in _vpc_stacks(multi_app):
+        open_nodes = set()
+        for rule_holder in _resources(template, "AWS::EC2::SecurityGroup").values():
+            description = rule_holder["Properties"]["GroupDescription"]
+            rules = rule_holder["Properties"].get("SecurityGroupIngress", [])
+            if any(r.get("CidrIp") == "0.0.0.0/0" for r in rules):
+                open_nodes.add(description)
+        expected = {
+            f"swr node {n.node_id}: " + ("ALB listeners" if n.lb == "alb" else "application traffic")
+            for n in vpc.nodes
+            if n.internet_facing
+        }
+        assert open_nodes == expected
+
+
 def test_private_subnets_tagged_one_per_az_and_public_only_when_needed(multi_app):
     for _region, vpc, template in _vpc_stacks(multi_app):
         subnets = _resources(template, "AWS::EC2::Subnet")
