@@ -17,7 +17,7 @@ from bench.deployment_config import load_defaults, model_for_default_deployment
 from bench.harness import deployment
 from bench.latency_model import LatencyModel
 from bench.results_io import REPO_ROOT, run_metadata, write_result
-from bench.rto_model import CASE_TITLES, CASES
+from bench.rto_model import CASE_TITLES, CASES, healthy_time
 from bench.single_switch import LB_TYPES, SwitchRun, SwitchRunner
 
 ORDERS = ("vendor", "swr")
@@ -70,7 +70,22 @@ def _critical_path(run: SwitchRun, lb: str) -> dict[str, float]:
     }
 
 
-def aggregate(runs: list[SwitchRun]) -> dict[str, Any]:
+def register_at_launch(run: SwitchRun, lb: str, model: LatencyModel) -> float:
+    """Counterfactual RTO of the same run had the target been registered right after RunInstances
+    (a pending instance can be registered), so the LB's registration delay overlaps the boot."""
+    ready = run.readiness[lb]
+    registered = max(c["end"] for c in run.calls if c["operation"] == "elbv2.RegisterTargets")
+    launched = max(c["end"] for c in run.calls if c["operation"] == "ec2.RunInstances")
+    registration_delay = ready["health_checks_start_at"] - registered
+    return healthy_time(
+        checks_start=launched + registration_delay,
+        app_up=ready["app_up_at"],
+        interval=model[f"load_balancer.{lb}.health_check_interval"].low,
+        threshold=int(model[f"load_balancer.{lb}.healthy_threshold"].low),
+    )
+
+
+def aggregate(runs: list[SwitchRun], model: LatencyModel) -> dict[str, Any]:
     """Medians per case/order/lb, ratios swr/vendor, per-phase medians, Gantt bars, critical path."""
     grouped: dict[tuple[str, str], list[SwitchRun]] = defaultdict(list)
     for run in runs:
@@ -100,6 +115,14 @@ def aggregate(runs: list[SwitchRun]) -> dict[str, Any]:
             entry["orders"][order] = {
                 "runs": len(group),
                 "rto_s": per_lb,
+                "rto_if_registered_at_launch_s": {
+                    lb: _summary([register_at_launch(r, lb, model) for r in group]) for lb in LB_TYPES
+                },
+                "switcher_to_registered_s_median": statistics.median(
+                    max(c["end"] for c in r.calls if c["operation"] == "elbv2.RegisterTargets")
+                    - r.phases[1][2]
+                    for r in group
+                ),
                 "phase_median_s": {label: statistics.median(v) for label, v in phase_durations.items()},
                 "switcher_modeled_s_median": statistics.median(r.switcher_modeled_s for r in group),
                 "critical_path_median_s": critical,
@@ -131,7 +154,15 @@ def verdict(cases: dict[str, Any]) -> dict[str, Any]:
     ratio = app["ratio_swr_over_vendor"]["nlb"]
     critical = app["orders"]["swr"]["critical_path_median_s"]["nlb"]
     dominant = max(critical, key=critical.get)
+    switcher_ratio = (
+        app["orders"]["swr"]["switcher_to_registered_s_median"]
+        / app["orders"]["vendor"]["switcher_to_registered_s_median"]
+    )
     return {
+        "switcher_only_ratio_swr_over_vendor": switcher_ratio,
+        "swr_rto_if_registered_at_launch_s": app["orders"]["swr"]["rto_if_registered_at_launch_s"]["nlb"][
+            "median"
+        ],
         "app_fault_nlb_swr_rto_s": swr_rto,
         "target_rto_s": TARGET_APP_FAULT_NLB_S,
         "rto_target_met": swr_rto <= TARGET_APP_FAULT_NLB_S,
@@ -162,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     # Same seed for both orders: identical detection draws, so the pair differs by order only.
                     seed = BASE_SEED + index * 10 + CASES.index(case)
                     runs.append(runner.run(node_id=next(next_node), case=case, order=order, seed=seed))
-    cases = aggregate(runs)
+    cases = aggregate(runs, model)
     payload = {
         "benchmark": "p1_recovery",
         "run": run_metadata(f"python -m bench.p1_recovery --runs {args.runs}"),

@@ -92,7 +92,12 @@ def replacement_ready(
     checks_start = registered_at + sampler.draw(f"load_balancer.{lb}.registration_delay")
     interval = sampler.draw(f"load_balancer.{lb}.health_check_interval")
     threshold = int(sampler.draw(f"load_balancer.{lb}.healthy_threshold"))
-    # Checks run at checks_start + k * interval; the first one at or after app_up passes.
-    first_pass = checks_start + interval * max(0, math.ceil((app_up - checks_start) / interval))
-    healthy = first_pass + interval * (threshold - 1)
+    healthy = healthy_time(checks_start=checks_start, app_up=app_up, interval=interval, threshold=threshold)
     return Readiness(app_up_at=app_up, health_checks_start_at=checks_start, healthy_at=healthy)
+
+
+def healthy_time(*, checks_start: float, app_up: float, interval: float, threshold: int) -> float:
+    """When the target turns healthy: checks run at checks_start + k * interval; the first one at or
+    after app_up passes, and `threshold` consecutive passes make it healthy."""
+    first_pass = checks_start + interval * max(0, math.ceil((app_up - checks_start) / interval))
+    return first_pass + interval * (threshold - 1)
