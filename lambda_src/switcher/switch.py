@@ -6,6 +6,7 @@ harness: it takes its clients and settings as arguments, plus an injectable cloc
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable
@@ -168,10 +169,6 @@ def _resolve_and_switch(run: _Run, trigger: Trigger) -> SwitchResult:
         return _skip(f"instance {instance_id} has no {contract.TAG_NODE_ID} tag", instance_id=instance_id)
     if instance.get("VpcId") != settings.vpc_id:
         return _skip(f"instance {instance_id} is in VPC {instance.get('VpcId')}, not {settings.vpc_id}")
-    if instance["State"]["Name"] in aws.GONE_STATES:
-        return _skip(
-            f"instance {instance_id} is already {instance['State']['Name']}", instance_id=instance_id
-        )
     raw_id = tags[contract.TAG_NODE_ID]
     if not raw_id.isdigit():
         return _skip(f"instance {instance_id}: {contract.TAG_NODE_ID}={raw_id!r} is not a decimal integer")
@@ -193,6 +190,13 @@ def _resolve_and_switch(run: _Run, trigger: Trigger) -> SwitchResult:
             },
         )
         return _skip(f"node {node_id} has no configuration record", node_id=node_id)
+    gone = instance["State"]["Name"] in aws.GONE_STATES
+    if gone and not (node.state == state.SWITCHING and node.current_instance_id == instance_id):
+        # A source already terminated by its own switch (vendor order, or a crash after the terminate) is
+        # still resumed; any other instance that is gone has nothing left to switch.
+        return _skip(
+            f"instance {instance_id} is already {instance['State']['Name']}", instance_id=instance_id
+        )
     if node.state in (state.HOLD, state.FAILED, state.DELETED):
         return _skip(f"node {node_id} is {node.state}", node_id=node_id)
     if node.current_instance_id not in (None, instance_id):
@@ -275,8 +279,7 @@ def _claim(run: _Run, node: state.NodeRecord, instance: dict[str, Any], trigger:
         return _skip(f"node {node.node_id}: another delivery claimed it first", node_id=node.node_id)
     logger.set_correlation_id(switch_id)
     logger.info("switch claimed", extra={"switch_id": switch_id, "adopted": node.current_instance_id is None})
-    run.fire(CLAIMED, "recorded")
-    return _drive(run, claimed, switch, instance)
+    return _drive(run, claimed, switch, instance, just_claimed=True)
 
 
 def _take_over(run: _Run, node: state.NodeRecord) -> SwitchResult:
@@ -300,11 +303,17 @@ def _take_over(run: _Run, node: state.NodeRecord) -> SwitchResult:
 
 
 def _drive(
-    run: _Run, node: state.NodeRecord, switch: state.SwitchRecord, source: dict[str, Any]
+    run: _Run,
+    node: state.NodeRecord,
+    switch: state.SwitchRecord,
+    source: dict[str, Any],
+    just_claimed: bool = False,
 ) -> SwitchResult:
     """Run the remaining phases; on an error record it, release the lease, re-raise (Lambda retries)."""
     s = run.settings
     try:
+        if just_claimed:
+            run.fire(CLAIMED, "recorded")
         for phase in remaining(switch.order, switch.timeline):
             started = time.monotonic()
             if phase is Phase.CLOSE:
@@ -449,9 +458,13 @@ def _close(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> Swi
     s = run.settings
     assert switch.replacement_instance_id is not None and switch.replacement_az is not None
     now = run.now()
-    switch.timeline[Phase.CLOSE.value] = state.iso(now)
-    switch.outcome = state.SUCCEEDED
-    switch.error = None
+    # Work on a copy: if the close itself fails, the recorded switch must still lack its `done` phase.
+    switch = dataclasses.replace(
+        switch,
+        timeline={**switch.timeline, Phase.CLOSE.value: state.iso(now)},
+        outcome=state.SUCCEEDED,
+        error=None,
+    )
     # Notice first, then the record: a crash in between repeats the notice rather than losing it.
     aws.notify(
         run.clients.sns,

@@ -18,25 +18,38 @@ from moto import mock_aws  # noqa: E402
 from tests.helpers.aws_faults import FaultInjector, aws_faults  # noqa: E402
 from tests.helpers.world import REGION, World, build_world  # noqa: E402
 
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
 
-@pytest.fixture
-def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+
+@pytest.fixture(scope="module")
+def aws_credentials() -> Iterator[None]:
     """Fake credentials and an explicit region, so nothing can reach a real account."""
-    for var, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(var, value)
+    with pytest.MonkeyPatch.context() as patch:
+        for var, value in FAKE_CREDENTIALS.items():
+            patch.setenv(var, value)
+        yield
 
 
-@pytest.fixture
-def faults(aws_credentials: None) -> Iterator[FaultInjector]:
-    """moto in-process with the shared fault helper active (ClientToken idempotency, atomic writes)."""
+@pytest.fixture(scope="module")
+def moto_module(aws_credentials: None) -> Iterator[FaultInjector]:
+    """moto in-process for a whole test module (starting/stopping it per test costs ~1 s); every test
+    builds its own world (own VPC, table, topic), so tests do not see each other's resources."""
     with mock_aws(), aws_faults() as injector:
         yield injector
+
+
+@pytest.fixture
+def faults(moto_module: FaultInjector) -> Iterator[FaultInjector]:
+    """The shared fault helper (ClientToken idempotency, atomic writes), with no faults left from other tests."""
+    moto_module.faults.clear()
+    yield moto_module
+    moto_module.faults.clear()
 
 
 @pytest.fixture

@@ -1,0 +1,102 @@
+"""A switcher that dies at any point is resumed by the next delivery: exactly one replacement, always."""
+
+from __future__ import annotations
+
+import pytest
+from switcher import contract, state
+from switcher.phases import CLAIMED, Phase
+
+from tests.helpers.world import World, build_world
+
+
+class Crash(Exception):
+    """An error inside the switcher (throttling beyond retries, a bug, ...): it is caught and re-raised."""
+
+
+class Killed(BaseException):
+    """The invocation is killed (Lambda timeout): no handler runs, the lease is NOT released."""
+
+
+CRASH_POINTS = [(CLAIMED, "recorded")] + [(p.value, m) for p in Phase for m in ("acted", "recorded")]
+
+
+def _crash_at(point: tuple[str, str], exc: type[BaseException] = Crash):
+    def hook(phase: str, moment: str) -> None:
+        if (phase, moment) == point:
+            raise exc(f"crash at {phase}/{moment}")
+
+    return hook
+
+
+def _all_node_instance_ids(world: World, node_id: int) -> set[str]:
+    resp = world.clients.ec2.describe_instances(
+        Filters=[
+            {"Name": f"tag:{contract.TAG_NODE_ID}", "Values": [str(node_id)]},
+            {"Name": "vpc-id", "Values": [world.vpc_id]},
+        ]
+    )
+    return {i["InstanceId"] for r in resp["Reservations"] for i in r["Instances"]}
+
+
+def _assert_exactly_one_clean_switch(world: World, source: str) -> str:
+    node = world.node(1)
+    assert node.state == state.ACTIVE and node.lease_until == 0
+    replacement = node.current_instance_id
+    assert replacement is not None and replacement != source
+    # Exactly one instance was ever launched for the node: no orphan, no double launch.
+    assert _all_node_instance_ids(world, 1) == {source, replacement}
+    assert [i["InstanceId"] for i in world.node_instances(1)] == [replacement]
+    terminations = [c for c in world.calls.named("TerminateInstances") if c.params["InstanceIds"] == [source]]
+    assert len(terminations) == 1
+    assert world.state_of(source) == "terminated"
+    assert world.targets() == {replacement}
+    assert set(world.alarm_instances(1).values()) == {replacement}
+    (switch,) = world.switches(1)
+    assert switch.outcome == state.SUCCEEDED and switch.replacement_instance_id == replacement
+    assert [p.value for p in Phase if p.value not in switch.timeline] == []
+    return replacement
+
+
+@pytest.mark.parametrize("order", ["swr", "vendor"])
+@pytest.mark.parametrize("point", CRASH_POINTS, ids=[f"{p}-{m}" for p, m in CRASH_POINTS])
+def test_crash_at_any_phase_then_redelivery_ends_with_exactly_one_replacement(
+    faults: object, order: str, point: tuple[str, str]
+) -> None:
+    world = build_world(order=order)
+    source = world.provision(1)
+    world.clients.ec2.stop_instances(InstanceIds=[source])
+    event = world.event("ec2_state_stopping", source)
+
+    with pytest.raises(Crash):
+        world.run(event, hook=_crash_at(point))
+    if point != (Phase.CLOSE.value, "recorded"):
+        node = world.node(1)
+        assert node.state == state.SWITCHING and node.lease_until == 0, "lease released for the retry"
+        assert world.switches(1)[0].error is not None
+
+    world.run(event)  # Lambda's async retry, or the next event about the node
+    world.run(event)  # a late duplicate changes nothing
+    _assert_exactly_one_clean_switch(world, source)
+
+
+def test_killed_invocation_keeps_its_lease_until_it_expires_then_a_later_event_takes_over(
+    world: World,
+) -> None:
+    source = world.provision(1)
+    world.clients.ec2.stop_instances(InstanceIds=[source])
+    with pytest.raises(Killed):
+        world.run(
+            world.event("ec2_state_stopping", source), hook=_crash_at((Phase.LAUNCH.value, "acted"), Killed)
+        )
+
+    world.calls.clear()
+    early = world.run(world.event("ec2_state_stopped", source))
+    assert early.outcome == "SKIPPED" and "lease" in early.reason
+    assert world.calls.mutating() == []
+
+    world.advance(world.settings.lease_seconds + 1)
+    resumed = world.run(world.event("alarm_monitor_alarm", source))
+    assert resumed.outcome == "SUCCEEDED"
+    replacement = _assert_exactly_one_clean_switch(world, source)
+    assert resumed.replacement_instance_id == replacement
+    assert world.switches(1)[0].attempts == 2
