@@ -458,6 +458,7 @@ def _close(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> Swi
     s = run.settings
     assert switch.replacement_instance_id is not None and switch.replacement_az is not None
     now = run.now()
+    replacement_id, replacement_az = switch.replacement_instance_id, switch.replacement_az
     # Work on a copy: if the close itself fails, the recorded switch must still lack its `done` phase.
     switch = dataclasses.replace(
         switch,
@@ -476,8 +477,8 @@ def _close(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> Swi
     run.fire(Phase.CLOSE.value, "acted")
     closed = state.close(
         node,
-        instance_id=switch.replacement_instance_id,
-        az=switch.replacement_az,
+        instance_id=replacement_id,
+        az=replacement_az,
         source_az=switch.source_az,
         window_seconds=s.flap_window_seconds,
         now=now,

@@ -46,7 +46,7 @@ def moto_module(aws_credentials: None) -> Iterator[FaultInjector]:
 
 @pytest.fixture
 def faults(moto_module: FaultInjector) -> Iterator[FaultInjector]:
-    """The shared fault helper (ClientToken idempotency, atomic writes), with no faults left from other tests."""
+    """The shared fault helper (ClientToken idempotency, atomic writes), cleared of other tests' faults."""
     moto_module.faults.clear()
     yield moto_module
     moto_module.faults.clear()
