@@ -22,6 +22,14 @@ REGION = "us-east-1"
 AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
 USER_DATA = "IyEvYmluL2Jhc2gKZWNobyBzd3I="  # base64 of a tiny script
 IMAGE_ID = "ami-12c6146b"
+#: Fake credentials and an explicit region for moto, so nothing can reach a real account.
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
 _ids = itertools.count(1)
 
 

@@ -16,15 +16,7 @@ if str(REPO_ROOT) not in sys.path:
 from moto import mock_aws  # noqa: E402
 
 from tests.helpers.aws_faults import FaultInjector, aws_faults  # noqa: E402
-from tests.helpers.world import REGION, World, build_world  # noqa: E402
-
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-}
+from tests.helpers.world import FAKE_CREDENTIALS, World, build_world  # noqa: E402
 
 
 @pytest.fixture(scope="module")
