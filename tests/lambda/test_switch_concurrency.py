@@ -1,5 +1,5 @@
-"""The same failure delivered three times at once (state change `stopping`, `stopped`, monitor alarm) against a
-ThreadedMotoServer on 127.0.0.1: exactly one replacement, every time."""
+"""One failure delivered three times at once (state change `stopping`, `stopped`, monitor alarm)
+against a ThreadedMotoServer on 127.0.0.1: exactly one replacement, every time."""
 
 from __future__ import annotations
 

@@ -1,0 +1,72 @@
+"""Capacity errors move the launch to the next AZ; with no AZ left the source stays fenced; throttling
+is retried by botocore's retry mode until the switch completes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from switcher import state
+
+from tests.helpers.aws_faults import FaultInjector, fast_retries
+from tests.helpers.world import World
+
+
+def _stopped_node(world: World) -> str:
+    source = world.provision(1)
+    world.clients.ec2.stop_instances(InstanceIds=[source])
+    return source
+
+
+@pytest.mark.parametrize(
+    "code", ["InsufficientInstanceCapacity", "InsufficientFreeAddressesInSubnet", "Unsupported"]
+)
+def test_capacity_error_in_one_of_two_other_azs_lands_in_the_other(
+    world: World, faults: FaultInjector, code: str
+) -> None:
+    source = _stopped_node(world)  # in us-east-1a: candidates are 1b then 1c
+    faults.fail_in_subnets({world.subnets["us-east-1b"]}, code)
+    result = world.run(world.event("ec2_state_stopping", source))
+    assert result.outcome == "SUCCEEDED" and result.replacement_az == "us-east-1c"
+    (switch,) = world.switches(1)
+    assert switch.az_errors.keys() == {"us-east-1b"} and code in switch.az_errors["us-east-1b"]
+    assert len(world.node_instances(1)) == 1
+
+
+def test_no_capacity_anywhere_keeps_the_source_fenced_and_stopped_and_records_failed(
+    world: World, faults: FaultInjector
+) -> None:
+    source = _stopped_node(world)
+    faults.fail_in_subnets({world.subnets["us-east-1b"], world.subnets["us-east-1c"]})
+    world.calls.clear()
+    result = world.run(world.event("ec2_state_stopping", source))
+
+    assert result.outcome == "FAILED"
+    assert world.state_of(source) == "stopped"
+    assert [g["GroupId"] for g in world.instance(source)["SecurityGroups"]] == [world.blackhole_sg]
+    assert world.calls.named("TerminateInstances") == []
+    node = world.node(1)
+    assert (node.state, node.current_instance_id) == (state.FAILED, source)
+    (switch,) = world.switches(1)
+    assert switch.outcome == state.SWITCH_FAILED
+    assert set(switch.az_errors) == {"us-east-1b", "us-east-1c"}
+    notice = json.loads(world.calls.named("Publish")[0].params["Message"])
+    assert notice["outcome"] == "FAILED" and set(notice["az_errors"]) == {"us-east-1b", "us-east-1c"}
+    # A FAILED node is left alone until an operator resumes it.
+    assert world.run(world.event("ec2_state_stopped", source)).outcome == "SKIPPED"
+
+
+def test_throttling_bursts_are_retried_and_the_switch_completes(world: World, faults: FaultInjector) -> None:
+    source = _stopped_node(world)
+    bursts = [
+        faults.fail("ec2", "RunInstances", "RequestLimitExceeded", times=3, status=503),
+        faults.fail("ec2", "ModifyInstanceAttribute", "RequestLimitExceeded", times=2, status=503),
+        faults.fail("elbv2", "RegisterTargets", "Throttling", times=2),
+        faults.fail("dynamodb", "TransactWriteItems", "ThrottlingException", times=2),
+    ]
+    with fast_retries():
+        result = world.run(world.event("ec2_state_stopping", source))
+    assert result.outcome == "SUCCEEDED"
+    assert [b.injected for b in bursts] == [3, 2, 2, 2]
+    assert [i["InstanceId"] for i in world.node_instances(1)] == [result.replacement_instance_id]
+    assert world.targets() == {result.replacement_instance_id}

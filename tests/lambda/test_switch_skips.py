@@ -1,0 +1,106 @@
+"""Anything that is not ours, or not to be switched now, is skipped without a single mutating AWS call."""
+
+from __future__ import annotations
+
+import pytest
+from switcher import contract, state
+
+from tests.helpers.world import World
+
+
+def _assert_skipped_untouched(world: World, event: dict, reason_part: str) -> None:
+    world.calls.clear()
+    result = world.run(event)
+    assert result.outcome == "SKIPPED"
+    assert reason_part in result.reason
+    assert world.calls.mutating() == []
+
+
+def _hand_launched(world: World, *, vpc_subnet: str | None = None, tags: dict[str, str] | None = None) -> str:
+    resp = world.clients.ec2.run_instances(
+        ImageId="ami-12c6146b",
+        InstanceType="t3.small",
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=vpc_subnet or world.subnets["us-east-1a"],
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()]}
+        ]
+        if tags
+        else [],
+    )
+    return resp["Instances"][0]["InstanceId"]
+
+
+def test_instance_without_the_node_tag_is_skipped(world: World) -> None:
+    other = _hand_launched(world, tags={"Name": "not-a-node"})
+    _assert_skipped_untouched(world, world.event("ec2_state_stopping", other), contract.TAG_NODE_ID)
+
+
+def test_tagged_instance_of_another_vpc_is_skipped(world: World) -> None:
+    subnet = world.clients.ec2.create_subnet(VpcId=world.other_vpc_id, CidrBlock="10.1.1.0/24")["Subnet"]
+    other = _hand_launched(world, vpc_subnet=subnet["SubnetId"], tags={contract.TAG_NODE_ID: "1"})
+    _assert_skipped_untouched(world, world.event("ec2_state_stopping", other), "VPC")
+
+
+def test_late_event_about_an_already_replaced_instance_is_skipped(world: World) -> None:
+    source = world.provision(1)
+    assert world.run(world.event("ec2_state_stopping", source)).outcome == "SUCCEEDED"
+    # The source is terminated now; a stray `stopped` or alarm about it must change nothing.
+    _assert_skipped_untouched(world, world.event("alarm_monitor_alarm", source), source)
+
+
+def test_not_current_instance_that_is_still_alive_is_skipped(world: World) -> None:
+    world.provision(1)
+    stray = _hand_launched(world, tags={contract.TAG_NODE_ID: "1"})
+    _assert_skipped_untouched(world, world.event("ec2_state_stopped", stray), "not node 1's current")
+
+
+def test_node_on_hold_is_skipped(world: World) -> None:
+    source = world.provision(1)
+    state.hold(
+        world.clients.dynamodb, world.settings.table_name, "prod", 1, reason="maintenance", now=world.now()
+    )
+    _assert_skipped_untouched(world, world.event("ec2_state_stopping", source), "HOLD")
+
+
+@pytest.mark.parametrize("gone_state", ["shutting-down", "terminated"])
+def test_instance_already_going_away_is_skipped(world: World, gone_state: str) -> None:
+    source = world.provision(1)
+    world.clients.ec2.terminate_instances(InstanceIds=[source])  # moto goes straight to `terminated`
+    event = world.event("ec2_state_stopping", source)
+    if gone_state == "shutting-down":
+        from moto.ec2.models import ec2_backends
+
+        instance = ec2_backends["123456789012"]["us-east-1"].get_instance(source)
+        instance._state.name, instance._state.code = "shutting-down", 32
+    _assert_skipped_untouched(world, event, gone_state)
+
+
+@pytest.mark.parametrize(
+    ("name", "mutate", "reason"),
+    [
+        ("ec2_state_stopping", lambda e: e["detail"].update(state="running"), "not a trigger"),
+        ("alarm_monitor_alarm", lambda e: e["detail"]["state"].update(value="OK"), "not in ALARM"),
+        ("alarm_monitor_alarm", lambda e: e["detail"].update(alarmName="swr-other-1-monitor"), "VPC"),
+        ("ec2_state_stopping", lambda e: e.update(source="aws.s3"), "not a trigger"),
+    ],
+)
+def test_events_that_are_not_triggers_are_skipped(world: World, name: str, mutate, reason: str) -> None:
+    source = world.provision(1)
+    event = world.event(name, source)
+    mutate(event)
+    _assert_skipped_untouched(world, event, reason)
+
+
+def test_node_without_configuration_is_skipped_with_a_notice_naming_it(world: World) -> None:
+    stray = _hand_launched(world, tags={contract.TAG_NODE_ID: "7"})
+    world.calls.clear()
+    result = world.run(world.event("ec2_state_stopping", stray, 7))
+    assert result.outcome == "SKIPPED" and "node 7" in result.reason
+    assert {(c.service, c.operation) for c in world.calls.mutating()} == {
+        ("sns", "Publish"),
+        ("events", "PutEvents"),
+    }
+    assert '"node_id": 7' in world.calls.named("Publish")[0].params["Message"]
+    assert world.state_of(stray) == "running"
