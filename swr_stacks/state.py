@@ -46,6 +46,5 @@ class NoticeTopic(Construct):
             description="swr notice topic encryption",
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.DESTROY,
-            pending_window=None,
         )
         self.topic = sns.Topic(self, "Topic", master_key=self.key, enforce_ssl=True)
