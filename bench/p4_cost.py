@@ -59,12 +59,15 @@ def parse_importtime(stderr: str, module: str) -> dict[str, Any]:
 
 def measure_import(module: str = HANDLER_MODULE, samples: int = IMPORT_SAMPLES) -> dict[str, Any]:
     """Median over fresh interpreters of the handler's import (what a Lambda cold start pays in init)."""
-    cumulative, wall = [], []
+    cumulative: list[float] = []
+    wall: list[float] = []
+    rss_kib: list[int] = []
     last: dict[str, Any] = {}
     for _ in range(samples):
         began = time.perf_counter()
+        probe = f"import resource, {module}; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
         done = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+            [sys.executable, "-X", "importtime", "-c", probe],
             capture_output=True,
             text=True,
             env=_clean_env(),
@@ -77,11 +80,13 @@ def measure_import(module: str = HANDLER_MODULE, samples: int = IMPORT_SAMPLES) 
             raise RuntimeError(f"importing {module} failed:\n{done.stderr[-2000:]}")
         last = parse_importtime(done.stderr, module)
         cumulative.append(last["module_cumulative_ms"])
+        rss_kib.append(int(done.stdout.strip().splitlines()[-1]))
     return {
         "module": module,
         "samples": samples,
         "import_ms_median": statistics.median(cumulative),
         "interpreter_start_and_import_s_median": statistics.median(wall),
+        "max_rss_after_import_mib": round(statistics.median(rss_kib) / 1024, 1),
         "top_imports_ms_last_sample": last["top_imports_ms"],
         "measured": "python -X importtime -c 'import switcher.handler' (PYTHONPATH=lambda_src), fresh "
         "interpreter per sample; local CPU, not a Lambda",

@@ -81,9 +81,11 @@ def p1_section(p1: dict[str, Any]) -> list[str]:
         f"Dominant piece: **{v['dominant_piece']}** ({_s(v['dominant_piece_s'])} s). The switcher's own part "
         f"(switcher start → target registered) is {v['switcher_only_ratio_swr_over_vendor']:.2f}x the vendor "
         "order's; the whole-RTO ratio stays higher because detection, boot and the load balancer's "
-        "registration delay and health checks are the same for both orders. Registering the replacement "
-        "right after RunInstances (so the NLB registration delay overlaps the boot) would give a median of "
-        f"{_s(v['swr_rto_if_registered_at_launch_s'])} s on the same runs (computed from the same draws).",
+        "registration delay and health checks are the same for both orders. The NLB registration delay "
+        "(an assumption: AWS documents only that it 'can take a few minutes') is the largest lever: without "
+        f"it the same runs would end at a median of {_s(v['swr_rto_without_registration_delay_s'])} s; the "
+        f"same switches behind an ALB measure {_s(v['swr_rto_alb_s'])} s. ELBv2 registers only running "
+        "instances, so the switcher cannot overlap the registration with the boot.",
         "",
     ]
     chart = chart_path("app_fault", "nlb")
@@ -178,6 +180,8 @@ def p4_section(p4: dict[str, Any]) -> list[str]:
         "|---|---:|---|",
         f"| handler import (cold-start init) | {imp['import_ms_median']:.0f} ms | {imp['measured']}; "
         f"median of {imp['samples']}; costliest: {top} |",
+        f"| interpreter RSS after importing the handler | {imp['max_rss_after_import_mib']} MiB | "
+        "getrusage in the import probe (what the function's memory setting must hold before a switch) |",
         f"| peak Python heap of one switch | {mem['tracemalloc_peak_mib']} MiB | {mem['measured']} |",
         f"| benchmark process max RSS | {mem['process_max_rss_mib']} MiB | getrusage |",
         f"| `python app.py` (default config) | {_s(synth.get('synth_s'))} s | {synth['measured']}, exit "

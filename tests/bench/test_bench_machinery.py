@@ -7,6 +7,7 @@ import json
 
 import boto3
 import pytest
+from botocore.config import Config
 from moto import mock_aws
 
 from bench.aws_model import ModeledAws
@@ -112,3 +113,45 @@ def test_a_launched_instance_reads_pending_until_its_modeled_boot_time_has_passe
         "StopInstances",
         "DescribeInstances",
     }
+
+
+def test_target_turns_healthy_after_threshold_checks_once_the_app_is_up() -> None:
+    from bench.rto_model import healthy_time
+
+    # Checks at 30, 40, 50, ...; the app is up at 41 -> first pass at 50, second (threshold 2) at 60.
+    assert healthy_time(checks_start=30.0, app_up=41.0, interval=10.0, threshold=2) == 60.0
+    # App already up when checks start: the first check passes.
+    assert healthy_time(checks_start=30.0, app_up=12.0, interval=10.0, threshold=3) == 50.0
+
+
+def test_detection_precedes_delivery_and_the_switcher_for_every_case() -> None:
+    from bench.rto_model import CASES, detect
+
+    model = LatencyModel.load()
+    for seed in range(20):
+        for case in CASES:
+            found = detect(case, Sampler(model, seed))
+            assert 0.0 <= found.detected_at < found.delivered_at < found.switcher_starts_at
+            assert (found.source_stopping_at is not None) == (case == "app_fault")
+
+
+def test_a_call_without_a_token_is_answered_with_request_limit_exceeded() -> None:
+    from botocore.exceptions import ClientError
+
+    model = LatencyModel.load()
+    clock = VirtualClock(scale=1e-6)
+    bucket = TokenBucket(capacity=1, refill_per_second=0.001, now=clock.now)
+    modeled = ModeledAws(Sampler(model, seed=3), clock, bucket)
+    with mock_aws():
+        ec2 = modeled.attach(
+            boto3.client(
+                "ec2",
+                region_name="us-east-1",
+                config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+            )
+        )
+        image_id = ec2.describe_images(Owners=["amazon"], MaxResults=1)["Images"][0]["ImageId"]
+        ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)
+        with pytest.raises(ClientError, match="RequestLimitExceeded"):
+            ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)
+    assert (modeled.throttles.admitted, modeled.throttles.refused) == (1, 1)
