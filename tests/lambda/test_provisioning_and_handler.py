@@ -1,0 +1,231 @@
+"""The Lambda entry point: node custom resource (create/update/delete, with the response PUT to
+CloudFormation's URL) and EventBridge events, with the environment validated at entry."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+
+from switcher import contract, handler, provision, state
+from switcher.settings import SettingsError
+from tests.helpers.world import World
+
+
+@pytest.fixture
+def cfn_endpoint() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A stand-in for CloudFormation's pre-signed response URL on 127.0.0.1; collects the PUT bodies."""
+    received: list[dict[str, Any]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(json.loads(body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:  # keep the test output quiet
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/response", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def env(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
+    """The switcher's environment as the stacks set it, for this world; clients rebuilt lazily."""
+    s = world.settings
+    for var, value in {
+        contract.ENV_TABLE_NAME: s.table_name,
+        contract.ENV_TOPIC_ARN: s.topic_arn,
+        contract.ENV_BLACKHOLE_SG_ID: s.blackhole_sg_id,
+        contract.ENV_VPC_NAME: s.vpc_name,
+        contract.ENV_VPC_ID: s.vpc_id,
+    }.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setattr(handler, "_clients", None)
+    return world
+
+
+def _request(world: World, request_type: str, url: str, node_id: int = 1, **extra: Any) -> dict[str, Any]:
+    return world.cfn_request(request_type, node_id, ResponseURL=url, **extra)
+
+
+def test_create_launches_the_first_instance_registers_it_creates_alarms_and_answers_success(
+    env: World, cfn_endpoint, lambda_context
+) -> None:
+    world, (url, received) = env, cfn_endpoint
+    handler.lambda_handler(_request(world, "Create", url), lambda_context)
+
+    (response,) = received
+    assert response["Status"] == "SUCCESS", response.get("Reason")
+    assert response["PhysicalResourceId"] == "swr-node-prod-1"
+    instance_id = response["Data"]["InstanceId"]
+    instance = world.instance(instance_id)
+    assert instance["State"]["Name"] == "running"
+    assert instance["SubnetId"] in world.subnets.values()
+    tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+    assert (tags[contract.TAG_NODE_ID], tags[contract.TAG_VPC]) == ("1", "prod")
+    assert world.targets() == {instance_id}
+    assert set(world.alarm_instances(1).values()) == {instance_id}
+    monitor = world.clients.cloudwatch.describe_alarms(AlarmNames=[contract.monitor_alarm_name("prod", 1)])
+    alarm = monitor["MetricAlarms"][0]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Period"]) == (
+        contract.MONITOR_METRIC_NAMESPACE,
+        contract.MONITOR_METRIC_NAME,
+        contract.MONITOR_INTERVAL_SECONDS,
+    )
+    assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
+        "InstanceId": instance_id,
+        contract.MONITOR_SELECTOR_KEY: contract.MONITOR_PROCESS_PATTERNS["swr-monitor"],
+        "pid_finder": contract.MONITOR_PID_FINDER,
+    }
+    assert alarm["TreatMissingData"] == "missing"
+    alarm_tags = world.clients.cloudwatch.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]
+    assert {"Key": contract.TAG_VPC, "Value": "prod"} in alarm_tags
+    node = world.node(1)
+    assert (node.state, node.current_instance_id) == (state.ACTIVE, instance_id)
+    assert node.config == state.NodeConfig(
+        world.launch_template_id, "1", world.target_group_arn, "swr-monitor"
+    )
+
+
+def test_create_adopts_a_live_tagged_instance_instead_of_launching(
+    env: World, cfn_endpoint, lambda_context
+) -> None:
+    world, (url, received) = env, cfn_endpoint
+    legacy = world.clients.ec2.run_instances(
+        ImageId="ami-12c6146b",
+        InstanceType="t3.small",
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=world.subnets["us-east-1c"],
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": contract.TAG_NODE_ID, "Value": "1"}]}
+        ],
+    )["Instances"][0]["InstanceId"]
+    world.calls.clear()
+    handler.lambda_handler(_request(world, "Create", url), lambda_context)
+    assert received[0]["Status"] == "SUCCESS"
+    assert received[0]["Data"]["InstanceId"] == legacy
+    assert world.calls.named("RunInstances") == []
+    assert world.node(1).current_instance_id == legacy
+
+
+def test_update_stores_the_config_for_the_next_switch_and_follows_a_new_target_group(
+    env: World, cfn_endpoint, lambda_context
+) -> None:
+    world, (url, received) = env, cfn_endpoint
+    first = world.provision(1)
+    new_tg = world.clients.elbv2.create_target_group(
+        Name="swr-prod-new", Protocol="TCP", Port=80, VpcId=world.vpc_id, TargetType="instance"
+    )["TargetGroups"][0]["TargetGroupArn"]
+    new_version = world.clients.ec2.create_launch_template_version(
+        LaunchTemplateId=world.launch_template_id, LaunchTemplateData={"InstanceType": "t3.medium"}
+    )["LaunchTemplateVersion"]["VersionNumber"]
+    request = _request(world, "Update", url)
+    request["OldResourceProperties"] = dict(request["ResourceProperties"])
+    request["ResourceProperties"].update(TargetGroupArn=new_tg, LaunchTemplateVersion=str(new_version))
+    handler.lambda_handler(request, lambda_context)
+
+    assert received[0]["Status"] == "SUCCESS", received[0].get("Reason")
+    assert received[0]["PhysicalResourceId"] == "swr-node-prod-1"
+    health = world.clients.elbv2.describe_target_health(TargetGroupArn=new_tg)["TargetHealthDescriptions"]
+    assert [d["Target"]["Id"] for d in health] == [first]
+    assert world.targets() == set()
+    assert world.node(1).config.launch_template_version == str(new_version)  # type: ignore[union-attr]
+
+    world.clients.ec2.stop_instances(InstanceIds=[first])
+    world.calls.clear()
+    result = world.run(world.event("ec2_state_stopping", first))
+    assert result.outcome == "SUCCEEDED"
+    (launch,) = world.calls.named("RunInstances")
+    assert launch.params["LaunchTemplate"]["Version"] == str(new_version)
+
+
+def test_delete_terminates_deregisters_removes_alarms_and_keeps_the_history(
+    env: World, cfn_endpoint, lambda_context
+) -> None:
+    world, (url, received) = env, cfn_endpoint
+    first = world.provision(1)
+    world.clients.ec2.stop_instances(InstanceIds=[first])
+    current = world.run(world.event("ec2_state_stopping", first)).replacement_instance_id
+    assert current is not None
+
+    handler.lambda_handler(_request(world, "Delete", url), lambda_context)
+    assert received[0]["Status"] == "SUCCESS", received[0].get("Reason")
+    assert world.state_of(current) == "terminated"
+    assert world.targets() == set()
+    assert world.alarm_instances(1) == {}
+    assert world.node(1).state == state.DELETED
+    assert len(world.switches(1)) == 1
+
+
+@pytest.mark.parametrize(
+    ("prop", "value", "named"),
+    [
+        (contract.PROP_NODE_ID, "one", contract.PROP_NODE_ID),
+        (contract.PROP_MONITOR_PROCESS, "nagios", contract.PROP_MONITOR_PROCESS),
+        (contract.PROP_VPC_NAME, "staging", contract.PROP_VPC_NAME),
+        (contract.PROP_TARGET_GROUP_ARN, "", contract.PROP_TARGET_GROUP_ARN),
+    ],
+)
+def test_invalid_properties_fail_the_resource_with_a_reason_naming_them(
+    env: World, cfn_endpoint, lambda_context, prop: str, value: str, named: str
+) -> None:
+    world, (url, received) = env, cfn_endpoint
+    request = _request(world, "Create", url)
+    request["ResourceProperties"][prop] = value
+    world.calls.clear()
+    handler.lambda_handler(request, lambda_context)
+    (response,) = received
+    assert response["Status"] == "FAILED" and named in response["Reason"]
+    assert response["PhysicalResourceId"]
+    assert world.calls.named("RunInstances") == []
+
+    # CloudFormation then rolls back with a Delete of that resource: it must succeed, not hang the stack.
+    rollback = _request(world, "Delete", url, PhysicalResourceId=response["PhysicalResourceId"])
+    rollback["ResourceProperties"] = request["ResourceProperties"]
+    handler.lambda_handler(rollback, lambda_context)
+    assert received[1]["Status"] == "SUCCESS"
+
+
+def test_missing_environment_still_answers_cloudformation(
+    world: World, cfn_endpoint, lambda_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, received = cfn_endpoint
+    monkeypatch.delenv(contract.ENV_TABLE_NAME, raising=False)
+    handler.lambda_handler(_request(world, "Create", url), lambda_context)
+    assert received[0]["Status"] == "FAILED" and contract.ENV_TABLE_NAME in received[0]["Reason"]
+
+
+def test_eventbridge_event_through_the_handler_switches_the_node(env: World, lambda_context) -> None:
+    world = env
+    source = world.provision(1)
+    world.clients.ec2.stop_instances(InstanceIds=[source])
+    result = handler.lambda_handler(world.event("ec2_state_stopping", source), lambda_context)
+    assert result["outcome"] == "SUCCEEDED" and result["source_instance_id"] == source
+    assert world.node(1).current_instance_id == result["replacement_instance_id"]
+
+
+def test_eventbridge_event_with_missing_environment_names_the_variables(
+    world: World, lambda_context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in (contract.ENV_TABLE_NAME, contract.ENV_VPC_ID):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(SettingsError, match=f"{contract.ENV_TABLE_NAME}.*{contract.ENV_VPC_ID}"):
+        handler.lambda_handler(world.event("ec2_state_stopping", "i-0123456789abcdef0"), lambda_context)
+
+
+def test_physical_id_is_stable_across_updates() -> None:
+    assert provision.physical_id("prod", 12) == "swr-node-prod-12"
