@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
-
 from switcher import contract, handler, provision, state
 from switcher.settings import SettingsError
+
 from tests.helpers.world import World
 
 
