@@ -1,0 +1,229 @@
+"""`swr validate`: the config checks of the stacks, then live checks of what is deployed in the account."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from switcher import contract, state
+
+from swr_cli.assembly import PROJECT_ROOT
+from swr_cli.aws import AwsTarget
+from swr_cli.discovery import NotFound, Switcher, find_switchers
+from swr_cli.drill import launch_template_efs_ids
+from swr_cli.render import Check, checks_table
+from swr_stacks.config import ConfigError, SwrConfig, VpcConfig, load_config_file, parse_config
+
+DEFAULTS_CONTEXT_KEY = "swr:defaults"
+#: The only egress rule the CDK gives a group with allow_all_outbound=False: it matches no traffic.
+_CDK_DISALLOW_ALL = ("icmp", 252, 86, "255.255.255.255/32")
+_LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+
+
+def load_config(config_file: str | None) -> SwrConfig:
+    """The user's file, or the default config kept in cdk.json (`swr:defaults`), validated."""
+    if config_file:
+        return load_config_file(config_file)
+    cdk_json = Path("cdk.json") if Path("cdk.json").is_file() else PROJECT_ROOT / "cdk.json"
+    try:
+        context = json.loads(cdk_json.read_text(encoding="utf-8")).get("context", {})
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"no --config given and {cdk_json} cannot be read: {err}") from err
+    if DEFAULTS_CONTEXT_KEY not in context:
+        raise ConfigError(f"no --config given and {cdk_json} has no {DEFAULTS_CONTEXT_KEY} context")
+    return parse_config(context[DEFAULTS_CONTEXT_KEY])
+
+
+def check_tagged_subnets(target: AwsTarget, vpc: VpcConfig, switcher: Switcher) -> Check:
+    subnets = target.client("ec2").describe_subnets(
+        Filters=[
+            {"Name": "vpc-id", "Values": [switcher.vpc_id]},
+            {"Name": "tag-key", "Values": [contract.TAG_SUBNET]},
+        ]
+    )["Subnets"]
+    found = {s["AvailabilityZone"] for s in subnets}
+    missing = [az for az in vpc.availability_zones if az not in found]
+    return Check(
+        f"{vpc.name}: every target AZ has a subnet tagged {contract.TAG_SUBNET}",
+        not missing,
+        f"missing in {', '.join(missing)}" if missing else ", ".join(sorted(found)),
+    )
+
+
+def check_mount_targets(
+    target: AwsTarget, vpc: VpcConfig, switcher: Switcher, nodes: dict[int, state.NodeRecord]
+) -> Check:
+    """Both EFS of every node (the ids its launch template mounts) reachable in every target AZ."""
+    efs = target.client("efs")
+    ec2 = target.client("ec2")
+    problems: list[str] = []
+    checked: set[str] = set()
+    for node_cfg in vpc.nodes:
+        record = nodes.get(node_cfg.node_id)
+        if record is None or record.config is None:
+            problems.append(f"node {node_cfg.node_id}: no record, launch template unknown")
+            continue
+        fs_ids = launch_template_efs_ids(target, record.config.launch_template_id)
+        expected = 2 if node_cfg.user_data_efs else 1
+        if len(fs_ids) < expected:
+            problems.append(
+                f"node {node_cfg.node_id}: launch template mounts {len(fs_ids)} EFS, expected {expected}"
+            )
+        for fs_id in sorted(fs_ids - checked):
+            checked.add(fs_id)
+            mounts = efs.describe_mount_targets(FileSystemId=fs_id)["MountTargets"]
+            subnet_ids = [m["SubnetId"] for m in mounts]
+            azs = (
+                {s["AvailabilityZone"] for s in ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]}
+                if subnet_ids
+                else set()
+            )
+            missing = [az for az in vpc.availability_zones if az not in azs]
+            if missing:
+                problems.append(f"{fs_id} has no mount target in {', '.join(missing)}")
+    return Check(
+        f"{vpc.name}: every target AZ has mount targets for both EFS of each node",
+        not problems,
+        "; ".join(problems)
+        if problems
+        else f"{len(checked)} file system(s) in {len(vpc.availability_zones)} AZs",
+    )
+
+
+def check_unique_node_ids(target: AwsTarget) -> Check:
+    ec2 = target.client("ec2")
+    by_id: dict[str, list[str]] = defaultdict(list)
+    for page in ec2.get_paginator("describe_instances").paginate(
+        Filters=[
+            {"Name": "tag-key", "Values": [contract.TAG_NODE_ID]},
+            {"Name": "instance-state-name", "Values": _LIVE_STATES},
+        ]
+    ):
+        for reservation in page["Reservations"]:
+            for inst in reservation["Instances"]:
+                tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+                by_id[tags[contract.TAG_NODE_ID]].append(inst["InstanceId"])
+    duplicates = {k: v for k, v in by_id.items() if len(v) > 1}
+    return Check(
+        f"{target.region}: node ids ({contract.TAG_NODE_ID}) unique among live instances",
+        not duplicates,
+        "; ".join(f"id {k} on {', '.join(sorted(v))}" for k, v in sorted(duplicates.items()))
+        if duplicates
+        else f"{len(by_id)} node id(s) live",
+    )
+
+
+def check_alarms(
+    target: AwsTarget, vpc: VpcConfig, switcher: Switcher, nodes: dict[int, state.NodeRecord]
+) -> Check:
+    names = {
+        name: node.node_id
+        for node in vpc.nodes
+        for name in (
+            contract.monitor_alarm_name(switcher.vpc_name, node.node_id),
+            contract.status_alarm_name(switcher.vpc_name, node.node_id),
+        )
+    }
+    alarms = target.client("cloudwatch").describe_alarms(AlarmNames=list(names))["MetricAlarms"]
+    found = {a["AlarmName"]: a for a in alarms}
+    problems = [f"{name} missing" for name in names if name not in found]
+    for name, alarm in found.items():
+        record = nodes.get(names[name])
+        watched = {d["Value"] for d in alarm.get("Dimensions", []) if d["Name"] == "InstanceId"}
+        if record is not None and record.current_instance_id and watched != {record.current_instance_id}:
+            problems.append(
+                f"{name} watches {', '.join(sorted(watched)) or 'no instance'}, "
+                f"not {record.current_instance_id}"
+            )
+    return Check(
+        f"{vpc.name}: alarms exist with the contract names and watch the current instance",
+        not problems,
+        "; ".join(problems) if problems else ", ".join(sorted(names)),
+    )
+
+
+def _rule_text(perm: dict[str, Any]) -> list[tuple[Any, ...]]:
+    out = []
+    for r in perm.get("IpRanges", []):
+        out.append((perm.get("IpProtocol"), perm.get("FromPort"), perm.get("ToPort"), r["CidrIp"]))
+    for r in perm.get("Ipv6Ranges", []):
+        out.append((perm.get("IpProtocol"), perm.get("FromPort"), perm.get("ToPort"), r["CidrIpv6"]))
+    for r in perm.get("UserIdGroupPairs", []):
+        out.append((perm.get("IpProtocol"), perm.get("FromPort"), perm.get("ToPort"), r["GroupId"]))
+    for r in perm.get("PrefixListIds", []):
+        out.append((perm.get("IpProtocol"), perm.get("FromPort"), perm.get("ToPort"), r["PrefixListId"]))
+    return out
+
+
+def check_blackhole(target: AwsTarget, switcher: Switcher) -> Check:
+    name = f"{switcher.vpc_name}: blackhole security group has no rules"
+    if not switcher.blackhole_sg_id:
+        return Check(name, False, f"the switcher has no {contract.ENV_BLACKHOLE_SG_ID}")
+    groups = target.client("ec2").describe_security_groups(GroupIds=[switcher.blackhole_sg_id])[
+        "SecurityGroups"
+    ]
+    group = groups[0]
+    ingress = [r for p in group.get("IpPermissions", []) for r in _rule_text(p)]
+    egress = [
+        r for p in group.get("IpPermissionsEgress", []) for r in _rule_text(p) if r != _CDK_DISALLOW_ALL
+    ]
+    problems = [f"ingress {r}" for r in ingress] + [f"egress {r}" for r in egress]
+    return Check(name, not problems, "; ".join(problems) if problems else switcher.blackhole_sg_id)
+
+
+def validate_region(target: AwsTarget, config: SwrConfig) -> list[Check]:
+    region_cfg = next((r for r in config.regions if r.name == target.region), None)
+    if region_cfg is None:
+        return [
+            Check(
+                f"region {target.region} is in the config",
+                False,
+                f"the config has {', '.join(r.name for r in config.regions)}",
+            )
+        ]
+    checks: list[Check] = []
+    ddb = target.client("dynamodb")
+    for vpc in region_cfg.vpcs:
+        try:
+            switcher = find_switchers(target, vpc.name)[0]
+        except NotFound as err:
+            checks.append(Check(f"{vpc.name}: switcher deployed", False, str(err)))
+            continue
+        nodes = {n.node_id: n for n in state.list_nodes(ddb, switcher.table_name, switcher.vpc_name)}
+        missing = [str(n.node_id) for n in vpc.nodes if n.node_id not in nodes]
+        checks.append(
+            Check(
+                f"{vpc.name}: every node of the config has a record",
+                not missing,
+                f"no record for node(s) {', '.join(missing)}" if missing else f"{len(vpc.nodes)} node(s)",
+            )
+        )
+        checks.append(check_tagged_subnets(target, vpc, switcher))
+        checks.append(check_mount_targets(target, vpc, switcher, nodes))
+        checks.append(check_alarms(target, vpc, switcher, nodes))
+        checks.append(check_blackhole(target, switcher))
+    checks.append(check_unique_node_ids(target))
+    return checks
+
+
+def run_validate(
+    console: Console, *, config_file: str | None, region: str | None, endpoint_url: str | None
+) -> int:
+    try:
+        config = load_config(config_file)
+    except ConfigError as err:
+        console.print(checks_table("swr validate", [Check("config is valid", False, str(err))]))
+        return 1
+    checks = [Check("config is valid", True, config_file or "swr:defaults in cdk.json")]
+    env_region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    regions = [region] if region else [env_region] if env_region else [r.name for r in config.regions]
+    for name in regions:
+        checks += validate_region(AwsTarget.from_args(name, endpoint_url), config)
+    console.print(checks_table("swr validate", checks))
+    failed = sum(not c.ok for c in checks)
+    console.print(f"[red]{failed} check(s) failed[/]" if failed else "[green]all checks passed[/]")
+    return 1 if failed else 0
