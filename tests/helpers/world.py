@@ -185,8 +185,8 @@ def build_world(*, endpoint_url: str | None = None, vpc_name: str = "prod", orde
     blackhole_sg = ec2.create_security_group(GroupName=f"bh-{suffix}", Description="blackhole", VpcId=vpc_id)[
         "GroupId"
     ]
+    # moto does not validate key names by default; creating one costs an RSA key generation per test.
     key_name = f"swr-key-{suffix}"
-    ec2.create_key_pair(KeyName=key_name)
     profile_arn = iam.create_instance_profile(InstanceProfileName=f"swr-node-{suffix}")["InstanceProfile"][
         "Arn"
     ]

@@ -209,13 +209,28 @@ def test_missing_environment_still_answers_cloudformation(
     assert received[0]["Status"] == "FAILED" and contract.ENV_TABLE_NAME in received[0]["Reason"]
 
 
-def test_eventbridge_event_through_the_handler_switches_the_node(env: World, lambda_context) -> None:
+def test_eventbridge_event_through_the_handler_switches_the_node_and_emits_metrics(
+    env: World, lambda_context, capfd: pytest.CaptureFixture[str]
+) -> None:
     world = env
     source = world.provision(1)
     world.clients.ec2.stop_instances(InstanceIds=[source])
+    capfd.readouterr()
     result = handler.lambda_handler(world.event("ec2_state_stopping", source), lambda_context)
     assert result["outcome"] == "SUCCEEDED" and result["source_instance_id"] == source
     assert world.node(1).current_instance_id == result["replacement_instance_id"]
+
+    lines = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
+    (blob,) = [line for line in lines if "_aws" in line]
+    directive = blob["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == contract.METRICS_NAMESPACE
+    assert blob[contract.METRICS_VPC_DIMENSION] == "prod" and blob["service"] == contract.METRICS_SERVICE
+    names = {m["Name"] for m in directive["Metrics"]}
+    assert {contract.METRIC_SWITCH_COUNT, contract.METRIC_SWITCH_DURATION} <= names
+    assert contract.METRIC_PHASE_DURATION_PREFIX + "launched" in names
+    assert blob[contract.METRIC_SWITCH_COUNT] in (1, 1.0, [1], [1.0])
+    # JSON logs of the invocation carry the switch id as the correlation id.
+    assert handler.logger.get_correlation_id() == result["switch_id"]
 
 
 def test_eventbridge_event_with_missing_environment_names_the_variables(
