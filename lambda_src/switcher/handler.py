@@ -14,7 +14,7 @@ from dataclasses import asdict
 from typing import Any
 
 from switcher import provision
-from switcher.clients import Clients, make_clients
+from switcher.clients import Clients, make_clients, retry_config
 from switcher.observability import logger, metrics
 from switcher.settings import Settings
 from switcher.switch import run_event
@@ -24,11 +24,11 @@ _clients: Clients | None = None
 _MAX_REASON = 1000
 
 
-def _get_clients() -> Clients:
+def _get_clients(settings: Settings) -> Clients:
     """Clients are built at the first invocation (never at import) and reused by warm invocations."""
     global _clients
     if _clients is None:
-        _clients = make_clients()
+        _clients = make_clients(config=retry_config(settings.retry_mode, settings.retry_max_attempts))
     return _clients
 
 
@@ -40,7 +40,10 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return handle_custom_resource(event, context)
     settings = Settings.from_env()
     result = run_event(
-        event, clients=_get_clients(), settings=settings, remaining_ms=context.get_remaining_time_in_millis
+        event,
+        clients=_get_clients(settings),
+        settings=settings,
+        remaining_ms=context.get_remaining_time_in_millis,
     )
     return asdict(result)
 
@@ -58,7 +61,9 @@ def handle_custom_resource(event: dict[str, Any], context: Any) -> dict[str, Any
     }
     try:
         settings = Settings.from_env()
-        physical, data = provision.handle(event, clients=_get_clients(), settings=settings, now=time.time)
+        physical, data = provision.handle(
+            event, clients=_get_clients(settings), settings=settings, now=time.time
+        )
         response.update(PhysicalResourceId=physical, Data=data)
     except Exception as err:  # noqa: BLE001 - whatever failed, CloudFormation must get an answer
         logger.exception("custom resource request failed", extra={"request_type": event.get("RequestType")})
