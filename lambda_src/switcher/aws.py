@@ -277,6 +277,12 @@ def put_node_alarms(
         TreatMissingData="missing",
         Tags=vpc_tag,
     )
+    # PutMetricAlarm keeps an existing alarm's state: an alarm left in ALARM by the failed source would not
+    # fire again for the replacement. Re-arm both; missing data from a booting replacement keeps them OK.
+    for name in (monitor, status):
+        cloudwatch.set_alarm_state(
+            AlarmName=name, StateValue="OK", StateReason=f"swr: alarm now watches instance {instance_id}"
+        )
     return [monitor, status]
 
 

@@ -199,6 +199,25 @@ def _resolve_and_switch(run: _Run, trigger: Trigger) -> SwitchResult:
         )
     if node.state in (state.HOLD, state.FAILED, state.DELETED):
         return _skip(f"node {node_id} is {node.state}", node_id=node_id)
+    if node.current_instance_id is None and node.state == state.ACTIVE:
+        live = aws.live_node_instances(run.clients.ec2, settings.vpc_id, node_id)
+        if len(live) > 1:
+            ids = sorted(i["InstanceId"] for i in live)
+            aws.notify(
+                run.clients.sns,
+                run.clients.events,
+                topic_arn=settings.topic_arn,
+                detail_type=contract.SWITCH_FAILED_DETAIL_TYPE,
+                detail={
+                    "vpc": settings.vpc_name,
+                    "node_id": node_id,
+                    "reason": f"several live instances carry {contract.TAG_NODE_ID}={node_id}",
+                    "instance_ids": ids,
+                },
+            )
+            return _skip(
+                f"node {node_id}: several live instances carry its id, refusing to adopt", node_id=node_id
+            )
     if node.current_instance_id not in (None, instance_id):
         return _skip(
             f"instance {instance_id} is not node {node_id}'s current instance {node.current_instance_id}",

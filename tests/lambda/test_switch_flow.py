@@ -62,6 +62,18 @@ def test_switch_replaces_the_node_in_another_az_with_everything_it_inherits(
     assert set(world.alarm_instances(1).values()) == {replacement}
 
 
+def test_alarm_that_fired_for_the_source_is_re_armed_for_the_replacement(world: World) -> None:
+    source = world.provision(1)
+    monitor = contract.monitor_alarm_name("prod", 1)
+    world.clients.cloudwatch.set_alarm_state(
+        AlarmName=monitor, StateValue="ALARM", StateReason="monitor died"
+    )
+    result = world.run(world.event("alarm_monitor_alarm", source))
+    assert result.outcome == "SUCCEEDED"
+    (alarm,) = world.clients.cloudwatch.describe_alarms(AlarmNames=[monitor])["MetricAlarms"]
+    assert alarm["StateValue"] == "OK" and result.replacement_instance_id in alarm["StateReason"]
+
+
 def test_source_is_fenced_before_it_is_terminated_and_the_record_has_a_full_timeline(world: World) -> None:
     source, replacement = _switch(world, "ec2_state_stopping")
     mutations = [(c.operation, c.params) for c in world.calls.mutating() if c.service == "ec2"]

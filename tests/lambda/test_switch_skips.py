@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from switcher import contract, state
 
@@ -104,3 +106,23 @@ def test_node_without_configuration_is_skipped_with_a_notice_naming_it(world: Wo
     }
     assert '"node_id": 7' in world.calls.named("Publish")[0].params["Message"]
     assert world.state_of(stray) == "running"
+
+
+def test_two_live_instances_with_the_same_node_id_are_refused_with_a_notice(world: World) -> None:
+    node = state.new_node(
+        "prod", 9, state.NodeConfig(world.launch_template_id, "1", world.target_group_arn), world.now()
+    )
+    state.save_node(world.clients.dynamodb, world.settings.table_name, node, expected_version=None)
+    first = _hand_launched(world, tags={contract.TAG_NODE_ID: "9"})
+    second = _hand_launched(world, tags={contract.TAG_NODE_ID: "9"})
+    world.calls.clear()
+    result = world.run(world.event("ec2_state_stopping", first, 9))
+    assert result.outcome == "SKIPPED" and "several live instances" in result.reason
+    assert {(c.service, c.operation) for c in world.calls.mutating()} == {
+        ("sns", "Publish"),
+        ("events", "PutEvents"),
+    }
+    assert sorted(json.loads(world.calls.named("Publish")[0].params["Message"])["instance_ids"]) == sorted(
+        [first, second]
+    )
+    assert world.node(9).current_instance_id is None
