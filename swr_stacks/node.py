@@ -6,7 +6,7 @@ launches the first instance when CloudFormation creates the node's custom resour
 
 from __future__ import annotations
 
-from aws_cdk import CustomResource, Duration, Stack, Tags
+from aws_cdk import ArnFormat, CustomResource, Duration, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_efs as efs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -17,7 +17,7 @@ from swr_agent.userdata import render_user_data
 
 from swr_stacks.config import NodeConfig
 from swr_stacks.monitor_logs import MonitorLogs, secure_file_system
-from swr_stacks.nag import acknowledge
+from swr_stacks.nag import acknowledge, acknowledge_wildcard_resources
 from swr_stacks.network import SwrNetwork
 
 NFS_PORT = 2049
@@ -79,7 +79,7 @@ class ProtectedNode(Construct):
                 security_group=data_sg,
             )
 
-        self.role = self._node_role(node, monitor_logs)
+        self.role = self._node_role(node, monitor_logs, vpc_name=vpc_name)
         self.launch_template = ec2.LaunchTemplate(
             self,
             "LaunchTemplate",
@@ -91,6 +91,8 @@ class ProtectedNode(Construct):
             security_group=self.security_group,
             role=self.role,
             require_imdsv2=True,
+            # The FaultScript's fallback is an OS shutdown: with `stop` it can never terminate the node.
+            instance_initiated_shutdown_behavior=ec2.InstanceInitiatedShutdownBehavior.STOP,
             # 1 hop: only the instance itself (not a container on it) may read the role credentials.
             http_put_response_hop_limit=1,
             block_devices=[
@@ -150,7 +152,7 @@ class ProtectedNode(Construct):
         if self.data_file_system is not None:
             self.provisioning.node.add_dependency(self.data_file_system)
 
-    def _node_role(self, node: NodeConfig, monitor_logs: MonitorLogs) -> iam.Role:
+    def _node_role(self, node: NodeConfig, monitor_logs: MonitorLogs, *, vpc_name: str) -> iam.Role:
         role = iam.Role(
             self,
             "Role",
@@ -172,6 +174,24 @@ class ProtectedNode(Construct):
             )
         )
         monitor_logs.log_group.grant_write(role)
+        # The FaultScript stops its own instance through the API (a stop request can never terminate).
+        # Scoped by tag to this node's instances: a node cannot stop another node.
+        any_instance = Stack.of(self).format_arn(
+            service="ec2", resource="instance", resource_name="*", arn_format=ArnFormat.SLASH_RESOURCE_NAME
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="FaultScriptStopSelf",
+                actions=["ec2:StopInstances"],
+                resources=[any_instance],
+                conditions={
+                    "StringEquals": {
+                        f"ec2:ResourceTag/{contract.TAG_VPC}": vpc_name,
+                        f"ec2:ResourceTag/{contract.TAG_NODE_ID}": str(node.node_id),
+                    }
+                },
+            )
+        )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="MonitorLogEfs",
@@ -195,6 +215,12 @@ class ProtectedNode(Construct):
             "AwsSolutions-IAM5[Resource::*]",
             "cloudwatch:PutMetricData (limited to the CWAgent namespace by condition), ec2:DescribeTags and "
             "ec2:DescribeVolumes have no resource-level permissions.",
+        )
+        acknowledge_wildcard_resources(
+            role.node.find_child("DefaultPolicy"),
+            [any_instance],
+            "Instance ids change at every switch; ec2:StopInstances is limited by condition to instances "
+            "tagged with this node's swr:vpc and node id.",
         )
         return role
 

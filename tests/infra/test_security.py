@@ -213,6 +213,8 @@ def test_launch_template_imdsv2_encrypted_no_public_ip_and_user_data(multi_app):
         assert all(m["Ebs"]["Encrypted"] is True for m in data["BlockDeviceMappings"])
         assert "NetworkInterfaces" not in data  # no public IP, and the switcher can choose the subnet
         assert "IamInstanceProfile" in data
+        # An OS shutdown (the FaultScript's fallback) must stop the node, never terminate it.
+        assert data["InstanceInitiatedShutdownBehavior"] == "stop"
         user_data = json.dumps(data["UserData"])
         assert "SWR_VPC_NAME=prod" in user_data and "accesspoint=" in user_data
         tag_specs = {spec["ResourceType"]: spec["Tags"] for spec in data["TagSpecifications"]}
@@ -396,6 +398,7 @@ def test_node_role_is_agent_and_efs_client_only(multi_app):
             "cloudwatch:PutMetricData",
             "ec2:DescribeTags",
             "ec2:DescribeVolumes",
+            "ec2:StopInstances",
             "elasticfilesystem:ClientMount",
             "elasticfilesystem:ClientWrite",
             "logs:CreateLogStream",
@@ -410,6 +413,10 @@ def test_node_role_is_agent_and_efs_client_only(multi_app):
             "elasticfilesystem:AccessPointArn"
             in _statement(statements, "MonitorLogEfs")["Condition"]["StringEquals"]
         )
+        # The FaultScript may stop only instances of its own node, never terminate anything.
+        stop_self = _statement(statements, "FaultScriptStopSelf")["Condition"]["StringEquals"]
+        assert stop_self[f"ec2:ResourceTag/{contract.TAG_VPC}"] == "prod"
+        assert stop_self[f"ec2:ResourceTag/{contract.TAG_NODE_ID}"] in {"1", "2", "3"}
 
 
 def test_node_custom_resource_has_exactly_the_contract_properties_and_waits_for_prerequisites(multi_app):
