@@ -13,8 +13,11 @@ from rich.table import Table
 from switcher import state
 
 from swr_cli import drill
+from swr_cli.assembly import SynthError
 from swr_cli.aws import AwsTarget
 from swr_cli.discovery import NotFound, find_node, find_switchers
+from swr_cli.inprocess import CustomResourceFailed
+from swr_cli.localdeploy import DeployError
 from swr_cli.render import timeline_table
 
 
@@ -227,7 +230,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(file=sys.stdout, highlight=False, width=None if sys.stdout.isatty() else 120)
     try:
         return int(args.func(args, console))
-    except (NotFound, state.TransitionError, state.ConflictError, drill.DrillError, ValueError) as err:
+    except (
+        NotFound,
+        state.TransitionError,
+        state.ConflictError,
+        drill.DrillError,
+        SynthError,
+        DeployError,
+        CustomResourceFailed,
+        ValueError,
+    ) as err:
         console.print(f"[red]error:[/] {err}")
         return 1
     except (ClientError, BotoCoreError) as err:

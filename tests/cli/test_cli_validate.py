@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import default_config
+from cli_helpers import default_config
 from switcher import aws as switcher_aws
 from switcher import contract
 
