@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from switcher import state
 
-from swr_cli import drill
+from swr_cli import drill, events
 from swr_cli.assembly import PROJECT_ROOT, read_assembly, synthesize
 from swr_cli.aws import AwsTarget
 from swr_cli.discovery import find_node, find_switchers
@@ -126,6 +126,23 @@ def run_demo(console: Console, *, app_dir: Path = PROJECT_ROOT, node_id: int | N
             if outcome.switch is not None:
                 console.print(timeline_table(outcome.switch))
             checks = drill.check_switch(target, switcher, before, efs_before, outcome)
+            if fault == "app" and before.current_instance_id:
+                # EC2 goes on to emit `stopped` for the source: a late event about a replaced instance
+                late = events.ec2_state_change(
+                    before.current_instance_id, "stopped", account_id=LOCAL_ACCOUNT_ID, region=region
+                )
+                checks.append(
+                    drill.redeliver_is_ignored(
+                        target, switcher, chosen, late, what="the late `stopped` event of the source"
+                    )
+                )
+            else:
+                # EventBridge and Lambda deliver at least once: the same alarm event again
+                checks.append(
+                    drill.redeliver_is_ignored(
+                        target, switcher, chosen, event, what="a duplicate delivery of the event"
+                    )
+                )
             console.print(checks_table(f"invariants · {fault} fault · node {chosen}", checks))
             failures += sum(not c.ok for c in checks)
     total = time.monotonic() - step.started

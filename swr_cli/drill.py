@@ -192,6 +192,40 @@ def follow(
     return current
 
 
+def redeliver_is_ignored(
+    target: AwsTarget, switcher: Switcher, node_id: int, event: dict[str, Any], *, what: str
+) -> Check:
+    """Deliver a late or duplicate event (through the deployed rule) and check that it changes nothing:
+    no new switch, the node's record untouched, still exactly one live instance with the node's id."""
+    ddb = target.client("dynamodb")
+    switches = len(state.list_switches(ddb, switcher.table_name, switcher.vpc_name, node_id))
+    node = state.get_node(ddb, switcher.table_name, switcher.vpc_name, node_id)
+    matching_rule(target, switcher, event)  # raises if no deployed rule would deliver it
+    result = invoke(DeployedFunction.describe(target, switcher.function_arn), target, event)
+    after_switches = len(state.list_switches(ddb, switcher.table_name, switcher.vpc_name, node_id))
+    after = state.get_node(ddb, switcher.table_name, switcher.vpc_name, node_id)
+    live = [
+        inst["InstanceId"]
+        for res in target.client("ec2").describe_instances(
+            Filters=[
+                {"Name": f"tag:{contract.TAG_NODE_ID}", "Values": [str(node_id)]},
+                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+            ]
+        )["Reservations"]
+        for inst in res["Instances"]
+    ]
+    outcome = result.get("outcome") if isinstance(result, dict) else result
+    reason = result.get("reason", "") if isinstance(result, dict) else ""
+    ok = after_switches == switches and after == node and len(live) == 1
+    return Check(
+        f"{what} changes nothing",
+        ok,
+        f"{outcome}"
+        + (f" ({reason})" if reason else "")
+        + f"; switches {switches}→{after_switches}; live instances: {', '.join(live) or 'none'}",
+    )
+
+
 # --- invariants ----------------------------------------------------------------------------------------
 
 

@@ -68,3 +68,58 @@ def test_unknown_node_and_missing_switcher_are_named(deployment, swr) -> None:
     assert deployment.target.endpoint_url
     other_region = swr("status", "--region", "us-west-2", "--endpoint-url", deployment.target.endpoint_url)
     assert other_region.code == 1 and "no swr switcher function" in other_region.out
+
+
+def test_switch_invariants_fail_when_the_world_disagrees(deployment) -> None:
+    """The invariants the demo and drill print are checked against live resources, not assumed."""
+    from switcher import aws as switcher_aws
+
+    from swr_cli import drill
+
+    target = deployment.target
+    switcher, node = find_node(target, 2)
+    before = node
+    efs_before = drill.launch_template_efs_ids(target, before.config.launch_template_id)
+    result = swr_drill_result(target, switcher, before)
+    checks = drill.check_switch(target, switcher, before, efs_before, result)
+    assert all(c.ok for c in checks), checks
+    # a stray target in the node's group, alarms left on the old instance, EFS ids that differ
+    stray = result.node.current_instance_id
+    elbv2, cloudwatch = target.client("elbv2"), target.client("cloudwatch")
+    ec2 = target.client("ec2")
+    other = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    elbv2.register_targets(TargetGroupArn=before.config.target_group_arn, Targets=[{"Id": other}])
+    switcher_aws.put_node_alarms(
+        cloudwatch,
+        vpc_name=switcher.vpc_name,
+        node_id=2,
+        instance_id=before.current_instance_id,
+        monitor_process=before.config.monitor_process,
+    )
+    try:
+        broken = {c.name: c for c in drill.check_switch(target, switcher, before, {"fs-00000000"}, result)}
+        assert not broken["target group holds only the replacement"].ok
+        assert other in broken["target group holds only the replacement"].detail
+        assert not broken["both alarms moved to the replacement"].ok
+        assert not broken["EFS ids in the launch template unchanged, mounted in the new AZ"].ok
+        assert broken["replacement in another AZ"].ok and broken["source terminated"].ok
+    finally:
+        elbv2.deregister_targets(TargetGroupArn=before.config.target_group_arn, Targets=[{"Id": other}])
+        ec2.terminate_instances(InstanceIds=[other])
+        switcher_aws.put_node_alarms(
+            cloudwatch,
+            vpc_name=switcher.vpc_name,
+            node_id=2,
+            instance_id=stray,
+            monitor_process=before.config.monitor_process,
+        )
+
+
+def swr_drill_result(target, switcher, node):  # type: ignore[no-untyped-def]
+    """Run a real monitor-fault switch of the node (in-process delivery) and return its result."""
+    from swr_cli import drill
+
+    event = drill.inject_fault(target, switcher, node, "monitor")
+    return drill.deliver_and_follow(
+        target, switcher, node.node_id, event, on_phase=lambda *_: None, timeout=60
+    )

@@ -20,6 +20,7 @@ INVARIANTS = (
     "both alarms moved to the replacement",
     "EFS ids in the launch template unchanged",
     "record ACTIVE on the replacement",
+    "changes nothing",  # the late `stopped` event (case 1), a duplicate alarm delivery (case 2)
 )
 
 
@@ -53,7 +54,7 @@ def test_demo_recovers_both_failure_cases_and_checks_every_invariant(
         assert re.search(r"SUCCEEDED · RTO \d+\.\d+s", case), case
         assert re.search(r"│ done\s+│", case), case
         for name in INVARIANTS:
-            assert re.search(r"✔ │ " + re.escape(name), case), f"{name!r} not held in:\n{case}"
+            assert re.search(r"✔ │ [^│]*" + re.escape(name), case), f"{name!r} not held in:\n{case}"
         assert "✘" not in case
     assert "EC2 Instance State-change Notification' matches deployed rule" in case1
     assert "CloudWatch Alarm State Change' matches deployed rule" in case2
