@@ -18,7 +18,7 @@ from swr_cli.aws import AwsTarget
 from swr_cli.discovery import NotFound, find_node, find_switchers
 from swr_cli.inprocess import CustomResourceFailed
 from swr_cli.localdeploy import DeployError
-from swr_cli.render import timeline_table
+from swr_cli.render import checks_table, timeline_table
 
 
 def _target(args: argparse.Namespace) -> AwsTarget:
@@ -155,8 +155,6 @@ def cmd_drill(args: argparse.Namespace, console: Console) -> int:
     if outcome.switch.outcome == state.IN_PROGRESS:
         console.print(f"[yellow]still in progress after {args.timeout:.0f}s[/]: `swr history {node.node_id}`")
         return 1
-    from swr_cli.render import checks_table
-
     checks = drill.check_switch(target, switcher, node, efs_before, outcome)
     console.print(checks_table(f"invariants · node {node.node_id}", checks))
     return 0 if all(c.ok for c in checks) else 1
