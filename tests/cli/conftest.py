@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from cli_helpers import synthesize_in_process
 
 from swr_cli.assembly import read_assembly
 from swr_cli.aws import AwsTarget
 from swr_cli.localdeploy import deploy_assembly, provision_nodes
 from swr_cli.main import main
 from swr_cli.moto_server import LOCAL_ACCOUNT_ID, moto_server
+
+from .cli_helpers import synthesize_in_process
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,8 @@ class LocalDeployment:
         return ["--region", self.target.region, "--endpoint-url", self.target.endpoint_url]
 
 
-@pytest.fixture(scope="session")
+# package scope (tests/cli is a package): the emulator and its fake credentials end with these tests
+@pytest.fixture(scope="package")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDeployment]:
     assembly = read_assembly(synthesize_in_process(tmp_path_factory.mktemp("synth") / "cdk.out"))
     with warnings.catch_warnings(), moto_server() as server:

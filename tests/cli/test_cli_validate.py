@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import default_config
 from switcher import aws as switcher_aws
 from switcher import contract
 
 from swr_cli.discovery import find_node, find_switchers
 from swr_cli.drill import launch_template_efs_ids
+
+from .cli_helpers import default_config
 
 
 def _row(out: str, name: str) -> str:
