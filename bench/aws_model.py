@@ -67,7 +67,10 @@ class CallRecord:
     start: float
     end: float
     thread: str
+    #: At least one attempt of this call was refused by the token bucket (botocore then retried).
     throttled: bool = False
+    #: The call ended in an AWS error response (after botocore's retries).
+    failed: bool = False
 
 
 @dataclass
@@ -207,7 +210,7 @@ class ModeledAws:
         self._local.throttled = False
         self.clock.sleep(self.sampler.draw_api(model.service_model.service_name, model.name))
 
-    def _record(self, model: Any) -> None:
+    def _record(self, model: Any, *, failed: bool) -> None:
         start = getattr(self._local, "start", None)
         if start is None:
             return
@@ -218,16 +221,17 @@ class ModeledAws:
             end=self.clock.now(),
             thread=threading.current_thread().name,
             throttled=getattr(self._local, "throttled", False),
+            failed=failed,
         )
         with self._lock:
             self.calls.append(record)
         self._local.start = None
 
     def _after_call_error(self, model: Any, **_: Any) -> None:
-        self._record(model)
+        self._record(model, failed=True)
 
     def _after_call(self, model: Any, parsed: dict[str, Any], **_: Any) -> None:
-        self._record(model)
+        self._record(model, failed="Error" in parsed)
         if model.service_model.service_name != "ec2" or "Error" in parsed:
             return
         name = model.name

@@ -7,6 +7,7 @@ instances placed round-robin over the AZs. Events are shaped like EventBridge de
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,9 @@ from typing import Any
 
 from switcher import contract, provision
 from switcher.clients import Clients, make_clients, retry_config
+from switcher.observability import logger, metrics
 from switcher.settings import Settings
+from switcher.switch import SwitchResult, run_event
 
 from bench.aws_model import ModeledAws
 from bench.moto_process import REGION, moto_server_process
@@ -133,6 +136,9 @@ def provision_nodes(deployment: Deployment, node_ids: list[int], *, now: float) 
 @contextmanager
 def deployment(node_ids: list[int]) -> Iterator[Deployment]:
     """A moto server with the world built and `node_ids` provisioned; stopped afterwards."""
+    # The switcher logs JSON lines at INFO; in a benchmark they are noise. Its EMF metrics are never
+    # printed here: `invoke` drops them after each invocation, as the Lambda decorator would flush them.
+    logger.setLevel(logging.ERROR)
     with moto_server_process() as endpoint_url:
         clients = plain_clients(endpoint_url)
         world = build_world(
@@ -145,6 +151,15 @@ def deployment(node_ids: list[int]) -> Iterator[Deployment]:
         built = Deployment(endpoint_url=endpoint_url, world=world, clients=clients)
         provision_nodes(built, node_ids, now=-3600.0)
         yield built
+
+
+def invoke(event: dict[str, Any], *, clients: Clients, settings: Settings, now: Any) -> SwitchResult:
+    """One handler invocation: `run_event`, then drop the buffered metrics as the Lambda's
+    `log_metrics` decorator does after each invocation (here they are not published)."""
+    try:
+        return run_event(event, clients=clients, settings=settings, now=now)
+    finally:
+        metrics.clear_metrics()
 
 
 # --- events as EventBridge delivers them ------------------------------------------------------------

@@ -67,7 +67,7 @@ def measure_switch_memory() -> dict[str, Any]:
         "tracemalloc_peak_mib": round(peak / 2**20, 2),
         "process_max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "measured": "tracemalloc peak during one warm switch (app fault, swr order) in the benchmark "
-        "process; max RSS of that process includes the harness and matplotlib-free imports",
+        "process (moto runs in its own process); the process's max RSS includes the harness itself",
     }
 
 

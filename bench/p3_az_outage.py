@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from switcher import contract, state
-from switcher.switch import SUCCEEDED, run_event
+from switcher.switch import SUCCEEDED
 
 from bench.aws_model import ModeledAws, Transition
 from bench.deployment_config import load_defaults, model_for_default_deployment
@@ -35,6 +35,7 @@ from bench.harness import (
     alarm_event,
     deployment,
     ec2_state_event,
+    invoke,
     iso_to_modeled,
     modeled_clients,
     settings_for,
@@ -165,7 +166,7 @@ class OutageRun:
         clients = self._clients()
         started = self.clock.now()
         try:
-            result = run_event(
+            result = invoke(
                 invocation.event,
                 clients=clients,
                 settings=self.settings,
@@ -300,6 +301,7 @@ def run_outage(nodes: int, model: LatencyModel, concurrency: int) -> dict[str, A
     launches = len(failed)
     throttled_calls = outage.modeled.throttles.refused
     runs = [c for c in outage.modeled.calls if c.operation == "RunInstances"]
+    admitted_ends = [c.end for c in runs if not c.failed]
     head = min(c.start for c in runs) if runs else 0.0
     tails = [h["done"] - h["launched_call_end"] for h in history if h.get("launched_call_end") is not None]
     tail = statistics.median(tails) if tails else 0.0
@@ -332,6 +334,9 @@ def run_outage(nodes: int, model: LatencyModel, concurrency: int) -> dict[str, A
         "bound": {
             "first_run_instances_s": head,
             "token_drain_s": token_drain,
+            "last_run_instances_admitted_s": max(admitted_ends) if admitted_ends else None,
+            "run_instances_calls_throttled_at_least_once": sum(1 for c in runs if c.throttled),
+            "run_instances_calls_failed_after_retries": sum(1 for c in runs if c.failed),
             "tail_after_launch_median_s": tail,
             "token_bucket_bound_s": token_bound,
             "concurrency_bound_s": concurrency_bound,

@@ -165,6 +165,20 @@ def p3_section(p3: dict[str, Any]) -> list[str]:
         f"{p3['target_ratio_to_token_bucket_bound']}.",
         "",
     ]
+    for o in p3["outages"]:
+        b = o["bound"]
+        throttled, gave_up = (
+            b["run_instances_calls_throttled_at_least_once"],
+            b["run_instances_calls_failed_after_retries"],
+        )
+        failed_nodes = o["audit"]["failed_nodes"]
+        lines.append(
+            f"- N = {o['nodes']}: {throttled} of {failed_nodes} RunInstances calls were throttled at least "
+            f"once and retried by botocore ({o['run_instances_throttled']} refused attempts, {gave_up} gave "
+            f"up); the bucket could admit the last launch at {_s(b['token_drain_s'])} s, the last one went "
+            f"through at {_s(b['last_run_instances_admitted_s'])} s."
+        )
+    lines.append("")
     return lines
 
 

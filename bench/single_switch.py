@@ -10,7 +10,7 @@ from typing import Any
 
 from switcher import contract
 from switcher.phases import CLAIMED, Phase, plan
-from switcher.switch import SUCCEEDED, run_event
+from switcher.switch import SUCCEEDED
 
 from bench.aws_model import ModeledAws, Transition
 from bench.harness import (
@@ -18,6 +18,7 @@ from bench.harness import (
     Deployment,
     alarm_event,
     ec2_state_event,
+    invoke,
     iso_to_modeled,
     modeled_clients,
     settings_for,
@@ -105,9 +106,7 @@ class SwitchRunner:
         settings = settings_for(world, order)
         with self.modeled.patched_sleeps():
             clients = self._clients_for(order)
-            result = run_event(
-                event, clients=clients, settings=settings, now=lambda: EPOCH_BASE + clock.now()
-            )
+            result = invoke(event, clients=clients, settings=settings, now=lambda: EPOCH_BASE + clock.now())
         ended = clock.now()
         if result.outcome != SUCCEEDED:
             raise RuntimeError(f"node {node_id} ({case}, {order}): switch {result.outcome}: {result.reason}")

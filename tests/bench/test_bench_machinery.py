@@ -155,3 +155,44 @@ def test_a_call_without_a_token_is_answered_with_request_limit_exceeded() -> Non
         with pytest.raises(ClientError, match="RequestLimitExceeded"):
             ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)
     assert (modeled.throttles.admitted, modeled.throttles.refused) == (1, 1)
+
+
+def test_importtime_parser_attributes_direct_imports_to_the_module_that_follows_them() -> None:
+    from bench.p4_cost import parse_importtime
+
+    stderr = "\n".join(
+        [
+            "import time: self [us] | cumulative | imported package",
+            "import time:       100 |        100 |   os",
+            "import time:        50 |        150 | site",
+            "import time:        30 |         30 |     botocore.utils",
+            "import time:       400 |        430 |   boto3",
+            "import time:        20 |         20 |   json",
+            "import time:        10 |        460 | switcher.handler",
+        ]
+    )
+    parsed = parse_importtime(stderr, "switcher.handler")
+    assert parsed["module_cumulative_ms"] == 0.46
+    assert parsed["top_imports_ms"] == {"boto3": 0.43, "json": 0.02}
+
+
+def test_importing_the_benchmarks_leaves_the_process_environment_alone() -> None:
+    # A benchmark package that set POWERTOOLS_* at import disabled the switcher's EMF metrics for
+    # every later test in the same pytest process. A fresh interpreter, so the imports really run.
+    import os
+    import subprocess
+    import sys
+
+    from bench.results_io import REPO_ROOT
+
+    probe = (
+        "import os; before = dict(os.environ)\n"
+        "import bench, bench.harness, bench.p1_recovery, bench.p3_az_outage, bench.p4_cost\n"
+        "changed = sorted(set(os.environ.items()) ^ set(before.items()))\n"
+        "assert not changed, changed\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
