@@ -86,13 +86,29 @@ def live_node_instances(ec2: Any, vpc_id: str, node_id: int) -> list[dict[str, A
     ]
 
 
-def snapshot_instance(instance: Mapping[str, Any], blackhole_sg_id: str) -> dict[str, Any]:
-    """What a replacement inherits from its source (spec: 'What the new instance inherits')."""
+def is_fenced(instance: Mapping[str, Any], blackhole_sg_id: str) -> bool:
+    """True if the instance carries the blackhole group (an earlier switch fenced it)."""
+    return any(g["GroupId"] == blackhole_sg_id for g in instance.get("SecurityGroups", []))
+
+
+def snapshot_instance(
+    instance: Mapping[str, Any],
+    blackhole_sg_id: str,
+    *,
+    groups_before_fence: list[str] | None = None,
+) -> dict[str, Any]:
+    """What a replacement inherits from its source (spec: 'What the new instance inherits').
+
+    A source fenced by an earlier switch (which FAILED, and the operator resumed the node) carries only
+    the blackhole group: its own groups are then `groups_before_fence`, from that switch's snapshot.
+    """
     groups = [g["GroupId"] for g in instance.get("SecurityGroups", []) if g["GroupId"] != blackhole_sg_id]
+    if not groups and groups_before_fence:
+        groups = list(groups_before_fence)
     if not groups:
         raise ValueError(
             f"instance {instance['InstanceId']} has no security group other than the blackhole group "
-            f"{blackhole_sg_id}: nothing to give its replacement"
+            f"{blackhole_sg_id} and no earlier switch recorded its groups: nothing to give its replacement"
         )
     profile = instance.get("IamInstanceProfile") or {}
     return {

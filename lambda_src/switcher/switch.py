@@ -394,7 +394,9 @@ def _act(
     if phase is Phase.SNAPSHOT:
         if not source:
             raise RuntimeError(f"source instance {switch.source_instance_id} vanished before its snapshot")
-        switch.snapshot = aws.snapshot_instance(source, s.blackhole_sg_id)
+        switch.snapshot = aws.snapshot_instance(
+            source, s.blackhole_sg_id, groups_before_fence=_groups_before_fence(run, switch, source)
+        )
         switch.source_az = switch.snapshot["az"]
         switch.candidates = placement.rank_candidates(
             aws.tagged_subnets(c.ec2, s.vpc_id),
@@ -430,6 +432,20 @@ def _act(
         aws.terminate_once(
             c.ec2, switch.source_instance_id, wait=switch.order == "vendor", waiter=run.waiter()
         )
+
+
+def _groups_before_fence(run: _Run, switch: state.SwitchRecord, source: dict[str, Any]) -> list[str] | None:
+    """The source's own security groups as an earlier switch of this node recorded them, if the source is
+    already fenced (that switch FAILED for want of capacity and the operator resumed the node)."""
+    if not aws.is_fenced(source, run.settings.blackhole_sg_id):
+        return None
+    s = run.settings
+    earlier = [
+        e.snapshot
+        for e in state.list_switches(run.clients.dynamodb, s.table_name, s.vpc_name, switch.node_id)
+        if e.snapshot and e.switch_id != switch.switch_id and e.source_instance_id == source["InstanceId"]
+    ]
+    return list(earlier[0]["security_group_ids"]) if earlier else None
 
 
 def _launch(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> None:

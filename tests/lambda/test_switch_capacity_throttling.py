@@ -70,3 +70,23 @@ def test_throttling_bursts_are_retried_and_the_switch_completes(world: World, fa
     assert [b.injected for b in bursts] == [3, 2, 2, 2]
     assert [i["InstanceId"] for i in world.node_instances(1)] == [result.replacement_instance_id]
     assert world.targets() == {result.replacement_instance_id}
+
+
+def test_a_failed_node_resumed_by_the_operator_switches_with_the_groups_it_had_before_the_fence(
+    world: World, faults: FaultInjector
+) -> None:
+    source = _stopped_node(world)
+    groups_before = [g["GroupId"] for g in world.instance(source)["SecurityGroups"]]
+    no_capacity = faults.fail_in_subnets({world.subnets["us-east-1b"], world.subnets["us-east-1c"]})
+    assert world.run(world.event("ec2_state_stopping", source)).outcome == "FAILED"
+
+    # Capacity is back; the operator resumes the node and drills it (the status alarm fires).
+    no_capacity.times = 0
+    state.resume(world.clients.dynamodb, world.settings.table_name, "prod", 1, now=world.now())
+    result = world.run(world.event("alarm_status_alarm", source))
+
+    assert result.outcome == "SUCCEEDED" and result.replacement_instance_id is not None
+    replacement = world.instance(result.replacement_instance_id)
+    # The source carries only the blackhole group now; its replacement must not inherit that.
+    assert [g["GroupId"] for g in replacement["SecurityGroups"]] == groups_before
+    assert world.state_of(source) == "terminated"

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from moto.server import ThreadedMotoServer
 from switcher import contract
+from switcher.switch import SwitchResult
 
 from tests.helpers.aws_faults import aws_faults
 from tests.helpers.world import FAKE_CREDENTIALS, World, build_world
@@ -54,13 +55,13 @@ def test_three_concurrent_deliveries_make_exactly_one_replacement(
     events = [world.event(name, source, node_id) for name in TRIGGERS]
 
     start = threading.Barrier(len(events))
-    outcomes: list[str] = []
+    results: list[SwitchResult] = []
     errors: list[BaseException] = []
 
     def deliver(event: dict) -> None:
         start.wait()
         try:
-            outcomes.append(world.run(event).outcome)
+            results.append(world.run(event))
         except BaseException as err:  # surfaced below: a thread's exception must fail the test
             errors.append(err)
 
@@ -71,7 +72,11 @@ def test_three_concurrent_deliveries_make_exactly_one_replacement(
         thread.join(timeout=60)
 
     assert errors == []
-    assert sorted(outcomes) == ["SKIPPED", "SKIPPED", "SUCCEEDED"]
+    assert sorted(r.outcome for r in results) == ["SKIPPED", "SKIPPED", "SUCCEEDED"]
+    # The losers were stopped by the claim itself, not later: no second switch was ever started (an
+    # unconditional claim lets each delivery start its own switch and lose only at its next write).
+    (winner,) = [r for r in results if r.outcome == "SUCCEEDED"]
+    assert {r.switch_id for r in results if r.switch_id} == {winner.switch_id}
     node = world.node(node_id)
     assert node.current_instance_id is not None
     assert _every_instance_of(world, node_id) == {source, node.current_instance_id}
