@@ -124,20 +124,20 @@ def snapshot_instance(
     }
 
 
-def fence(ec2: Any, instance_id: str, *, blackhole_sg_id: str, waiter: Mapping[str, Any]) -> str:
+def fence(
+    ec2: Any, instance_id: str, *, current_state: str, blackhole_sg_id: str, waiter: Mapping[str, Any]
+) -> None:
     """Isolate the source: blackhole SG, then force-stop and wait stopped (an SG change keeps open flows).
 
-    Returns the state the source was found in. An instance already gone is left alone.
+    `current_state` is the state the caller last saw. An instance already gone is left alone; stopping
+    one that has meanwhile stopped is harmless (StopInstances is idempotent).
     """
-    instance = describe_instance(ec2, instance_id)
-    state = instance["State"]["Name"] if instance else "terminated"
-    if state in GONE_STATES:
-        return state
+    if current_state in GONE_STATES:
+        return
     ec2.modify_instance_attribute(InstanceId=instance_id, Groups=[blackhole_sg_id])
-    if state != "stopped":
+    if current_state != "stopped":
         ec2.stop_instances(InstanceIds=[instance_id], Force=True)
         ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance_id], WaiterConfig=dict(waiter))
-    return state
 
 
 def launch_replacement(

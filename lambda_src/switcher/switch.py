@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from switcher import aws, contract, placement, state
 from switcher.clients import Clients
 from switcher.observability import logger, metrics
-from switcher.phases import CLAIMED, DETECTED, Phase, remaining
+from switcher.phases import CLAIMED, DETECTED, RECORDED_WITH_NEXT, Phase, remaining
 from switcher.settings import Settings
 
 #: Called as hook(phase, moment) with moment "acted" (AWS action done, not yet recorded) or "recorded".
@@ -330,6 +330,7 @@ def _drive(
 ) -> SwitchResult:
     """Run the remaining phases; on an error record it, release the lease, re-raise (Lambda retries)."""
     s = run.settings
+    unrecorded: list[str] = []  # phases done, whose timestamps ride on the next phase's write
     try:
         if just_claimed:
             run.fire(CLAIMED, "recorded")
@@ -343,15 +344,20 @@ def _drive(
                 return _fail(run, node, switch)
             run.fire(phase.value, "acted")
             switch.timeline[phase.value] = state.iso(run.now())
-            node = state.record_phase(
-                run.clients.dynamodb, s.table_name, node, switch, lease_until=run.lease_until(), now=run.now()
-            )
             metrics.add_metric(
                 name=contract.METRIC_PHASE_DURATION_PREFIX + phase.value,
                 unit=MetricUnit.Seconds,
                 value=time.monotonic() - started,
             )
-            run.fire(phase.value, "recorded")
+            unrecorded.append(phase.value)
+            if phase in RECORDED_WITH_NEXT:
+                continue  # repeating it after a crash is harmless: save a write on the critical path
+            node = state.record_phase(
+                run.clients.dynamodb, s.table_name, node, switch, lease_until=run.lease_until(), now=run.now()
+            )
+            for recorded in unrecorded:
+                run.fire(recorded, "recorded")
+            unrecorded.clear()
     except state.ConflictError:
         # Our lease was taken over (we were too slow): the new owner carries on; do not touch anything.
         logger.warning("lease lost", extra={"switch_id": switch.switch_id})
@@ -404,7 +410,14 @@ def _act(
             failures_by_az=state.failures_by_az(node, s.flap_window_seconds, run.now()),
         )
     elif phase is Phase.FENCE:
-        aws.fence(c.ec2, switch.source_instance_id, blackhole_sg_id=s.blackhole_sg_id, waiter=run.waiter())
+        # `source` was described by this invocation, before any of its own actions: no need to ask again.
+        aws.fence(
+            c.ec2,
+            switch.source_instance_id,
+            current_state=source.get("State", {}).get("Name", "terminated"),
+            blackhole_sg_id=s.blackhole_sg_id,
+            waiter=run.waiter(),
+        )
     elif phase is Phase.LAUNCH:
         _launch(run, node, switch)
     elif phase is Phase.WAIT_RUNNING:
