@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+from fnmatch import fnmatch
 from pathlib import Path
 
+import boto3
 import pytest
 import yaml
 from agent_helpers import AGENT_DIR, run_shellcheck
+from moto import mock_aws
+from switcher import aws as switcher_aws
 from switcher import contract
+from swr_agent import swr_monitor
 from swr_agent.cwagent import (
     AGENT_CONFIG_PATH,
     AGENT_CTL_PATH,
@@ -19,7 +24,8 @@ from swr_agent.cwagent import (
     render_agent_config,
     render_agent_config_json,
 )
-from swr_agent.userdata import MONITOR_LOG_MOUNT, USER_DATA_MOUNT, render_user_data
+from swr_agent.paths import MONITOR_LOG_MOUNT
+from swr_agent.userdata import USER_DATA_MOUNT, render_user_data
 
 NODE = {
     "node_id": 3,
@@ -60,6 +66,79 @@ def test_metric_and_dimensions_are_the_ones_the_monitor_alarm_uses():
     assert metrics["append_dimensions"] == {"InstanceId": "${aws:InstanceId}"}
     assert "pid_finder" not in procstat or procstat["pid_finder"] == contract.MONITOR_PID_FINDER
     assert "aggregation_dimensions" not in metrics, "aggregation would publish other dimension sets"
+
+
+#: The pid_finder the agent's config translator sets when a procstat entry names none (cwagent.py's docstring,
+#: docs/on-instance.md). The rendered config names none: the dimension value relies on this default.
+AGENT_DEFAULT_PID_FINDER = "native"
+#: What the agent substitutes for ``${aws:InstanceId}`` in append_dimensions: the instance's own id.
+INSTANCE_ID = "i-0123456789abcdef0"
+
+
+def published_pid_count_metric(config: dict, instance_id: str) -> tuple[str, str, dict[str, str]]:
+    """(namespace, metric name, dimensions) the agent publishes the procstat pid count with, per its
+    documented behaviour: ``procstat_lookup_<measurement>`` in the config's namespace; dimensions = the
+    selector key (exe | pattern | pid_file) with its value, ``pid_finder``, and append_dimensions (which
+    also drop ``host``); ``user`` and ``result`` tags are excluded by the agent."""
+    metrics = config["metrics"]
+    [procstat] = metrics["metrics_collected"]["procstat"]
+    [selector] = {"exe", "pattern", "pid_file"} & procstat.keys()
+    [measurement] = procstat["measurement"]
+    dimensions = {
+        selector: procstat[selector],
+        "pid_finder": procstat.get("pid_finder", AGENT_DEFAULT_PID_FINDER),
+    }
+    for name, value in metrics["append_dimensions"].items():
+        assert value == "${aws:InstanceId}", f"{name}: only the instance id is substituted here"
+        dimensions[name] = instance_id
+    return metrics["namespace"], f"procstat_lookup_{measurement}", dimensions
+
+
+@pytest.mark.parametrize("monitor_process", sorted(contract.MONITOR_PROCESS_PATTERNS))
+def test_the_agent_publishes_exactly_the_metric_the_switchers_monitor_alarm_watches(monitor_process):
+    config = render_agent_config(vpc_name="prod", monitor_process=monitor_process)
+    [procstat] = config["metrics"]["metrics_collected"]["procstat"]
+    # The config leaves pid_finder to the agent's default (AGENT_DEFAULT_PID_FINDER): say so explicitly.
+    assert "pid_finder" not in procstat
+    assert "aggregation_dimensions" not in config["metrics"], "aggregation would publish other dimension sets"
+    namespace, metric_name, dimensions = published_pid_count_metric(config, INSTANCE_ID)
+
+    expected = switcher_aws.monitor_alarm_dimensions(INSTANCE_ID, monitor_process)
+    assert dimensions == {d["Name"]: d["Value"] for d in expected} and len(expected) == len(dimensions)
+
+    # ... and the alarm the switcher actually creates for the node selects that very metric
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+        switcher_aws.put_node_alarms(
+            cloudwatch, vpc_name="prod", node_id=3, instance_id=INSTANCE_ID, monitor_process=monitor_process
+        )
+        [alarm] = cloudwatch.describe_alarms(AlarmNames=[contract.monitor_alarm_name("prod", 3)])[
+            "MetricAlarms"
+        ]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (namespace, metric_name)
+    assert sorted((d["Name"], d["Value"]) for d in alarm["Dimensions"]) == sorted(dimensions.items())
+    # one datapoint per agent collection interval: the alarm's period is the procstat interval
+    assert alarm["Period"] == procstat["metrics_collection_interval"]
+
+
+def test_monitor_faultscript_user_data_and_agent_agree_on_the_monitor_log_mount():
+    """swr-monitor and the FaultScript write under the monitor-log EFS even without SWR_LOG_DIR, and the
+    agent ships what they write from there."""
+    faultscript = (AGENT_DIR / "swr-faultscript").read_text(encoding="utf-8")
+    default = re.search(r'^log_dir="\$\{SWR_LOG_DIR:-([^}]*)\}/\$node_id"$', faultscript, re.M)
+    assert default, "the FaultScript no longer derives log_dir from SWR_LOG_DIR"
+    script = render_user_data(**NODE)
+    logs_mount = re.search(rf"^add_mount '{NODE['logs_file_system_id']}' '([^']+)'", script, re.M)
+    assert logs_mount, "the user data no longer mounts the monitor-log EFS"
+
+    assert swr_monitor.DEFAULT_LOG_DIR == default.group(1) == MONITOR_LOG_MOUNT == logs_mount.group(1)
+    assert f"SWR_LOG_DIR={MONITOR_LOG_MOUNT}\n" in _heredoc(script, "SWR_ENV")
+    monitor_log = swr_monitor.parse_config("[check:x]\ntype = process\nname = x\n", env={"SWR_NODE_ID": "3"})
+    agent = render_agent_config(vpc_name="prod", monitor_process="swr-monitor")
+    agent_files = [e["file_path"] for e in agent["logs"]["logs_collected"]["files"]["collect_list"]]
+    assert monitor_log.log_file == Path(MONITOR_LOG_MOUNT, "3", "monitor.log")
+    assert any(fnmatch(str(monitor_log.log_file), pattern) for pattern in agent_files), agent_files
+    assert any(fnmatch(f"{default.group(1)}/3/faultscript.log", pattern) for pattern in agent_files)
 
 
 def test_memory_and_disk_metrics_are_collected():

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
 
-from switcher import state
+import pytest
+from switcher import contract, state
+from switcher.phases import CLAIMED, DETECTED, plan
 
 from swr_cli.discovery import find_node
 
@@ -60,6 +67,127 @@ def test_drill_refuses_a_real_account_without_yes(swr, monkeypatch) -> None:
     )
     assert result.code == 2
     assert "refusing" in result.out and "--yes" in result.out
+
+
+#: Every phase of a switch in the default `swr` order, as the timeline table lists them.
+SWR_ORDER_TIMELINE = (DETECTED, CLAIMED, *(phase.value for phase in plan("swr")))
+
+
+@pytest.mark.parametrize(
+    ("node_id", "fault", "detail_type"),
+    [
+        (2, "app", contract.EC2_STATE_CHANGE_DETAIL_TYPE),
+        (1, "monitor", contract.ALARM_STATE_CHANGE_DETAIL_TYPE),
+    ],
+    ids=["app", "monitor"],
+)
+def test_drill_app_and_monitor_faults_switch_the_node_to_another_az(
+    deployment, swr, node_id: int, fault: str, detail_type: str
+) -> None:
+    _, before = find_node(deployment.target, node_id)
+    result = swr("drill", str(node_id), "--fault", fault, "--timeout", "60", *deployment.args)
+    assert result.code == 0, result.out
+    assert f"injected {fault} fault on node {node_id} ({before.current_instance_id})" in result.out
+    assert f"delivering {detail_type!r} via rule" in result.out, result.out
+    # the record: ACTIVE on a new instance in another AZ
+    _, after = find_node(deployment.target, node_id)
+    assert after.state == state.ACTIVE
+    assert after.current_instance_id not in (None, before.current_instance_id)
+    assert after.current_az not in (None, before.current_az)
+    # the timeline: each phase live as it is recorded, then the table, and the route old → new
+    assert re.search(rf"switch \S+ · node {node_id} · SUCCEEDED · RTO \d+\.\d+s", result.out), result.out
+    for phase in SWR_ORDER_TIMELINE:
+        assert re.search(rf"· {phase}\s+\d{{4}}-\d\d-\d\dT", result.out), phase
+        assert re.search(rf"│ {phase}\s+│ \d{{4}}-", result.out), phase
+    source, replacement = (f"{n.current_instance_id} ({n.current_az})" for n in (before, after))
+    assert f"{source} → {replacement}" in result.out
+    # and the invariants, checked against the live resources, all hold
+    assert "replacement in another AZ" in result.out and "✘" not in result.out
+
+
+def test_drill_yes_lifts_the_real_account_refusal(deployment, swr) -> None:
+    # 127.1 reaches the local moto server, but it is not a host the CLI counts as local: a "real account"
+    region, endpoint = deployment.target.region, deployment.target.endpoint_url
+    assert endpoint and "//127.0.0.1:" in endpoint
+    args = ("drill", "1", "--fault", "status", "--timeout", "1", "--region", region)
+    real = ("--endpoint-url", endpoint.replace("//127.0.0.1:", "//127.1:"))
+    switcher, node = find_node(deployment.target, 1)
+    cloudwatch = deployment.target.client("cloudwatch")
+    alarm = contract.status_alarm_name(switcher.vpc_name, 1)
+    assert swr(*args, *real).code == 2  # the same target without --yes is refused
+    try:
+        result = swr(*args, *real, "--yes")
+        assert "refusing" not in result.out
+        # the fault is injected into the account; a real account delivers the event itself, so the CLI only
+        # follows the record (nothing delivers it here: no switch within the 1 s timeout)
+        assert f"injected status fault on node 1 ({node.current_instance_id})" in result.out, result.out
+        [after] = cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"]
+        assert after["StateValue"] == contract.ALARM_TRIGGER_STATE
+        assert "delivering" not in result.out
+        assert result.code == 1 and "no switch started within 1s" in result.out
+    finally:
+        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="test: drill undone")
+    assert find_node(deployment.target, 1)[1] == node
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "the following arguments are required: --fault"),
+        (("--fault", "disk"), "argument --fault: invalid choice: 'disk'"),
+    ],
+    ids=["missing_fault", "invalid_fault"],
+)
+def test_drill_argument_errors_exit_2_before_touching_the_node(
+    deployment, swr, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
+) -> None:
+    _, before = find_node(deployment.target, 1)
+    with pytest.raises(SystemExit) as exited:
+        swr("drill", "1", *args, *deployment.args)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "usage: swr drill" in err, err
+    assert find_node(deployment.target, 1)[1] == before
+
+
+@contextmanager
+def node_in_state(target: Any, node_id: int, node_state: str) -> Iterator[state.NodeRecord]:
+    """The node's record in `node_state` (as a switcher mid-switch would leave it), restored afterwards."""
+    switcher, node = find_node(target, node_id)
+    ddb = target.client("dynamodb")
+    changed = replace(node, state=node_state, version=node.version + 1)
+    if node_state == state.SWITCHING:
+        changed = replace(
+            changed,
+            switch_id="test-switch",
+            switch_sk="2026-01-01T00:00:00.000+00:00#test-switch",
+            lease_owner="test",
+            lease_until=int(time.time()) + 600,
+        )
+    state.save_node(ddb, switcher.table_name, changed, expected_version=node.version)
+    try:
+        yield changed
+    finally:
+        restored = replace(node, version=changed.version + 1)
+        state.save_node(ddb, switcher.table_name, restored, expected_version=changed.version)
+
+
+@pytest.mark.parametrize("node_state", [state.SWITCHING, state.DELETED])
+def test_hold_refuses_a_node_that_cannot_be_held(deployment, swr, node_state: str) -> None:
+    with node_in_state(deployment.target, 1, node_state) as node:
+        result = swr("hold", "1", "--reason", "patching", *deployment.args)
+        assert result.code == 1, result.out
+        assert f"node 1 is {node_state}: cannot hold it now" in result.out
+        assert find_node(deployment.target, 1)[1] == node, "the record must be left as it was"
+
+
+@pytest.mark.parametrize("node_state", [state.ACTIVE, state.SWITCHING])
+def test_resume_refuses_a_node_that_is_not_held_or_failed(deployment, swr, node_state: str) -> None:
+    with node_in_state(deployment.target, 1, node_state) as node:
+        result = swr("resume", "1", *deployment.args)
+        assert result.code == 1, result.out
+        assert f"node 1 is {node_state}: only HOLD or FAILED can be resumed" in result.out
+        assert find_node(deployment.target, 1)[1] == node, "the record must be left as it was"
 
 
 def test_unknown_node_and_missing_switcher_are_named(deployment, swr) -> None:

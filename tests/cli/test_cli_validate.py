@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -29,6 +30,15 @@ def _row(out: str, name: str) -> str:
 
 def _failed_rows(out: str) -> list[str]:
     return [line for line in out.splitlines() if "✘" in line]
+
+
+def _assert_only_failure(out: str, row: str, detail: str) -> None:
+    """The check `row` is the one failed row, and its detail column names the broken thing."""
+    failed = _failed_rows(out)
+    assert len(failed) == 1 and row in failed[0], out
+    # the detail column names the broken thing (rows may wrap: compare without table layout)
+    flat = re.sub(r"\s*│\s*", " ", out.split(row, 1)[1]).replace("\n", " ")
+    assert re.sub(r"\s+", " ", detail) in re.sub(r"\s+", " ", flat), out
 
 
 def test_validate_passes_on_the_default_deployment(deployment, swr) -> None:
@@ -172,16 +182,62 @@ def blackhole_with_egress(target: Any) -> Iterator[str]:
         ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=rule)
 
 
+@contextmanager
+def launch_template_without_user_data_efs(target: Any) -> Iterator[str]:
+    """Node 2's default launch template version no longer mounts its user-data EFS (only the logs one)."""
+    ec2 = target.client("ec2")
+    _, node = find_node(target, 2)
+    template_id = node.config.launch_template_id
+    [current] = ec2.describe_launch_template_versions(LaunchTemplateId=template_id, Versions=["$Default"])[
+        "LaunchTemplateVersions"
+    ]
+    data = current["LaunchTemplateData"]
+    user_data = base64.b64decode(data["UserData"]).decode()
+    assert len(launch_template_efs_ids(target, template_id)) == 2
+    stripped, count = re.subn(r"data_fs_id='fs-[0-9a-f]+'", "data_fs_id=''", user_data)
+    assert count == 1, "the user data no longer names its data EFS as data_fs_id='fs-...'"
+    version = ec2.create_launch_template_version(
+        LaunchTemplateId=template_id,
+        LaunchTemplateData={**data, "UserData": base64.b64encode(stripped.encode()).decode()},
+    )["LaunchTemplateVersion"]["VersionNumber"]
+    ec2.modify_launch_template(LaunchTemplateId=template_id, DefaultVersion=str(version))
+    try:
+        assert len(launch_template_efs_ids(target, template_id)) == 1
+        yield "node 2: launch template mounts 1 EFS, expected 2"
+    finally:
+        # the default version is what a replacement launches (moto cannot delete the extra version)
+        ec2.modify_launch_template(LaunchTemplateId=template_id, DefaultVersion=str(current["VersionNumber"]))
+
+
+@contextmanager
+def switcher_without_blackhole(target: Any) -> Iterator[str]:
+    """The switcher's environment lost the blackhole security group id (it could not fence a node)."""
+    lambda_ = target.client("lambda")
+    switcher = find_switchers(target)[0]
+    env = dict(switcher.environment)
+    del env[contract.ENV_BLACKHOLE_SG_ID]
+    lambda_.update_function_configuration(FunctionName=switcher.function_name, Environment={"Variables": env})
+    try:
+        assert not find_switchers(target)[0].blackhole_sg_id
+        yield f"the switcher has no {contract.ENV_BLACKHOLE_SG_ID}"
+    finally:
+        lambda_.update_function_configuration(
+            FunctionName=switcher.function_name, Environment={"Variables": switcher.environment}
+        )
+
+
 @pytest.mark.parametrize(
     ("breakage", "row"),
     [
         (untagged_subnet, "every target AZ has a subnet tagged"),
         (missing_mount_target, "mount targets for both EFS"),
+        (launch_template_without_user_data_efs, "mount targets for both EFS"),
         (duplicate_node_id, "node ids (fujitsu.pclswr.id) unique"),
         (deleted_alarm, "alarms exist with the contract names"),
         (alarm_on_another_instance, "alarms exist with the contract names"),
         (blackhole_with_ingress, "blackhole security group has no rules"),
         (blackhole_with_egress, "blackhole security group has no rules"),
+        (switcher_without_blackhole, "blackhole security group has no rules"),
     ],
     ids=lambda v: getattr(v, "__name__", None),
 )
@@ -191,11 +247,7 @@ def test_validate_catches_each_broken_live_check(
     with breakage(deployment.target) as detail:
         result = swr("validate", *deployment.args)
     assert result.code == 1, result.out
-    failed = _failed_rows(result.out)
-    assert len(failed) == 1 and row in failed[0], result.out
-    # the detail column names the broken thing (rows may wrap: compare without table layout)
-    flat = re.sub(r"\s*│\s*", " ", result.out.split(row, 1)[1]).replace("\n", " ")
-    assert re.sub(r"\s+", " ", detail) in re.sub(r"\s+", " ", flat), result.out
+    _assert_only_failure(result.out, row, detail)
 
 
 # --- the config checks and the deployment checks that need a config --------------------------------
@@ -223,7 +275,8 @@ def test_validate_reports_a_config_node_without_record(deployment, swr, tmp_path
     nodes.append({**nodes[0], "id": 7})
     result = swr("validate", "--config", _write(tmp_path, config), *deployment.args)
     assert result.code == 1
-    assert "no record for node(s) 7" in _row(result.out, "every node of the config has a record")
+    row = _row(result.out, "every node of the config has a record")
+    assert "✘" in row and "no record for node(s) 7" in row, result.out
 
 
 def test_validate_reports_a_vpc_without_switcher(deployment, swr, tmp_path: Path) -> None:
@@ -239,3 +292,26 @@ def test_validate_reports_a_region_outside_the_config(deployment, swr) -> None:
     result = swr("validate", "--region", "us-west-2", "--endpoint-url", deployment.target.endpoint_url)
     assert result.code == 1
     assert "✘" in _row(result.out, "region us-west-2 is in the config")
+
+
+@pytest.mark.parametrize(
+    ("cdk_json", "detail"),
+    [
+        ("{not json", "no --config given and cdk.json cannot be read:"),
+        (
+            json.dumps({"app": "python3 app.py", "context": {"other": 1}}),
+            "no --config given and cdk.json has no swr:defaults context",
+        ),
+    ],
+    ids=["cdk_json_unreadable", "cdk_json_without_defaults"],
+)
+def test_validate_without_config_reports_a_bad_cdk_json(
+    deployment, swr, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cdk_json: str, detail: str
+) -> None:
+    # without --config, the cdk.json of the working directory is read (the project's only as a fallback)
+    (tmp_path / "cdk.json").write_text(cdk_json)
+    monkeypatch.chdir(tmp_path)
+    result = swr("validate", *deployment.args)
+    assert result.code == 1, result.out
+    _assert_only_failure(result.out, "config is valid", detail)
+    assert "subnet tagged" not in result.out, "no live check runs without a valid config"
