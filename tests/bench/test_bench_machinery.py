@@ -196,3 +196,22 @@ def test_importing_the_benchmarks_leaves_the_process_environment_alone() -> None
         [sys.executable, "-c", probe], cwd=REPO_ROOT, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_the_readme_block_is_regenerated_between_its_markers_and_nothing_else_changes(tmp_path) -> None:
+    from bench import report
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# top\n{report.README_BEGIN}\nstale figures\n{report.README_END}\n## after\n")
+    assert report.update_readme(readme)
+    text = readme.read_text()
+    assert text.startswith(f"# top\n{report.README_BEGIN}\n")
+    assert text.endswith(f"{report.README_END}\n## after\n")
+    assert "stale figures" not in text
+    block = text.split(report.README_BEGIN, 1)[1].split(report.README_END, 1)[0]
+    assert block.strip().splitlines() == report.readme_summary()
+
+    no_markers = tmp_path / "OTHER.md"
+    no_markers.write_text("# nothing to replace\n")
+    assert not report.update_readme(no_markers)
+    assert no_markers.read_text() == "# nothing to replace\n"
