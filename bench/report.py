@@ -304,6 +304,7 @@ def readme_summary() -> list[str]:
             f"≤ {target:g}x: {_met(ratio <= target)} |"
         )
     imp, mem, synth = p4["cold_start_import"], p4["switch_memory"], p4["synth"]
+    chart = chart_path("app_fault", "nlb")
     lines += [
         f"| P4 handler import; peak heap of a switch; `python app.py` | {imp['import_ms_median']:.0f} ms; "
         f"{mem['tracemalloc_peak_mib']} MiB; {_s(synth.get('synth_s'))} s | — |",
@@ -316,7 +317,7 @@ def readme_summary() -> list[str]:
         + ", ".join(f"`{r['run']['command']}` ({r['run']['finished_at']})" for r in (p1, p2, p3, p4))
         + ". Every figure, what was measured and what was modeled: [bench/RESULTS.md](bench/RESULTS.md).",
         "",
-        f"![Phases of a switch, vendor vs swr order]({chart_path('app_fault', 'nlb').relative_to(REPO_ROOT)})",
+        f"![Phases of a switch, vendor vs swr order]({chart.relative_to(REPO_ROOT)})",
     ]
     return lines
 

@@ -95,7 +95,7 @@ def build_world(
             Protocol="TCP",
             Port=80,
             VpcId=vpc_id,
-            TargetType="instance",
+            TargetType="ip",
             HealthCheckIntervalSeconds=10,
             HealthyThresholdCount=3,
         )["TargetGroups"][0]["TargetGroupArn"]

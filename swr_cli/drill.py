@@ -302,11 +302,14 @@ def check_switch(
     config = before.config
     if config is not None:
         health = target.client("elbv2").describe_target_health(TargetGroupArn=config.target_group_arn)
-        targets = sorted(t["Target"]["Id"] for t in health["TargetHealthDescriptions"])
+        # Targets are registered by private IP: name each by the instance that has it, where one does.
+        addresses = [t["Target"]["Id"] for t in health["TargetHealthDescriptions"]]
+        owners = _instances_by_private_ip(ec2, addresses)
+        targets = sorted(owners.get(address, address) for address in addresses)
         checks.append(
             Check(
                 "target group holds only the replacement",
-                targets == [new_id],
+                bool(new_id) and targets == [new_id],
                 f"targets: {', '.join(targets) or 'none'}",
             )
         )
@@ -366,3 +369,16 @@ def _mount_target_azs(target: AwsTarget, fs_ids: set[str]) -> dict[str, set[str]
         )
         out[fs_id] = azs
     return out
+
+
+def _instances_by_private_ip(ec2: Any, addresses: list[str]) -> dict[str, str]:
+    """Private IP -> instance id, for the addresses some instance has."""
+    if not addresses:
+        return {}
+    reservations = ec2.describe_instances(Filters=[{"Name": "private-ip-address", "Values": addresses}])
+    return {
+        inst["PrivateIpAddress"]: inst["InstanceId"]
+        for res in reservations["Reservations"]
+        for inst in res["Instances"]
+        if inst.get("PrivateIpAddress")
+    }

@@ -23,6 +23,10 @@ from swr_stacks.network import SwrNetwork
 NFS_PORT = 2049
 #: A replacement registers within seconds; long draining only delays the old target's removal.
 DEREGISTRATION_DELAY = Duration.seconds(30)
+#: Targets are registered by private IP, not instance id: ELBv2 accepts an instance id only once the
+#: instance is running, an IP at once. The switcher registers the replacement as soon as RunInstances
+#: returns, so the load balancer's registration delay runs while the instance boots.
+TARGET_TYPE = elbv2.TargetType.IP
 
 
 class ProtectedNode(Construct):
@@ -239,7 +243,10 @@ class ProtectedNode(Construct):
                 vpc=network.vpc,
                 port=node.target_port,
                 protocol=elbv2.Protocol.TCP,
-                target_type=elbv2.TargetType.INSTANCE,
+                target_type=TARGET_TYPE,
+                # IP targets keep the client's address only when asked (instance targets always do);
+                # the node's security group rules below rely on it.
+                preserve_client_ip=True,
                 deregistration_delay=DEREGISTRATION_DELAY,
                 health_check=elbv2.HealthCheck(
                     protocol=elbv2.Protocol.TCP,
@@ -290,7 +297,7 @@ class ProtectedNode(Construct):
                 vpc=network.vpc,
                 port=node.target_port,
                 protocol=elbv2.ApplicationProtocol.HTTP,
-                target_type=elbv2.TargetType.INSTANCE,
+                target_type=TARGET_TYPE,
                 deregistration_delay=DEREGISTRATION_DELAY,
                 health_check=elbv2.HealthCheck(
                     protocol=elbv2.Protocol.HTTP,

@@ -221,23 +221,34 @@ def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
 # --- Load balancer -----------------------------------------------------------------------------------
 
 
-def move_traffic(
-    elbv2: Any, target_group_arn: str, *, new_instance_id: str, old_instance_id: str | None
-) -> None:
-    """Register the replacement in the node's target group, then deregister the source."""
-    elbv2.register_targets(TargetGroupArn=target_group_arn, Targets=[{"Id": new_instance_id}])
-    if old_instance_id and old_instance_id != new_instance_id:
-        deregister_quietly(elbv2, target_group_arn, old_instance_id)
+def point_target_group(elbv2: Any, target_group_arn: str, *, ip: str) -> None:
+    """Make `ip` the node's only target: register it, then deregister every other target.
+
+    The target group serves one node, so anything else in it is stale: the source, a replacement that
+    died while pending, a hand-registered target. Registering comes first, so the group is never empty.
+    """
+    elbv2.register_targets(TargetGroupArn=target_group_arn, Targets=[{"Id": ip}])
+    clear_target_group(elbv2, target_group_arn, keep=ip)
 
 
-def deregister_quietly(elbv2: Any, target_group_arn: str, instance_id: str) -> None:
-    """Deregister a target; a target that is already gone (terminated instance) is not an error."""
-    try:
-        elbv2.deregister_targets(TargetGroupArn=target_group_arn, Targets=[{"Id": instance_id}])
-    except ClientError as err:
-        # ELB rejects deregistering a terminated instance with InvalidTarget: it is out of the group anyway.
-        if error_code(err) not in ("InvalidTarget", "TargetGroupNotFound"):
-            raise
+def clear_target_group(elbv2: Any, target_group_arn: str, *, keep: str | None = None) -> None:
+    """Deregister every target of the group but `keep` (IP targets: any address deregisters cleanly)."""
+    health = elbv2.describe_target_health(TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
+    stale = [
+        {"Id": d["Target"]["Id"], "Port": d["Target"]["Port"]}
+        for d in health
+        if d["Target"]["Id"] != keep and d.get("TargetHealth", {}).get("State") != "draining"
+    ]
+    if stale:
+        elbv2.deregister_targets(TargetGroupArn=target_group_arn, Targets=stale)
+
+
+def private_ip(instance: Mapping[str, Any]) -> str:
+    """The instance's primary private IPv4 address: its target in the node's target group."""
+    address = instance.get("PrivateIpAddress")
+    if not address:
+        raise ValueError(f"instance {instance.get('InstanceId')} has no private IP address (yet)")
+    return str(address)
 
 
 # --- Alarms ------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The phase plan of a switch: one abstraction for both orders (pure, no AWS).
 
-`swr` order (DESIGN §3): keep the fenced source until the replacement runs, then terminate it.
+`swr` order (DESIGN §3): keep the fenced source until the replacement runs, then terminate it; the
+replacement's target is registered as soon as it is launched.
 `vendor` order: terminate the source and wait until it is gone, then launch (the vendor's sequence).
 """
 
@@ -34,12 +35,14 @@ DETECTED = "detected"
 CLAIMED = "claimed"
 
 _PLANS: dict[str, tuple[Phase, ...]] = {
+    # Traffic moves as soon as the replacement exists: its IP target is registered while it boots, so
+    # the load balancer's registration delay overlaps the boot instead of following it.
     "swr": (
         Phase.SNAPSHOT,
         Phase.FENCE,
         Phase.LAUNCH,
-        Phase.WAIT_RUNNING,
         Phase.MOVE_TRAFFIC,
+        Phase.WAIT_RUNNING,
         Phase.MOVE_ALARMS,
         Phase.TERMINATE_SOURCE,
         Phase.CLOSE,

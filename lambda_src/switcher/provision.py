@@ -142,9 +142,7 @@ def create_node(
         )
     instance_id = instance["InstanceId"]
     az = instance.get("Placement", {}).get("AvailabilityZone")
-    clients.elbv2.register_targets(
-        TargetGroupArn=props.config.target_group_arn, Targets=[{"Id": instance_id}]
-    )
+    aws.point_target_group(clients.elbv2, props.config.target_group_arn, ip=aws.private_ip(instance))
     aws.put_node_alarms(
         clients.cloudwatch,
         vpc_name=settings.vpc_name,
@@ -207,10 +205,9 @@ def update_node(
     current = node.current_instance_id
     if current and old is not None:
         if old.config.target_group_arn != props.config.target_group_arn:
-            clients.elbv2.register_targets(
-                TargetGroupArn=props.config.target_group_arn, Targets=[{"Id": current}]
-            )
-            aws.deregister_quietly(clients.elbv2, old.config.target_group_arn, current)
+            instance = aws.describe_instance(clients.ec2, current) or {"InstanceId": current}
+            aws.point_target_group(clients.elbv2, props.config.target_group_arn, ip=aws.private_ip(instance))
+            aws.clear_target_group(clients.elbv2, old.config.target_group_arn)
         if old.config.monitor_process != props.config.monitor_process:
             aws.put_node_alarms(
                 clients.cloudwatch,
@@ -243,10 +240,19 @@ def delete_node(
     }
     if node is not None and node.current_instance_id:
         instance_ids.add(node.current_instance_id)
+    clear_quietly(clients.elbv2, props.config.target_group_arn)
     for instance_id in sorted(instance_ids):
-        aws.deregister_quietly(clients.elbv2, props.config.target_group_arn, instance_id)
         aws.terminate_once(clients.ec2, instance_id, wait=False, waiter={})
     aws.delete_node_alarms(clients.cloudwatch, vpc_name=settings.vpc_name, node_id=props.node_id)
     if node is not None:
         state.save_node(ddb, table, state.mark_deleted(node, now()), expected_version=node.version)
     return physical, {}
+
+
+def clear_quietly(elbv2: Any, target_group_arn: str) -> None:
+    """Empty the node's target group; one already deleted (stack teardown order) is not an error."""
+    try:
+        aws.clear_target_group(elbv2, target_group_arn)
+    except ClientError as err:
+        if aws.error_code(err) != "TargetGroupNotFound":
+            raise

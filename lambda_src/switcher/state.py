@@ -121,6 +121,8 @@ class SwitchRecord:
     replacement_instance_id: str | None = None
     replacement_az: str | None = None
     replacement_subnet_id: str | None = None
+    #: Its target in the node's target group (known from RunInstances, before it runs).
+    replacement_private_ip: str | None = None
     az_errors: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     attempts: int = 1

@@ -425,12 +425,10 @@ def _act(
         aws.wait_running(c.ec2, switch.replacement_instance_id, waiter=run.waiter())
     elif phase is Phase.MOVE_TRAFFIC:
         assert switch.replacement_instance_id is not None
-        aws.move_traffic(
-            c.elbv2,
-            config.target_group_arn,
-            new_instance_id=switch.replacement_instance_id,
-            old_instance_id=switch.source_instance_id,
-        )
+        if switch.replacement_private_ip is None:  # a switch recorded before the field existed
+            replacement = aws.describe_instance(c.ec2, switch.replacement_instance_id) or {}
+            switch.replacement_private_ip = aws.private_ip(replacement)
+        aws.point_target_group(c.elbv2, config.target_group_arn, ip=switch.replacement_private_ip)
     elif phase is Phase.MOVE_ALARMS:
         assert switch.replacement_instance_id is not None
         aws.put_node_alarms(
@@ -494,6 +492,7 @@ def _launch(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> No
         switch.replacement_instance_id = launched["InstanceId"]
         switch.replacement_az = az
         switch.replacement_subnet_id = candidate["subnet_id"]
+        switch.replacement_private_ip = launched.get("PrivateIpAddress")
         return
     if not switch.candidates:
         switch.az_errors["*"] = (

@@ -215,8 +215,9 @@ def test_switch_invariants_fail_when_the_world_disagrees(deployment) -> None:
     stray = result.node.current_instance_id
     elbv2, cloudwatch = target.client("elbv2"), target.client("cloudwatch")
     ec2 = target.client("ec2")
-    other = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
-    elbv2.register_targets(TargetGroupArn=before.config.target_group_arn, Targets=[{"Id": other}])
+    launched = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]
+    other, other_ip = launched["InstanceId"], launched["PrivateIpAddress"]
+    elbv2.register_targets(TargetGroupArn=before.config.target_group_arn, Targets=[{"Id": other_ip}])
     switcher_aws.put_node_alarms(
         cloudwatch,
         vpc_name=switcher.vpc_name,
@@ -232,7 +233,7 @@ def test_switch_invariants_fail_when_the_world_disagrees(deployment) -> None:
         assert not broken["EFS ids in the launch template unchanged, mounted in the new AZ"].ok
         assert broken["replacement in another AZ"].ok and broken["source terminated"].ok
     finally:
-        elbv2.deregister_targets(TargetGroupArn=before.config.target_group_arn, Targets=[{"Id": other}])
+        elbv2.deregister_targets(TargetGroupArn=before.config.target_group_arn, Targets=[{"Id": other_ip}])
         ec2.terminate_instances(InstanceIds=[other])
         switcher_aws.put_node_alarms(
             cloudwatch,

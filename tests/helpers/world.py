@@ -131,10 +131,22 @@ class World:
             self.clients.dynamodb, self.settings.table_name, self.settings.vpc_name, node_id
         )
 
-    def targets(self) -> set[str]:
-        """Instance ids registered in the node's target group."""
-        health = self.clients.elbv2.describe_target_health(TargetGroupArn=self.target_group_arn)
-        return {d["Target"]["Id"] for d in health["TargetHealthDescriptions"]}
+    def targets(self, target_group_arn: str | None = None) -> set[str]:
+        """The instances behind the targets of the node's target group (registered by private IP).
+
+        An address no instance of the VPC has is returned as is, so a stray target still shows."""
+        health = self.clients.elbv2.describe_target_health(
+            TargetGroupArn=target_group_arn or self.target_group_arn
+        )
+        by_ip = {
+            i["PrivateIpAddress"]: i["InstanceId"]
+            for r in self.clients.ec2.describe_instances(
+                Filters=[{"Name": "vpc-id", "Values": [self.vpc_id]}]
+            )["Reservations"]
+            for i in r["Instances"]
+            if i.get("PrivateIpAddress")
+        }
+        return {by_ip.get(d["Target"]["Id"], d["Target"]["Id"]) for d in health["TargetHealthDescriptions"]}
 
     def alarm_instances(self, node_id: int) -> dict[str, str]:
         """Alarm name -> the InstanceId dimension, for the node's two alarms."""
@@ -203,7 +215,7 @@ def build_world(*, endpoint_url: str | None = None, vpc_name: str = "prod", orde
         },
     )["LaunchTemplate"]["LaunchTemplateId"]
     target_group_arn = clients.elbv2.create_target_group(
-        Name=f"swr-{vpc_name}-{suffix}", Protocol="TCP", Port=80, VpcId=vpc_id, TargetType="instance"
+        Name=f"swr-{vpc_name}-{suffix}", Protocol="TCP", Port=80, VpcId=vpc_id, TargetType="ip"
     )["TargetGroups"][0]["TargetGroupArn"]
     table = f"swr-state-{suffix}"
     clients.dynamodb.create_table(

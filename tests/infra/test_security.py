@@ -233,9 +233,12 @@ def test_load_balancers_internal_by_default_cross_zone_and_short_draining(multi_
     )
     assert schemes == ["internal", "internal", "internet-facing"]  # node 2 asks for internet-facing
     for tg in _resources(template, "AWS::ElasticLoadBalancingV2::TargetGroup").values():
-        assert tg["Properties"]["TargetType"] == "instance"
+        # By IP: the switcher registers a replacement while it is still pending.
+        assert tg["Properties"]["TargetType"] == "ip"
         attrs = {a["Key"]: a["Value"] for a in tg["Properties"]["TargetGroupAttributes"]}
         assert attrs["deregistration_delay.timeout_seconds"] == "30"
+        if tg["Properties"]["Protocol"] == "TCP":  # NLB: the node's rules rely on client addresses
+            assert attrs["preserve_client_ip.enabled"] == "true"
     for lb in _resources(template, "AWS::ElasticLoadBalancingV2::LoadBalancer").values():
         if lb["Properties"]["Type"] == "network":
             attrs = {a["Key"]: a["Value"] for a in lb["Properties"]["LoadBalancerAttributes"]}

@@ -128,7 +128,7 @@ def test_update_stores_the_config_for_the_next_switch_and_follows_a_new_target_g
     world, (url, received) = env, cfn_endpoint
     first = world.provision(1)
     new_tg = world.clients.elbv2.create_target_group(
-        Name="swr-prod-new", Protocol="TCP", Port=80, VpcId=world.vpc_id, TargetType="instance"
+        Name="swr-prod-new", Protocol="TCP", Port=80, VpcId=world.vpc_id, TargetType="ip"
     )["TargetGroups"][0]["TargetGroupArn"]
     new_version = world.clients.ec2.create_launch_template_version(
         LaunchTemplateId=world.launch_template_id, LaunchTemplateData={"InstanceType": "t3.medium"}
@@ -140,8 +140,7 @@ def test_update_stores_the_config_for_the_next_switch_and_follows_a_new_target_g
 
     assert received[0]["Status"] == "SUCCESS", received[0].get("Reason")
     assert received[0]["PhysicalResourceId"] == "swr-node-prod-1"
-    health = world.clients.elbv2.describe_target_health(TargetGroupArn=new_tg)["TargetHealthDescriptions"]
-    assert [d["Target"]["Id"] for d in health] == [first]
+    assert world.targets(new_tg) == {first}
     assert world.targets() == set()
     assert world.node(1).config.launch_template_version == str(new_version)  # type: ignore[union-attr]
 

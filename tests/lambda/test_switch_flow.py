@@ -6,7 +6,7 @@ import json
 
 import pytest
 from switcher import contract, state
-from switcher.phases import Phase
+from switcher.phases import plan
 
 from tests.helpers.world import World
 
@@ -62,6 +62,34 @@ def test_switch_replaces_the_node_in_another_az_with_everything_it_inherits(
     assert set(world.alarm_instances(1).values()) == {replacement}
 
 
+def test_the_replacement_is_registered_by_ip_before_the_switcher_waits_for_it_to_run(world: World) -> None:
+    # ELBv2 takes an instance id only once it runs, an IP at once: the load balancer's registration
+    # delay then overlaps the boot.
+    _, replacement = _switch(world, "ec2_state_stopping")
+    calls = [(c.operation, c.params) for c in world.calls.calls]
+    (register_at,) = [i for i, (op, _) in enumerate(calls) if op == "RegisterTargets"]
+    first_poll_at = next(
+        i
+        for i, (op, p) in enumerate(calls)
+        if op == "DescribeInstances" and p.get("InstanceIds") == [replacement]
+    )
+    assert register_at < first_poll_at
+    assert calls[register_at][1]["Targets"] == [{"Id": world.instance(replacement)["PrivateIpAddress"]}]
+    assert world.targets() == {replacement}
+
+
+def test_the_target_group_ends_with_the_replacement_only_whatever_it_held(world: World) -> None:
+    source = world.provision(1)
+    # A target registered by hand (or a replacement that died while pending) is stale after a switch.
+    stray = "10.0.2.99"
+    world.clients.elbv2.register_targets(TargetGroupArn=world.target_group_arn, Targets=[{"Id": stray}])
+    assert world.targets() == {source, stray}
+    world.clients.ec2.stop_instances(InstanceIds=[source])
+    result = world.run(world.event("ec2_state_stopping", source))
+    assert result.outcome == "SUCCEEDED"
+    assert world.targets() == {result.replacement_instance_id}
+
+
 def test_alarm_that_fired_for_the_source_is_re_armed_for_the_replacement(world: World) -> None:
     source = world.provision(1)
     monitor = contract.monitor_alarm_name("prod", 1)
@@ -98,7 +126,7 @@ def test_source_is_fenced_before_it_is_terminated_and_the_record_has_a_full_time
     assert node.current_az == world.instance(replacement)["Placement"]["AvailabilityZone"]
     (switch,) = world.switches(1)
     assert switch.outcome == state.SUCCEEDED
-    expected = ["detected", "claimed", *(p.value for p in Phase)]
+    expected = ["detected", "claimed", *(p.value for p in plan(switch.order))]
     assert list(switch.timeline) == expected
     assert sorted(switch.timeline.values()) == list(switch.timeline.values())  # phases in time order
     assert switch.snapshot is not None and switch.snapshot["security_group_ids"] == [world.app_sg]

@@ -27,11 +27,14 @@ def test_swr_order_launches_before_terminating_and_vendor_order_the_other_way_ro
     assert swr.index(Phase.FENCE) < swr.index(Phase.LAUNCH) < swr.index(Phase.TERMINATE_SOURCE)
     assert vendor.index(Phase.FENCE) < vendor.index(Phase.TERMINATE_SOURCE) < vendor.index(Phase.LAUNCH)
     assert swr[0] is Phase.SNAPSHOT and swr[-1] is vendor[-1] is Phase.CLOSE
+    # swr registers the replacement's IP target as soon as it exists; the vendor only once it runs.
+    assert swr.index(Phase.LAUNCH) + 1 == swr.index(Phase.MOVE_TRAFFIC) < swr.index(Phase.WAIT_RUNNING)
+    assert vendor.index(Phase.WAIT_RUNNING) < vendor.index(Phase.MOVE_TRAFFIC)
 
 
 def test_remaining_resumes_after_the_last_recorded_phase() -> None:
     done = ["detected", "claimed", "snapshot", "fenced", "launched"]
-    assert remaining("swr", done)[0] is Phase.WAIT_RUNNING
+    assert remaining("swr", done)[0] is Phase.MOVE_TRAFFIC
     assert remaining("vendor", ["snapshot", "fenced"])[0] is Phase.TERMINATE_SOURCE
     assert remaining("swr", [p.value for p in Phase]) == []
 
