@@ -16,7 +16,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 
 from switcher import aws, contract, placement, state
 from switcher.clients import Clients
@@ -39,6 +39,10 @@ LEASE_MARGIN_SECONDS = 30
 
 class CapacityExhausted(Exception):
     """No candidate AZ could launch the replacement (reasons per AZ are on the switch record)."""
+
+
+class ReplacementLost(Exception):
+    """EC2 accepted the launch, then ended the replacement before it ran (capacity lost while pending)."""
 
 
 @dataclass
@@ -334,7 +338,9 @@ def _drive(
     try:
         if just_claimed:
             run.fire(CLAIMED, "recorded")
-        for phase in remaining(switch.order, switch.timeline):
+        # One phase at a time, re-planned after each: a lost replacement rewinds the timeline.
+        while True:
+            phase = remaining(switch.order, switch.timeline)[0]  # the plan ends with CLOSE, which returns
             started = time.monotonic()
             if phase is Phase.CLOSE:
                 return _close(run, node, switch)
@@ -342,6 +348,18 @@ def _drive(
                 _act(run, phase, node, switch, source)
             except CapacityExhausted:
                 return _fail(run, node, switch)
+            except ReplacementLost as lost:
+                _forget_replacement(switch, lost)
+                node = state.record_phase(
+                    run.clients.dynamodb,
+                    s.table_name,
+                    node,
+                    switch,
+                    lease_until=run.lease_until(),
+                    now=run.now(),
+                )
+                unrecorded.clear()
+                continue
             run.fire(phase.value, "acted")
             switch.timeline[phase.value] = state.iso(run.now())
             metrics.add_metric(
@@ -367,7 +385,6 @@ def _drive(
     except Exception as err:
         _release_after_error(run, node, switch, err)
         raise
-    raise RuntimeError(f"switch {switch.switch_id} ended without closing")  # the plan always ends with CLOSE
 
 
 def _release_after_error(
@@ -422,7 +439,7 @@ def _act(
         _launch(run, node, switch)
     elif phase is Phase.WAIT_RUNNING:
         assert switch.replacement_instance_id is not None
-        aws.wait_running(c.ec2, switch.replacement_instance_id, waiter=run.waiter())
+        _wait_replacement_running(run, switch.replacement_instance_id)
     elif phase is Phase.MOVE_TRAFFIC:
         assert switch.replacement_instance_id is not None
         if switch.replacement_private_ip is None:  # a switch recorded before the field existed
@@ -443,6 +460,32 @@ def _act(
         aws.terminate_once(
             c.ec2, switch.source_instance_id, wait=switch.order == "vendor", waiter=run.waiter()
         )
+
+
+def _wait_replacement_running(run: _Run, instance_id: str) -> None:
+    """Wait for running; a replacement that EC2 ended while pending is lost (its AZ is then refused)."""
+    try:
+        aws.wait_running(run.clients.ec2, instance_id, waiter=run.waiter())
+    except WaiterError:
+        described = aws.describe_instance(run.clients.ec2, instance_id)
+        state_name = described["State"]["Name"] if described else "terminated"
+        if state_name in ("pending", "running"):
+            raise  # still coming: a slow start is retried, not abandoned
+        reason = (described or {}).get("StateReason", {}).get("Message") or state_name
+        # A replacement that stopped instead of ending would hold the node's tag: end it (it never served).
+        aws.terminate_once(run.clients.ec2, instance_id, wait=False, waiter={})
+        raise ReplacementLost(f"replacement {instance_id} {state_name} before it ran: {reason}") from None
+
+
+def _forget_replacement(switch: state.SwitchRecord, lost: ReplacementLost) -> None:
+    """Count the lost replacement's AZ as refused and rewind to the launch (the next AZ is tried)."""
+    az = switch.replacement_az or "?"
+    switch.az_errors[az] = str(lost)
+    logger.warning("replacement lost before it ran", extra={"az": az, "reason": str(lost)})
+    switch.replacement_instance_id = switch.replacement_az = None
+    switch.replacement_subnet_id = switch.replacement_private_ip = None
+    for phase in (Phase.LAUNCH, Phase.MOVE_TRAFFIC, Phase.WAIT_RUNNING):
+        switch.timeline.pop(phase.value, None)
 
 
 def _groups_before_fence(run: _Run, switch: state.SwitchRecord, source: dict[str, Any]) -> list[str] | None:

@@ -8,6 +8,9 @@
   instance of the first call. The switcher still sends the token; this only makes moto honour it.
 - moto's DynamoDB checks a condition and writes without a lock; under a threaded server two conditional
   writes can interleave. AWS makes each conditional write atomic, so the helper serialises DynamoDB calls.
+- A replacement can die while pending (AWS: `pending` → `terminated` with a `Server.*` state reason, e.g.
+  capacity lost after the launch was accepted): `die_while_pending(subnets)` lets RunInstances answer as
+  usual, then terminates the instance before the next DescribeInstances sees it.
 - `record_calls(*clients)` records every API call (its API parameters, from botocore's
   `before-parameter-build` event; `before-call` only sees the serialized request), to assert
   that a skip touched nothing (`mutating()`).
@@ -27,6 +30,7 @@ import botocore.session
 from botocore.retries import standard
 from moto.core.responses import BaseResponse
 from moto.ec2.models import EC2Backend
+from moto.ec2.models.instances import StateReason
 
 #: Read-only API prefixes: anything else counts as a mutation.
 READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Query", "Scan", "BatchGet")
@@ -55,6 +59,9 @@ class FaultInjector:
     tokens: dict[tuple[str, str], str] = field(default_factory=dict)
     #: How many RunInstances reached moto with a ClientToken that had already launched an instance.
     token_replays: int = 0
+    #: Subnets whose launches die while pending, and the instances doomed so far (not yet terminated).
+    dying_subnets: set[str] = field(default_factory=set)
+    doomed: list[Any] = field(default_factory=list)
 
     def fail(
         self,
@@ -76,6 +83,19 @@ class FaultInjector:
         return self.fail(
             "ec2", "RunInstances", code, times=10**6, when=lambda r: r._get_param("SubnetId") in subnet_ids
         )
+
+    def die_while_pending(self, subnet_ids: set[str]) -> None:
+        """Instances launched into these subnets are accepted, then terminated by EC2 before they run."""
+        self.dying_subnets |= subnet_ids
+
+    def _kill_doomed(self) -> None:
+        for instance in self.doomed:
+            instance.terminate()
+            instance.state_reason = StateReason(
+                "Server.InsufficientInstanceCapacity: Insufficient capacity.",
+                "Server.InsufficientInstanceCapacity",
+            )
+        self.doomed.clear()
 
     def _match(self, service: str, action: str, response: BaseResponse) -> Fault | None:
         for fault in self.faults:
@@ -130,6 +150,9 @@ def aws_faults() -> Iterator[FaultInjector]:
             fault = injector._match(service, self._get_action(), self)
         if fault is not None:
             return _error_response(service, fault)
+        if service == "ec2" and self._get_action() == "DescribeInstances":
+            with injector.lock:
+                injector._kill_doomed()
         if service == "dynamodb":
             with _dynamodb_lock:
                 return original_call_action(self)
@@ -146,6 +169,8 @@ def aws_faults() -> Iterator[FaultInjector]:
             reservation = original_run_instances(backend, *args, **kwargs)
             if token:
                 injector.tokens[key] = reservation.instances[0].id
+            if kwargs.get("subnet_id") in injector.dying_subnets:
+                injector.doomed.extend(reservation.instances)
             return reservation
 
     with (

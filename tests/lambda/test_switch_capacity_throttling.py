@@ -90,3 +90,36 @@ def test_a_failed_node_resumed_by_the_operator_switches_with_the_groups_it_had_b
     # The source carries only the blackhole group now; its replacement must not inherit that.
     assert [g["GroupId"] for g in replacement["SecurityGroups"]] == groups_before
     assert world.state_of(source) == "terminated"
+
+
+def test_a_replacement_that_dies_while_pending_is_replaced_in_the_next_az(
+    world: World, faults: FaultInjector
+) -> None:
+    source = _stopped_node(world)  # in us-east-1a: candidates are 1b then 1c
+    faults.die_while_pending({world.subnets["us-east-1b"]})
+    result = world.run(world.event("ec2_state_stopping", source))
+
+    assert result.outcome == "SUCCEEDED" and result.replacement_az == "us-east-1c"
+    (switch,) = world.switches(1)
+    assert "Server.InsufficientInstanceCapacity" in switch.az_errors["us-east-1b"]
+    # The dead one is gone; exactly one live instance, the replacement, serves the node.
+    assert [i["InstanceId"] for i in world.node_instances(1)] == [result.replacement_instance_id]
+    assert world.targets() == {result.replacement_instance_id}
+    assert set(world.alarm_instances(1).values()) == {result.replacement_instance_id}
+    assert world.state_of(source) == "terminated"
+
+
+def test_replacements_dying_in_every_other_az_keep_the_source_fenced_and_record_failed(
+    world: World, faults: FaultInjector
+) -> None:
+    source = _stopped_node(world)
+    faults.die_while_pending({world.subnets["us-east-1b"], world.subnets["us-east-1c"]})
+    result = world.run(world.event("ec2_state_stopping", source))
+
+    assert result.outcome == "FAILED"
+    assert world.state_of(source) == "stopped"
+    assert [g["GroupId"] for g in world.instance(source)["SecurityGroups"]] == [world.blackhole_sg]
+    assert world.node_instances(1) == [world.instance(source)]
+    (switch,) = world.switches(1)
+    assert set(switch.az_errors) == {"us-east-1b", "us-east-1c"}
+    assert world.node(1).state == state.FAILED
