@@ -80,12 +80,13 @@ def p1_section(p1: dict[str, Any]) -> list[str]:
         "",
         f"Dominant piece: **{v['dominant_piece']}** ({_s(v['dominant_piece_s'])} s). The switcher's own part "
         f"(switcher start → target registered) is {v['switcher_only_ratio_swr_over_vendor']:.2f}x the vendor "
-        "order's; the whole-RTO ratio stays higher because detection, boot and the load balancer's "
-        "registration delay and health checks are the same for both orders. The NLB registration delay "
-        "(an assumption: AWS documents only that it 'can take a few minutes') is the largest lever: without "
-        f"it the same runs would end at a median of {_s(v['swr_rto_without_registration_delay_s'])} s; the "
-        f"same switches behind an ALB measure {_s(v['swr_rto_alb_s'])} s. ELBv2 registers only running "
-        "instances, so the switcher cannot overlap the registration with the boot.",
+        "order's; the whole-RTO ratio stays higher because detection, the boot and the health checks are "
+        "the same for both orders. The swr order registers the replacement's IP target right after "
+        "RunInstances, so the load balancer's registration delay (for an NLB an assumption: AWS documents "
+        "only that it 'can take a few minutes') runs during the boot; the vendor order registers once the "
+        "instance runs. Without any registration delay the same runs would end at a median of "
+        f"{_s(v['swr_rto_without_registration_delay_s'])} s; the same switches behind an ALB measure "
+        f"{_s(v['swr_rto_alb_s'])} s.",
         "",
     ]
     chart = chart_path("app_fault", "nlb")
