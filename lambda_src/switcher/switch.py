@@ -129,6 +129,17 @@ class _Run:
     def waiter(self) -> dict[str, Any]:
         return aws.waiter_config(self.settings.waiter_delay_seconds, self.settings.waiter_max_attempts)
 
+    def record(self, node: state.NodeRecord, switch: state.SwitchRecord) -> state.NodeRecord:
+        """Persist the switch's progress and renew the lease (raises ConflictError if it was lost)."""
+        return state.record_phase(
+            self.clients.dynamodb,
+            self.settings.table_name,
+            node,
+            switch,
+            lease_until=self.lease_until(),
+            now=self.now(),
+        )
+
     def fire(self, phase: str, moment: str) -> None:
         if self.hook is not None:
             self.hook(phase, moment)
@@ -333,7 +344,6 @@ def _drive(
     just_claimed: bool = False,
 ) -> SwitchResult:
     """Run the remaining phases; on an error record it, release the lease, re-raise (Lambda retries)."""
-    s = run.settings
     unrecorded: list[str] = []  # phases done, whose timestamps ride on the next phase's write
     try:
         if just_claimed:
@@ -350,14 +360,7 @@ def _drive(
                 return _fail(run, node, switch)
             except ReplacementLost as lost:
                 _forget_replacement(switch, lost)
-                node = state.record_phase(
-                    run.clients.dynamodb,
-                    s.table_name,
-                    node,
-                    switch,
-                    lease_until=run.lease_until(),
-                    now=run.now(),
-                )
+                node = run.record(node, switch)
                 unrecorded.clear()
                 continue
             run.fire(phase.value, "acted")
@@ -370,9 +373,7 @@ def _drive(
             unrecorded.append(phase.value)
             if phase in RECORDED_WITH_NEXT:
                 continue  # repeating it after a crash is harmless: save a write on the critical path
-            node = state.record_phase(
-                run.clients.dynamodb, s.table_name, node, switch, lease_until=run.lease_until(), now=run.now()
-            )
+            node = run.record(node, switch)
             for recorded in unrecorded:
                 run.fire(recorded, "recorded")
             unrecorded.clear()
