@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: all setup test lint typecheck pytest demo synth bench clean
+.PHONY: all setup test lint typecheck pytest test-py39 demo synth bench clean
 
 all: test
 
@@ -26,9 +26,25 @@ setup: $(BIN)/.installed node_modules/.installed
 ## The test command (README, CI): lint, type-check, then the whole suite.
 test: setup lint typecheck pytest
 
+## Python that runs on a node (not at synth): the system python3 there is 3.9 (Amazon Linux 2023,
+## RHEL 9). vermin fails on anything newer. tests/agent keeps this list equal to what install.sh installs.
+NODE_PYTHON := agent_config/swr_monitor.py
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/vermin --target=3.9- --no-tips --violations $(NODE_PYTHON)
+
+## swr-monitor's own tests on Python 3.9, the nodes' python3 (vermin in `lint` is the static check).
+## Debian's pypy3 implements Python 3.9 with the 3.9 standard library: `apt-get install pypy3 pypy3-venv`.
+PY39 ?= pypy3
+PY39_VENV := $(VENV)/py39
+test-py39:
+	@command -v $(PY39) >/dev/null || { echo "test-py39: no $(PY39); apt-get install pypy3 pypy3-venv" >&2; exit 1; }
+	$(PY39) -c 'import sys; assert sys.version_info[:2] == (3, 9), sys.version'
+	test -x $(PY39_VENV)/bin/pytest || { $(PY39) -m venv $(PY39_VENV) && $(PY39_VENV)/bin/python -m pip install --quiet 'pytest>=8,<9'; }
+	mkdir -p $(PY39_VENV)/src && ln -sfn $(CURDIR)/agent_config $(PY39_VENV)/src/swr_agent
+	PYTHONPATH=$(PY39_VENV)/src $(PY39_VENV)/bin/pytest -q -p no:cacheprovider tests/agent/test_monitor.py
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy

@@ -45,6 +45,14 @@ RMS_SWITCHLOG_FILE = "rms/switchlog"
 LOG_STREAM_TEMPLATE = "{instance_id}/"
 #: How often the agent flushes logs (seconds): short, so a failure's reason is visible quickly.
 LOG_FORCE_FLUSH_SECONDS = 5
+#: Longest time (seconds) a collected metric waits in the agent before it is sent to CloudWatch. The
+#: agent's default is 60 s (``metrics.force_flush_interval``, "Max time to wait before batch publishing
+#: the metrics, unit is second" in the agent's translator/config/schema.json, default set by
+#: translator/translate/metrics/ruleForceFlushInterval.go): the monitor alarm's 10 s datapoints would
+#: reach CloudWatch a minute at a time and the alarm would fire 60-90 s after the monitor died. Below the
+#: procstat interval, every datapoint is sent before the next one is collected; only batches holding
+#: data are sent, so this costs no more PutMetricData calls than one per collection.
+METRICS_FORCE_FLUSH_SECONDS = 5
 
 
 def log_files(monitor_process: str) -> list[str]:
@@ -84,6 +92,7 @@ def render_agent_config(*, vpc_name: str, monitor_process: str) -> dict[str, Any
         },
         "metrics": {
             "namespace": MONITOR_METRIC_NAMESPACE,
+            "force_flush_interval": METRICS_FORCE_FLUSH_SECONDS,
             # Adds InstanceId to every metric (and drops `host`): the alarms select by InstanceId.
             "append_dimensions": {"InstanceId": "${aws:InstanceId}"},
             "metrics_collected": {

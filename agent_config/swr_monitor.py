@@ -5,6 +5,9 @@ A small daemon for nodes without PRIMECLUSTER RMS. Python stdlib only, one file:
 it to /usr/local/bin/swr-monitor and systemd runs it (swr-monitor.service, Restart=always). The
 CloudWatch agent watches this process; if it dies, the node's monitor alarm fires.
 
+It runs on the node's system python3, which is Python 3.9 on both supported distributions (Amazon
+Linux 2023 and RHEL 9): it must not use anything newer. ``make lint`` checks that with vermin.
+
 Configuration (INI-like, ``/etc/swr/monitor.conf``; see monitor.conf.example)::
 
     [monitor]
@@ -37,7 +40,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -394,7 +397,7 @@ class EventLog:
     def write(self, event: str, **fields: Any) -> None:
         """Record one event; never raises (the monitor must not be the thing that fails)."""
         record = {
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "source": "swr-monitor",
             "node_id": self.node_id,
             "event": event,

@@ -121,6 +121,23 @@ def test_the_agent_publishes_exactly_the_metric_the_switchers_monitor_alarm_watc
     assert alarm["Period"] == procstat["metrics_collection_interval"]
 
 
+#: The agent sends a metric batch at most this long after collecting it when ``metrics.force_flush_interval``
+#: is absent (plugins/outputs/cloudwatch: defaultForceFlushInterval = time.Minute).
+AGENT_DEFAULT_METRICS_FLUSH_SECONDS = 60
+
+
+@pytest.mark.parametrize("monitor_process", sorted(contract.MONITOR_PROCESS_PATTERNS))
+def test_every_pid_count_datapoint_is_sent_before_the_next_one_is_collected(monitor_process):
+    """Left at the agent's 60 s default, the monitor alarm's 10 s datapoints reach CloudWatch a minute
+    at a time and the 3 x 10 s alarm fires 60-90 s after the monitor died instead of about 30-50 s."""
+    metrics = render_agent_config(vpc_name="prod", monitor_process=monitor_process)["metrics"]
+    flush = metrics.get("force_flush_interval", AGENT_DEFAULT_METRICS_FLUSH_SECONDS)
+    # the agent's JSON schema: timeIntervalDefinition, an integer number of seconds in 1..172800
+    assert isinstance(flush, int) and 1 <= flush <= 172800
+    [procstat] = metrics["metrics_collected"]["procstat"]
+    assert flush < procstat["metrics_collection_interval"] == contract.MONITOR_INTERVAL_SECONDS
+
+
 def test_monitor_faultscript_user_data_and_agent_agree_on_the_monitor_log_mount():
     """swr-monitor and the FaultScript write under the monitor-log EFS even without SWR_LOG_DIR, and the
     agent ships what they write from there."""
