@@ -24,7 +24,7 @@ node_modules/.installed: package.json
 setup: $(BIN)/.installed node_modules/.installed
 
 ## The test command (README, CI): lint, type-check, then the whole suite.
-test: setup lint typecheck pytest
+test: setup lint typecheck test-py39 pytest
 
 ## Python that runs on a node (not at synth): the system python3 there is 3.9 (Amazon Linux 2023,
 ## RHEL 9). vermin fails on anything newer. tests/agent keeps this list equal to what install.sh installs.
@@ -39,7 +39,10 @@ lint: $(BIN)/.installed
 ## Debian's pypy3 implements Python 3.9 with the 3.9 standard library: `apt-get install pypy3 pypy3-venv`.
 PY39 ?= pypy3
 PY39_VENV := $(VENV)/py39
+## Part of `make test`: it installs Debian's pypy3 itself when missing (CI runs as root on a fresh machine).
 test-py39:
+	@command -v $(PY39) >/dev/null || { echo "test-py39: installing Debian's pypy3 (Python 3.9) with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pypy3 pypy3-venv >/dev/null; }
 	@command -v $(PY39) >/dev/null || { echo "test-py39: no $(PY39); apt-get install pypy3 pypy3-venv" >&2; exit 1; }
 	$(PY39) -c 'import sys; assert sys.version_info[:2] == (3, 9), sys.version'
 	test -x $(PY39_VENV)/bin/pytest || { $(PY39) -m venv $(PY39_VENV) && $(PY39_VENV)/bin/python -m pip install --quiet 'pytest>=8,<9'; }
