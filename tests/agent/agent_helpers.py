@@ -16,8 +16,11 @@ import pytest
 AGENT_DIR = Path(__file__).resolve().parents[2] / "agent_config"
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, step: float = 0.01) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; return its last value."""
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, step: float = 0.01) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; return its last value.
+
+    The deadline only bounds a wait for something that must happen; it is generous so that a loaded
+    machine (parallel test runs) cannot turn a slow poll into a failure."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
