@@ -11,6 +11,9 @@
 - A replacement can die while pending (AWS: `pending` → `terminated` with a `Server.*` state reason, e.g.
   capacity lost after the launch was accepted): `die_while_pending(subnets)` lets RunInstances answer as
   usual, then terminates the instance before the next DescribeInstances sees it.
+- moto terminates an instance at once; AWS passes through `shutting-down` first, and its network
+  interface stays attached meanwhile. `terminating_slowly(describes)` keeps instances terminated during
+  the block `shutting-down` for that many DescribeInstances calls.
 - `record_calls(*clients)` records every API call (its API parameters, from botocore's
   `before-parameter-build` event; `before-call` only sees the serialized request), to assert
   that a skip touched nothing (`mutating()`).
@@ -62,6 +65,37 @@ class FaultInjector:
     #: Subnets whose launches die while pending, and the instances doomed so far (not yet terminated).
     dying_subnets: set[str] = field(default_factory=set)
     doomed: list[Any] = field(default_factory=list)
+    #: DescribeInstances calls a terminated instance stays `shutting-down` for (0: moto's instant end),
+    #: and the instances still shutting down with their remaining count.
+    termination_describes: int = 0
+    shutting_down: dict[Any, int] = field(default_factory=dict)
+
+    @contextmanager
+    def terminating_slowly(self, describes: int) -> Iterator[None]:
+        """Instances terminated in the block stay `shutting-down` for `describes` DescribeInstances."""
+        self.termination_describes = describes
+        try:
+            yield
+        finally:
+            self.termination_describes = 0
+            for instance in self.shutting_down:
+                instance._state.name, instance._state.code = "terminated", 48
+            self.shutting_down.clear()
+
+    def _hold_terminated(self, backend: Any, instance_ids: list[str]) -> None:
+        for instance_id in instance_ids:
+            instance = backend.get_instance(instance_id)
+            if instance._state.name == "terminated" and instance not in self.shutting_down:
+                instance._state.name, instance._state.code = "shutting-down", 32
+                self.shutting_down[instance] = self.termination_describes
+
+    def _advance_shutting_down(self) -> None:
+        for instance, left in list(self.shutting_down.items()):
+            if left <= 1:
+                instance._state.name, instance._state.code = "terminated", 48
+                del self.shutting_down[instance]
+            else:
+                self.shutting_down[instance] = left - 1
 
     def fail(
         self,
@@ -153,6 +187,13 @@ def aws_faults() -> Iterator[FaultInjector]:
         if service == "ec2" and self._get_action() == "DescribeInstances":
             with injector.lock:
                 injector._kill_doomed()
+                injector._advance_shutting_down()
+        if service == "ec2" and self._get_action() == "TerminateInstances" and injector.termination_describes:
+            result = original_call_action(self)
+            ec2_response: Any = self  # an EC2Response: it has the region's backend
+            with injector.lock:
+                injector._hold_terminated(ec2_response.ec2_backend, self._get_param("InstanceIds", []))
+            return result
         if service == "dynamodb":
             with _dynamodb_lock:
                 return original_call_action(self)
