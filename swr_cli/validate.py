@@ -8,6 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 from rich.console import Console
 from switcher import contract, state
 
@@ -16,12 +17,26 @@ from swr_cli.aws import AwsTarget
 from swr_cli.discovery import NotFound, Switcher, find_switchers
 from swr_cli.drill import launch_template_efs_ids
 from swr_cli.render import Check, checks_table
-from swr_stacks.config import ConfigError, SwrConfig, VpcConfig, load_config_file, parse_config
+from swr_stacks.config import (
+    ENDPOINT_SERVICES,
+    ConfigError,
+    RegionConfig,
+    SwrConfig,
+    VpcConfig,
+    load_config_file,
+    parse_config,
+)
 
 DEFAULTS_CONTEXT_KEY = "swr:defaults"
 #: The only egress rule the CDK gives a group with allow_all_outbound=False: it matches no traffic.
 _CDK_DISALLOW_ALL = ("icmp", 252, 86, "255.255.255.255/32")
 _LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+#: Lambda refuses a reservation that leaves the account fewer unreserved concurrent executions than this
+#: (AWS Lambda developer guide, "Managing Lambda reserved concurrency",
+#: https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html).
+MIN_UNRESERVED_CONCURRENCY = 100
+#: Endpoint states that still hold the service's private DNS name in the VPC.
+_ENDPOINT_GONE_STATES = {"deleted", "deleting", "rejected", "failed", "expired"}
 
 
 def load_config(config_file: str | None) -> SwrConfig:
@@ -175,6 +190,112 @@ def check_blackhole(target: AwsTarget, switcher: Switcher) -> Check:
     return Check(name, not problems, "; ".join(problems) if problems else switcher.blackhole_sg_id)
 
 
+def _switcher_reservations(target: AwsTarget) -> int:
+    """Concurrency the swr switchers deployed in the region reserve now (already out of the unreserved)."""
+    try:
+        switchers = find_switchers(target)
+    except NotFound:
+        return 0
+    lambda_ = target.client("lambda")
+    return sum(
+        int(
+            lambda_.get_function_concurrency(FunctionName=s.function_name).get("ReservedConcurrentExecutions")
+            or 0
+        )
+        for s in switchers
+    )
+
+
+def check_concurrency_headroom(target: AwsTarget, region: RegionConfig, config: SwrConfig) -> Check:
+    """The switchers' reservations (config) leave the account at least 100 unreserved executions."""
+    name = f"{region.name}: switcher concurrency headroom"
+    each = config.switcher_reserved_concurrency
+    wanted = each * len(region.vpcs)
+    if wanted == 0:
+        return Check(name, True, "no reservation (switcher_reserved_concurrency: 0)")
+    try:
+        limit = target.client("lambda").get_account_settings()["AccountLimit"]
+        already = _switcher_reservations(target)
+    except ClientError as err:
+        return Check(name, False, f"cannot read the Lambda account settings: {err}")
+    left = int(limit["UnreservedConcurrentExecutions"]) + already - wanted
+    detail = (
+        f"quota {limit['ConcurrentExecutions']}, unreserved {limit['UnreservedConcurrentExecutions']}"
+        + (f" (swr holds {already})" if already else "")
+        + f"; {each} x {len(region.vpcs)} switcher(s) would leave {left}"
+    )
+    if left < MIN_UNRESERVED_CONCURRENCY:
+        detail += (
+            f" < {MIN_UNRESERVED_CONCURRENCY}: Lambda would refuse the deploy; set "
+            "switcher_reserved_concurrency to 0 (none) or ask for a higher Lambda concurrency quota"
+        )
+    return Check(name, left >= MIN_UNRESERVED_CONCURRENCY, detail)
+
+
+def check_vpc_dns(target: AwsTarget, vpc: VpcConfig) -> Check:
+    """An existing VPC resolves private-DNS endpoint names only with DNS support and hostnames on."""
+    assert vpc.existing is not None
+    ec2 = target.client("ec2")
+    off = [
+        attribute
+        for attribute, key in (
+            ("enableDnsSupport", "EnableDnsSupport"),
+            ("enableDnsHostnames", "EnableDnsHostnames"),
+        )
+        if not ec2.describe_vpc_attribute(VpcId=vpc.existing.vpc_id, Attribute=attribute)[key]["Value"]
+    ]
+    return Check(
+        f"{vpc.name}: VPC DNS support and hostnames on",
+        not off,
+        f"{vpc.existing.vpc_id}: {', '.join(off)} is false; turn it on (ModifyVpcAttribute)"
+        if off
+        else vpc.existing.vpc_id,
+    )
+
+
+def check_interface_endpoints(target: AwsTarget, vpc: VpcConfig) -> Check:
+    """`create`: no other endpoint of the service owns its private DNS name; `existing`: one does.
+
+    A VPC holds one private-DNS endpoint per service; creating a second fails ("private-dns-enabled
+    cannot be set because there is already a conflicting DNS domain", as reported in
+    hashicorp/terraform-provider-aws#17535; AWS PrivateLink guide, "Access an AWS service using an
+    interface VPC endpoint").
+    """
+    assert vpc.existing is not None
+    endpoints = [
+        e
+        for page in target.client("ec2")
+        .get_paginator("describe_vpc_endpoints")
+        .paginate(Filters=[{"Name": "vpc-id", "Values": [vpc.existing.vpc_id]}])
+        for e in page["VpcEndpoints"]
+        if e.get("PrivateDnsEnabled") and str(e.get("State", "")).lower() not in _ENDPOINT_GONE_STATES
+    ]
+    problems = []
+    modes = dict(vpc.interface_endpoints)
+    for service in ENDPOINT_SERVICES:
+        service_name = f"com.amazonaws.{target.region}.{service}"
+        serving = [e for e in endpoints if e["ServiceName"] == service_name]
+        foreign = [
+            e["VpcEndpointId"]
+            for e in serving
+            if {"Key": contract.TAG_VPC, "Value": vpc.name} not in e.get("Tags", [])
+        ]
+        if modes[service] == "create" and foreign:
+            problems.append(
+                f"{', '.join(foreign)} already serves {service_name} with private DNS: "
+                f"set interface_endpoints.{service}: existing"
+            )
+        if modes[service] == "existing" and not serving:
+            problems.append(
+                f"no endpoint with private DNS for {service_name}: set interface_endpoints.{service}: create"
+            )
+    return Check(
+        f"{vpc.name}: interface endpoints fit the VPC",
+        not problems,
+        "; ".join(problems) if problems else ", ".join(f"{s}: {m}" for s, m in vpc.interface_endpoints),
+    )
+
+
 def validate_region(target: AwsTarget, config: SwrConfig) -> list[Check]:
     region_cfg = next((r for r in config.regions if r.name == target.region), None)
     if region_cfg is None:
@@ -185,9 +306,12 @@ def validate_region(target: AwsTarget, config: SwrConfig) -> list[Check]:
                 f"the config has {', '.join(r.name for r in config.regions)}",
             )
         ]
-    checks: list[Check] = []
+    checks: list[Check] = [check_concurrency_headroom(target, region_cfg, config)]
     ddb = target.client("dynamodb")
     for vpc in region_cfg.vpcs:
+        if vpc.existing is not None:  # checks that matter before the first deploy into that VPC
+            checks.append(check_vpc_dns(target, vpc))
+            checks.append(check_interface_endpoints(target, vpc))
         try:
             switcher = find_switchers(target, vpc.name)[0]
         except NotFound as err:

@@ -22,6 +22,12 @@ from switcher import contract
 LB_KINDS = ("nlb", "alb")
 SWITCH_ORDERS = ("swr", "vendor")
 INGRESS_PROTOCOLS = ("tcp", "udp")
+#: Interface endpoints a VPC needs, by the last part of their service name (com.amazonaws.<region>.<x>):
+#: the CloudWatch agent (monitoring, logs; ec2 for its tags) and amazon-efs-utils (elasticfilesystem).
+ENDPOINT_SERVICES = ("monitoring", "logs", "ec2", "elasticfilesystem")
+#: create: swr creates the endpoint with private DNS. existing: the VPC already has one with private DNS
+#: (a second one would fail: two endpoints of a service cannot both own its private DNS name).
+ENDPOINT_MODES = ("create", "existing")
 _AMI_RE = re.compile(r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 # Lower-case, digits and dashes: the VPC name goes into stack names, alarm names and IAM conditions.
@@ -74,6 +80,8 @@ class NodeConfig:
     monitor_process: str
     root_device_name: str
     root_volume_gib: int
+    #: Who may reach the load balancer's listeners; empty: the VPC's CIDR, or any address if internet-facing.
+    client_cidrs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,12 @@ class VpcConfig:
     existing: ExistingVpc | None
     nat_gateway: bool
     nodes: tuple[NodeConfig, ...]
+    #: (service, mode) for each of ENDPOINT_SERVICES, in that order.
+    interface_endpoints: tuple[tuple[str, str], ...] = tuple((s, "create") for s in ENDPOINT_SERVICES)
+
+    def endpoints_to_create(self) -> tuple[str, ...]:
+        """The services whose interface endpoint swr creates in this VPC."""
+        return tuple(service for service, mode in self.interface_endpoints if mode == "create")
 
     @property
     def needs_public_subnets(self) -> bool:
@@ -125,6 +139,7 @@ class SwrConfig:
     regions: tuple[RegionConfig, ...]
     flap_guard: FlapGuard
     switch_order: str
+    #: Reserved concurrent executions of each VPC's switcher; 0 = none (draws on the unreserved pool).
     switcher_reserved_concurrency: int
     history_ttl_days: int
     log_retention_days: int
@@ -251,6 +266,7 @@ _NODE_KEYS = {
     "monitor_process",
     "root_device_name",
     "root_volume_gib",
+    "client_cidrs",
 }
 
 
@@ -264,6 +280,16 @@ def _node(raw: Any, path: str) -> NodeConfig:
     if len(set(ports)) != len(ports):
         raise ConfigError(f"{path}.listener_ports: duplicate port in {list(ports)}")
     key_pair = data.get("key_pair")
+    client_cidrs = tuple(
+        _cidr(c, f"{path}.client_cidrs[{i}]")
+        for i, c in enumerate(_list(data.get("client_cidrs", []), f"{path}.client_cidrs"))
+    )
+    if "client_cidrs" in data and not client_cidrs:
+        raise ConfigError(
+            f"{path}.client_cidrs: an empty list would admit no client (leave the key out for the default)"
+        )
+    if len(set(client_cidrs)) != len(client_cidrs):
+        raise ConfigError(f"{path}.client_cidrs: duplicate CIDR in {list(client_cidrs)}")
     return NodeConfig(
         node_id=_int(data["id"], f"{path}.id", low=0, high=2**31 - 1),
         ami=_str(data["ami"], f"{path}.ami", _AMI_RE, "AMI id", "expected ami- and 8 or 17 hex digits"),
@@ -296,6 +322,7 @@ def _node(raw: Any, path: str) -> NodeConfig:
             "device name",
         ),
         root_volume_gib=_int(data.get("root_volume_gib", 20), f"{path}.root_volume_gib", low=8, high=16384),
+        client_cidrs=client_cidrs,
     )
 
 
@@ -326,11 +353,26 @@ def _existing(raw: Any, path: str, azs: tuple[str, ...]) -> ExistingVpc:
     )
 
 
+def _interface_endpoints(raw: Any, path: str, *, existing_vpc: bool) -> tuple[tuple[str, str], ...]:
+    data = _mapping(raw, path, set(ENDPOINT_SERVICES), set())
+    modes = tuple(
+        (service, _choice(data.get(service, "create"), f"{path}.{service}", ENDPOINT_MODES, "endpoint mode"))
+        for service in ENDPOINT_SERVICES
+    )
+    kept = [service for service, mode in modes if mode == "existing"]
+    if kept and not existing_vpc:
+        raise ConfigError(
+            f"{path}.{kept[0]}: 'existing' needs an existing VPC (`existing.vpc_id`); "
+            "a VPC that swr creates has no endpoint of its own"
+        )
+    return modes
+
+
 def _vpc(raw: Any, path: str, region: str) -> VpcConfig:
     data = _mapping(
         raw,
         path,
-        {"name", "cidr", "availability_zones", "existing", "nat_gateway", "nodes"},
+        {"name", "cidr", "availability_zones", "existing", "nat_gateway", "nodes", "interface_endpoints"},
         {"name", "cidr", "availability_zones", "nodes"},
     )
     name = _str(
@@ -363,6 +405,11 @@ def _vpc(raw: Any, path: str, region: str) -> VpcConfig:
         existing=existing,
         nat_gateway=_bool(data.get("nat_gateway", False), f"{path}.nat_gateway"),
         nodes=nodes,
+        interface_endpoints=_interface_endpoints(
+            data.get("interface_endpoints", {}),
+            f"{path}.interface_endpoints",
+            existing_vpc=existing is not None,
+        ),
     )
     if existing is not None and vpc.needs_public_subnets and not existing.public_subnet_ids:
         raise ConfigError(
@@ -469,8 +516,10 @@ def parse_config(raw: Any) -> SwrConfig:
             ),
         ),
         switch_order=_choice(data.get("switch_order", "swr"), "switch_order", SWITCH_ORDERS, "switch order"),
+        # 0 (the default): no reservation. A reservation must leave the account 100 unreserved
+        # executions, which a new account (quota as low as 10) cannot; `swr validate` checks the headroom.
         switcher_reserved_concurrency=_int(
-            data.get("switcher_reserved_concurrency", 10), "switcher_reserved_concurrency", low=1, high=1000
+            data.get("switcher_reserved_concurrency", 0), "switcher_reserved_concurrency", low=0, high=1000
         ),
         history_ttl_days=_int(data.get("history_ttl_days", 90), "history_ttl_days", low=1, high=3650),
         log_retention_days=_retention(data.get("log_retention_days", 30)),

@@ -23,7 +23,18 @@ def secure_file_system(
     subnets: ec2.SubnetSelection,
     security_group: ec2.ISecurityGroup,
 ) -> efs.FileSystem:
-    """An encrypted EFS file system with a mount target in every selected subnet, TLS enforced."""
+    """An encrypted EFS file system with a mount target in every selected subnet, TLS enforced.
+
+    Its policy only denies plain NFS. Because a file-system policy exists, EFS's default policy (full
+    access for every client) no longer applies: an NFS client gets exactly what its IAM role grants
+    (``elasticfilesystem:ClientMount``/``ClientWrite``/``ClientRootAccess``) and an anonymous client
+    (no ``iam`` mount option) gets nothing; without ``ClientRootAccess`` root is squashed to a
+    non-root user (Amazon EFS user guide: "Using IAM to control file system data access",
+    https://docs.aws.amazon.com/efs/latest/ug/iam-access-control-nfs-efs.html, and "Network File System
+    (NFS) level users, groups, and permissions",
+    https://docs.aws.amazon.com/efs/latest/ug/accessing-fs-nfs-permissions.html). So each node role
+    carries the client actions it needs on its own file systems (ProtectedNode).
+    """
     file_system = efs.FileSystem(
         scope,
         id_,
@@ -34,6 +45,12 @@ def secure_file_system(
         # Survives a switch by design: the data must also survive an accidental stack deletion.
         removal_policy=RemovalPolicy.RETAIN,
         enable_automatic_backups=True,
+        # CDK's name for "add no statement of your own": with the feature flag
+        # @aws-cdk/aws-efs:denyAnonymousAccess (cdk.json) the CDK would otherwise add one granting
+        # ClientRootAccess and ClientWrite to every principal, and without the flag none, so the
+        # deployed access would depend on how the app is synthesized. Anonymous clients stay refused:
+        # the policy below exists and allows nothing (see the docstring).
+        allow_anonymous_access=True,
     )
     # Mounts use amazon-efs-utils with `tls`: refuse any unencrypted client.
     file_system.add_to_resource_policy(
@@ -80,7 +97,14 @@ class MonitorLogs(Construct):
         )
 
     def add_node_access_point(self, *, node_id: int) -> efs.AccessPoint:
-        """The node's own directory `/<node_id>` on the monitor-log EFS (kept across switches)."""
+        """The node's own directory `/<node_id>` on the monitor-log EFS (kept across switches).
+
+        The access point replaces every NFS user of the node (root included) by MONITOR_LOG_UID, and
+        EFS creates the directory owned by that user on first mount (creation info): the node writes
+        as the owner and needs no ClientRootAccess, which EFS requires only when the enforced uid or
+        gid is 0 (Amazon EFS user guide, "Working with access points",
+        https://docs.aws.amazon.com/efs/latest/ug/efs-access-points.html).
+        """
         return self.file_system.add_access_point(
             f"AccessPoint{node_id}",
             path=f"/{node_id}",

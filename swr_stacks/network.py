@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Tags
+from aws_cdk import Annotations, RemovalPolicy, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -11,11 +11,12 @@ from switcher import contract
 from swr_stacks.config import VpcConfig
 
 #: AWS APIs the node reaches without a NAT: CloudWatch agent (metrics, logs), EC2 (agent tags), EFS utils.
+#: Keyed by the config's service names (swr_stacks.config.ENDPOINT_SERVICES): construct id, CDK service.
 ENDPOINT_SERVICES = {
-    "Monitoring": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
-    "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
-    "Ec2": ec2.InterfaceVpcEndpointAwsService.EC2,
-    "Efs": ec2.InterfaceVpcEndpointAwsService.ELASTIC_FILESYSTEM,
+    "monitoring": ("Monitoring", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING),
+    "logs": ("Logs", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS),
+    "ec2": ("Ec2", ec2.InterfaceVpcEndpointAwsService.EC2),
+    "elasticfilesystem": ("Efs", ec2.InterfaceVpcEndpointAwsService.ELASTIC_FILESYSTEM),
 }
 
 
@@ -86,6 +87,12 @@ class SwrNetwork(Construct):
                     )
                 ]
             )
+            # Subnets imported by id have no route table id; swr never reads one (no gateway
+            # endpoints, no routes), so the CDK's warning about it does not apply.
+            Annotations.of(self).acknowledge_warning(
+                "@aws-cdk/aws-ec2:noSubnetRouteTableId",
+                "imported subnets: swr adds no route and no gateway endpoint, it never reads a route table",
+            )
         self.cidr = vpc_config.cidr
 
         flow_log_group = logs.LogGroup(
@@ -99,28 +106,7 @@ class SwrNetwork(Construct):
             traffic_type=ec2.FlowLogTrafficType.REJECT,
         )
 
-        self.endpoint_security_group = ec2.SecurityGroup(
-            self,
-            "EndpointSg",
-            vpc=self.vpc,
-            description="swr interface endpoints: HTTPS from the VPC",
-            allow_all_outbound=False,
-        )
-        self.endpoint_security_group.add_ingress_rule(
-            ec2.Peer.ipv4(vpc_config.cidr), ec2.Port.tcp(443), "HTTPS to AWS APIs from the VPC"
-        )
-        self.endpoints = [
-            self.vpc.add_interface_endpoint(
-                name,
-                service=service,
-                subnets=self.private_subnets,
-                security_groups=[self.endpoint_security_group],
-                private_dns_enabled=True,
-                # Not `open`: that adds a rule from the VPC CIDR token; ours above names the CIDR.
-                open=False,
-            )
-            for name, service in ENDPOINT_SERVICES.items()
-        ]
+        self.endpoints = self._interface_endpoints(vpc_config)
 
         # Fencing: the switcher puts this group (alone) on a failed instance. No ingress rule, and
         # allow_all_outbound=False makes the CDK emit only a dummy egress rule (255.255.255.255/32,
@@ -132,3 +118,41 @@ class SwrNetwork(Construct):
             description="swr blackhole: no ingress, no usable egress (fences a failed node)",
             allow_all_outbound=False,
         )
+
+    def _interface_endpoints(self, vpc_config: VpcConfig) -> list[ec2.InterfaceVpcEndpoint]:
+        """The endpoints the config asks swr to create, with private DNS and an HTTPS-only group.
+
+        Private DNS makes the default service names resolve to the endpoint, so the node needs no
+        configuration. A VPC can hold only one private-DNS endpoint per service: in an existing VPC that
+        already has one (config `interface_endpoints.<service>: existing`), swr creates none and the
+        node uses that one ("Access an AWS service using an interface VPC endpoint", AWS PrivateLink
+        guide). `swr validate` checks for such conflicts and for the VPC's DNS attributes.
+        """
+        to_create = vpc_config.endpoints_to_create()
+        if not to_create:
+            return []
+        endpoint_sg = ec2.SecurityGroup(
+            self,
+            "EndpointSg",
+            vpc=self.vpc,
+            description="swr interface endpoints: HTTPS from the VPC",
+            allow_all_outbound=False,
+        )
+        endpoint_sg.add_ingress_rule(
+            ec2.Peer.ipv4(vpc_config.cidr), ec2.Port.tcp(443), "HTTPS to AWS APIs from the VPC"
+        )
+        endpoints = []
+        for service_name in to_create:
+            construct_id, service = ENDPOINT_SERVICES[service_name]
+            endpoints.append(
+                self.vpc.add_interface_endpoint(
+                    construct_id,
+                    service=service,
+                    subnets=self.private_subnets,
+                    security_groups=[endpoint_sg],
+                    private_dns_enabled=True,
+                    # Not `open`: that adds a rule from the VPC CIDR token; ours above names the CIDR.
+                    open=False,
+                )
+            )
+        return endpoints

@@ -19,6 +19,7 @@ from swr_stacks.config import NodeConfig
 from swr_stacks.monitor_logs import MonitorLogs, secure_file_system
 from swr_stacks.nag import acknowledge, acknowledge_wildcard_resources
 from swr_stacks.network import SwrNetwork
+from swr_stacks.switcher import SWITCHER_TIMEOUT
 
 NFS_PORT = 2049
 #: A replacement registers within seconds; long draining only delays the old target's removal.
@@ -27,6 +28,12 @@ DEREGISTRATION_DELAY = Duration.seconds(30)
 #: instance is running, an IP at once. The switcher registers the replacement as soon as RunInstances
 #: returns, so the load balancer's registration delay runs while the instance boots.
 TARGET_TYPE = elbv2.TargetType.IP
+#: How long CloudFormation waits for the switcher's answer to a node request (ServiceTimeout; its
+#: default is 3600 s, "AWS::CloudFormation::CustomResource" in the CloudFormation template reference).
+#: The switcher answers within its invocation (every waiter is bounded below the 900 s Lambda timeout),
+#: so no answer after the timeout plus a minute means the invocation was killed: fail the stack
+#: operation then instead of hanging for an hour.
+PROVISIONING_SERVICE_TIMEOUT = SWITCHER_TIMEOUT.plus(Duration.seconds(60))
 
 
 class ProtectedNode(Construct):
@@ -140,6 +147,7 @@ class ProtectedNode(Construct):
             "Provisioning",
             service_token=switcher_function_arn,
             resource_type=contract.NODE_RESOURCE_TYPE,
+            service_timeout=PROVISIONING_SERVICE_TIMEOUT,
             properties={
                 contract.PROP_NODE_ID: str(node.node_id),
                 contract.PROP_VPC_NAME: vpc_name,
@@ -207,11 +215,24 @@ class ProtectedNode(Construct):
             )
         )
         if self.data_file_system is not None:
+            # The user data mounts the whole file system as root (`tls,iam`, no access point): a new
+            # file system's root directory belongs to uid 0 with mode 755, and without ClientRootAccess
+            # EFS squashes root to a non-root user, which could then write nothing. Root on the node's
+            # own data file system is no more than root on the node; the application may then use any
+            # users and ownership below it (an access point would force one user on all of them).
+            # Amazon EFS user guide: "Using IAM to control file system data access" (an allow in the
+            # identity policy suffices), "Network File System (NFS) level users, groups, and
+            # permissions" (a new file system's root directory; root squashing).
             role.add_to_policy(
                 iam.PolicyStatement(
                     sid="DataEfs",
-                    actions=["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
+                    actions=[
+                        "elasticfilesystem:ClientMount",
+                        "elasticfilesystem:ClientWrite",
+                        "elasticfilesystem:ClientRootAccess",
+                    ],
                     resources=[self.data_file_system.file_system_arn],
+                    conditions={"Bool": {"elasticfilesystem:AccessedViaMountTarget": "true"}},
                 )
             )
         acknowledge(
@@ -228,14 +249,38 @@ class ProtectedNode(Construct):
         )
         return role
 
+    @staticmethod
+    def client_cidrs(node: NodeConfig, network: SwrNetwork) -> tuple[str, ...]:
+        """Who may reach the listeners: the config's ``client_cidrs``, else the VPC or any address."""
+        if node.client_cidrs:
+            return node.client_cidrs
+        return ("0.0.0.0/0",) if node.internet_facing else (network.cidr,)
+
     def _load_balancer(
         self, node: NodeConfig, network: SwrNetwork
     ) -> tuple[elbv2.BaseLoadBalancer, elbv2.ApplicationTargetGroup | elbv2.NetworkTargetGroup]:
         subnets = network.public_subnets if node.internet_facing else network.private_subnets
         hc = node.health_check
         hc_port = str(hc.port) if hc.port else "traffic-port"
-        lb: elbv2.BaseLoadBalancer
         tg: elbv2.ApplicationTargetGroup | elbv2.NetworkTargetGroup
+        # Both kinds get their own security group: it admits the configured clients to the listeners,
+        # and the node admits the load balancer's group only (never the clients' addresses directly).
+        lb_sg = ec2.SecurityGroup(
+            self,
+            "LoadBalancerSg",
+            vpc=network.vpc,
+            description=f"swr node {node.node_id}: {node.lb.upper()} listeners",
+            allow_all_outbound=False,
+        )
+        for cidr in self.client_cidrs(node, network):
+            for port in node.listener_ports:
+                lb_sg.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), "listener")
+        if "0.0.0.0/0" in self.client_cidrs(node, network):
+            acknowledge(
+                lb_sg,
+                "AwsSolutions-EC23",
+                "The node's load balancer is internet-facing by config: its listeners take any client.",
+            )
         if node.lb == "nlb":
             tg = elbv2.NetworkTargetGroup(
                 self,
@@ -244,8 +289,13 @@ class ProtectedNode(Construct):
                 port=node.target_port,
                 protocol=elbv2.Protocol.TCP,
                 target_type=TARGET_TYPE,
-                # IP targets keep the client's address only when asked (instance targets always do);
-                # the node's security group rules below rely on it.
+                # IP targets keep the client's address only when asked (instance targets always do):
+                # the application sees its real clients. The node's rule names the NLB's security
+                # group, which admits client-preserved traffic ("Security groups for your Network Load
+                # Balancer", ELB user guide). Hairpinning is not supported with it: the node cannot
+                # reach its own service through its NLB (it is the only target), use localhost
+                # ("Troubleshoot your Network Load Balancer": connections from a target to its load
+                # balancer time out).
                 preserve_client_ip=True,
                 deregistration_delay=DEREGISTRATION_DELAY,
                 health_check=elbv2.HealthCheck(
@@ -256,6 +306,9 @@ class ProtectedNode(Construct):
                     unhealthy_threshold_count=hc.unhealthy_threshold,
                 ),
             )
+            # An explicit group: an NLB created without one can never get one, and without it the
+            # CDK's default depends on a feature flag (with it: a group with no rule, which would
+            # drop every client and, since health checks obey its outbound rules, every check).
             nlb = elbv2.NetworkLoadBalancer(
                 self,
                 "LoadBalancer",
@@ -263,33 +316,13 @@ class ProtectedNode(Construct):
                 vpc_subnets=subnets,
                 internet_facing=node.internet_facing,
                 cross_zone_enabled=True,
+                security_groups=[lb_sg],
             )
             for port in node.listener_ports:
                 nlb.add_listener(
                     f"Listener{port}", port=port, protocol=elbv2.Protocol.TCP, default_target_groups=[tg]
                 )
-            # NLB targets see the client's own address: allow the traffic port from the VPC (internal
-            # clients and the NLB's health checks) or, for an internet-facing NLB, from any address.
-            self.security_group.add_ingress_rule(
-                ec2.Peer.ipv4(network.cidr),
-                ec2.Port.tcp(node.target_port),
-                "traffic and health checks from the NLB",
-            )
-            if node.internet_facing:
-                self.security_group.add_ingress_rule(
-                    ec2.Peer.any_ipv4(), ec2.Port.tcp(node.target_port), "internet clients through the NLB"
-                )
-                acknowledge(
-                    self.security_group,
-                    "AwsSolutions-EC23",
-                    "Internet-facing NLB by config: it preserves client addresses, so the node admits any "
-                    "address on the traffic port; the node has no public IP and sits in a private subnet.",
-                )
-            if hc.port and hc.port != node.target_port:
-                self.security_group.add_ingress_rule(
-                    ec2.Peer.ipv4(network.cidr), ec2.Port.tcp(hc.port), "health checks from the NLB"
-                )
-            lb = nlb
+            lb: elbv2.BaseLoadBalancer = nlb
         else:
             tg = elbv2.ApplicationTargetGroup(
                 self,
@@ -308,22 +341,6 @@ class ProtectedNode(Construct):
                     unhealthy_threshold_count=hc.unhealthy_threshold,
                 ),
             )
-            lb_sg = ec2.SecurityGroup(
-                self,
-                "LoadBalancerSg",
-                vpc=network.vpc,
-                description=f"swr node {node.node_id}: ALB listeners",
-                allow_all_outbound=False,
-            )
-            clients = ec2.Peer.any_ipv4() if node.internet_facing else ec2.Peer.ipv4(network.cidr)
-            for port in node.listener_ports:
-                lb_sg.add_ingress_rule(clients, ec2.Port.tcp(port), "listener")
-            if node.internet_facing:
-                acknowledge(
-                    lb_sg,
-                    "AwsSolutions-EC23",
-                    "The node's load balancer is internet-facing by config: its listeners take any client.",
-                )
             alb = elbv2.ApplicationLoadBalancer(
                 self,
                 "LoadBalancer",
@@ -341,17 +358,19 @@ class ProtectedNode(Construct):
                     default_target_groups=[tg],
                     open=False,
                 )
-            # The only path into the node from an ALB: its own security group, to the traffic port.
-            self.security_group.add_ingress_rule(
-                lb_sg, ec2.Port.tcp(node.target_port), "traffic from the ALB"
-            )
-            lb_sg.add_egress_rule(self.security_group, ec2.Port.tcp(node.target_port), "to the node")
-            if hc.port and hc.port != node.target_port:
-                self.security_group.add_ingress_rule(
-                    lb_sg, ec2.Port.tcp(hc.port), "health checks from the ALB"
-                )
-                lb_sg.add_egress_rule(self.security_group, ec2.Port.tcp(hc.port), "health checks")
             lb = alb
+        # The only path into the node from its load balancer: the LB's group, to the traffic port (and
+        # the health-check port). Health checks obey the LB group's outbound rules.
+        kind = node.lb.upper()
+        self.security_group.add_ingress_rule(
+            lb_sg, ec2.Port.tcp(node.target_port), f"traffic and health checks from the {kind}"
+        )
+        lb_sg.add_egress_rule(self.security_group, ec2.Port.tcp(node.target_port), "to the node")
+        if hc.port and hc.port != node.target_port:
+            self.security_group.add_ingress_rule(
+                lb_sg, ec2.Port.tcp(hc.port), f"health checks from the {kind}"
+            )
+            lb_sg.add_egress_rule(self.security_group, ec2.Port.tcp(hc.port), "health checks")
         acknowledge(
             lb,
             "AwsSolutions-ELB2",

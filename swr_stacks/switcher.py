@@ -102,10 +102,12 @@ class Switcher(Construct):
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
             dead_letter_queue=self.dead_letter_queue,
-            # RunInstances is a token bucket refilled at 2/s per account and region: more parallel
-            # switches would only throttle each other, and the reservation keeps switches runnable
-            # when other functions exhaust the account's concurrency.
-            reserved_concurrent_executions=reserved_concurrency,
+            # Off (0 → None) by default. A reservation keeps switches runnable when other functions
+            # exhaust the account's concurrency, but Lambda refuses one that leaves the account fewer
+            # than 100 unreserved executions (AWS Lambda developer guide, "Managing Lambda reserved
+            # concurrency"), and new accounts start with reduced concurrency quotas ("Lambda quotas");
+            # `swr validate` checks the headroom.
+            reserved_concurrent_executions=reserved_concurrency or None,
             # An event that failed 2 retries or waited an hour describes a failure that is long handled
             # (or needs an operator): it goes to the DLQ instead of starting a stale switch.
             retry_attempts=2,

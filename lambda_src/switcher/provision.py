@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
+from botocore.waiter import WaiterModel, create_waiter_with_client
 
 from switcher import aws, contract, placement, state
 from switcher.clients import Clients
@@ -219,6 +220,34 @@ def update_node(
     return {"InstanceId": current or "", "AvailabilityZone": node.current_az or ""}
 
 
+#: The longest a Delete waits for the node's instances to terminate: well below the 900 s Lambda
+#: timeout, so the switcher still answers CloudFormation (a killed invocation answers nothing).
+DELETE_WAIT_SECONDS = 600
+#: botocore's `instance_terminated` without its failure acceptors: an instance terminated while it was
+#: stopping may still read `stopping` for a moment (DescribeInstances is eventually consistent), and
+#: that must not end the wait.
+_TERMINATED_WAITER = WaiterModel(
+    {
+        "version": 2,
+        "waiters": {
+            "Terminated": {
+                "operation": "DescribeInstances",
+                "delay": 5,
+                "maxAttempts": 120,
+                "acceptors": [
+                    {
+                        "matcher": "pathAll",
+                        "argument": "Reservations[].Instances[].State.Name",
+                        "expected": "terminated",
+                        "state": "success",
+                    }
+                ],
+            }
+        },
+    }
+)
+
+
 def delete_node(
     event: Mapping[str, Any], *, clients: Clients, settings: Settings, now: Callable[[], float]
 ) -> tuple[str, dict[str, str]]:
@@ -241,9 +270,26 @@ def delete_node(
     if node is not None and node.current_instance_id:
         instance_ids.add(node.current_instance_id)
     clear_quietly(clients.elbv2, props.config.target_group_arn)
-    for instance_id in sorted(instance_ids):
+    known = [i for i in sorted(instance_ids) if aws.describe_instance(clients.ec2, i) is not None]
+    for instance_id in known:
         aws.terminate_once(clients.ec2, instance_id, wait=False, waiter={})
     aws.delete_node_alarms(clients.cloudwatch, vpc_name=settings.vpc_name, node_id=props.node_id)
+    # CloudFormation deletes the node's security group and subnets next: while an instance is shutting
+    # down its network interface is still attached and EC2 refuses those deletes (DependencyViolation:
+    # a security group or subnet in use by a network interface cannot be deleted, Amazon VPC user
+    # guide, "Delete a security group" / "Delete a subnet"). So answer only once every instance is
+    # terminated, within a bound that leaves time to answer.
+    if known:
+        delay = settings.waiter_delay_seconds
+        attempts = max(1, min(settings.waiter_max_attempts, int(DELETE_WAIT_SECONDS // max(delay, 0.001))))
+        waiter = create_waiter_with_client("Terminated", _TERMINATED_WAITER, clients.ec2)
+        try:
+            waiter.wait(InstanceIds=known, WaiterConfig=aws.waiter_config(delay, attempts))
+        except WaiterError:
+            raise RuntimeError(
+                f"node {props.node_id}: instance(s) {', '.join(known)} not terminated after "
+                f"{delay * attempts:.0f} s; delete the stack again once they are"
+            ) from None
     if node is not None:
         state.save_node(ddb, table, state.mark_deleted(node, now()), expected_version=node.version)
     return physical, {}

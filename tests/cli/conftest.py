@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,11 @@ from swr_cli.main import main
 from swr_cli.moto_server import LOCAL_ACCOUNT_ID, moto_server
 
 from .cli_helpers import synthesize_in_process
+
+# tests.helpers (the one place that bends moto) is imported by module path, as tests/lambda does.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from switcher import contract
 
 from swr_cli.discovery import find_node, find_switchers
 from swr_cli.drill import launch_template_efs_ids
+from tests.helpers.aws_faults import lambda_account_settings
 
 from .cli_helpers import default_config
 
@@ -53,6 +54,7 @@ def test_validate_passes_on_the_default_deployment(deployment, swr) -> None:
         "alarms exist",
         "blackhole security group has no rules",
         "has a record",
+        "switcher concurrency headroom",
     ):
         assert "✔" in _row(result.out, name)
 
@@ -315,3 +317,95 @@ def test_validate_without_config_reports_a_bad_cdk_json(
     assert result.code == 1, result.out
     _assert_only_failure(result.out, "config is valid", detail)
     assert "subnet tagged" not in result.out, "no live check runs without a valid config"
+
+
+# --- checks that matter before a deploy: Lambda concurrency, an existing VPC's endpoints and DNS ---
+
+
+def _flat(out: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"\s*│\s*", " ", out))
+
+
+@pytest.mark.parametrize(
+    ("quota", "ok", "detail"),
+    [
+        (10, False, "1 switcher(s) would leave 0 < 100: Lambda would refuse the deploy"),
+        (1000, True, "quota 1000, unreserved 1000; 10 x 1 switcher(s) would leave 990"),
+    ],
+    ids=["new_account", "default_quota"],
+)
+def test_validate_checks_that_a_reservation_leaves_100_unreserved(
+    deployment, swr, tmp_path: Path, quota: int, ok: bool, detail: str
+) -> None:
+    # Lambda refuses a reservation that leaves fewer than 100 unreserved executions (AWS Lambda
+    # developer guide, "Managing Lambda reserved concurrency"); a new account's quota can be 10.
+    config = default_config()
+    config["switcher_reserved_concurrency"] = 10
+    with lambda_account_settings(concurrent_executions=quota):
+        result = swr("validate", "--config", _write(tmp_path, config), *deployment.args)
+    row = "switcher concurrency headroom"
+    assert ("✔" if ok else "✘") in _row(result.out, row), result.out
+    assert detail in _flat(result.out), result.out
+
+
+@contextmanager
+def landing_zone_vpc(target: Any) -> Iterator[tuple[str, list[str], str]]:
+    """An existing VPC as landing zones have it: DNS hostnames off, an ec2 endpoint with private DNS."""
+    ec2 = target.client("ec2")
+    vpc_id = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.77.{i}.0/24", AvailabilityZone=f"{target.region}{az}")[
+            "Subnet"
+        ]["SubnetId"]
+        for i, az in enumerate("abc")
+    ]
+    endpoint = ec2.create_vpc_endpoint(
+        VpcId=vpc_id,
+        ServiceName=f"com.amazonaws.{target.region}.ec2",
+        VpcEndpointType="Interface",
+        SubnetIds=subnets,
+        PrivateDnsEnabled=True,
+    )["VpcEndpoint"]["VpcEndpointId"]
+    try:
+        yield vpc_id, subnets, endpoint
+    finally:
+        ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint])
+        for subnet in subnets:
+            ec2.delete_subnet(SubnetId=subnet)
+        ec2.delete_vpc(VpcId=vpc_id)
+
+
+def test_validate_finds_endpoint_conflicts_and_dns_attributes_of_an_existing_vpc(
+    deployment, swr, tmp_path: Path
+) -> None:
+    region = deployment.target.region
+    with landing_zone_vpc(deployment.target) as (vpc_id, subnets, endpoint):
+        config = default_config()
+        vpc = config["regions"][0]["vpcs"][0]
+        vpc.update(
+            name="landing", cidr="10.77.0.0/16", existing={"vpc_id": vpc_id, "private_subnet_ids": subnets}
+        )
+
+        # swr would create all four endpoints: the ec2 one conflicts, and private DNS needs hostnames.
+        out = _flat(swr("validate", "--config", _write(tmp_path, config), *deployment.args).out)
+        assert "✘ landing: VPC DNS support and hostnames on" in out, out
+        assert f"{vpc_id}: enableDnsHostnames is false" in out, out
+        assert "✘ landing: interface endpoints fit the VPC" in out, out
+        assert (
+            f"{endpoint} already serves com.amazonaws.{region}.ec2 with private DNS: "
+            "set interface_endpoints.ec2: existing"
+        ) in out, out
+
+        # Kept endpoints must exist; DNS hostnames turned on.
+        deployment.target.client("ec2").modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
+        vpc["interface_endpoints"] = {"ec2": "existing", "logs": "existing"}
+        out = _flat(swr("validate", "--config", _write(tmp_path, config), *deployment.args).out)
+        assert "✔ landing: VPC DNS support and hostnames on" in out, out
+        assert (
+            f"no endpoint with private DNS for com.amazonaws.{region}.logs: "
+            "set interface_endpoints.logs: create"
+        ) in out, out
+
+        vpc["interface_endpoints"] = {"ec2": "existing"}
+        out = _flat(swr("validate", "--config", _write(tmp_path, config), *deployment.args).out)
+        assert "✔ landing: interface endpoints fit the VPC" in out, out

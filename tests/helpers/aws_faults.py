@@ -11,6 +11,11 @@
 - A replacement can die while pending (AWS: `pending` → `terminated` with a `Server.*` state reason, e.g.
   capacity lost after the launch was accepted): `die_while_pending(subnets)` lets RunInstances answer as
   usual, then terminates the instance before the next DescribeInstances sees it.
+- moto terminates an instance at once; AWS passes through `shutting-down` first, and its network
+  interface stays attached meanwhile. `terminating_slowly(describes)` keeps instances terminated during
+  the block `shutting-down` for that many DescribeInstances calls.
+- moto has no Lambda `GetAccountSettings`: `lambda_account_settings(quota)` answers it on a moto server
+  from moto's own functions and their reserved concurrency.
 - `record_calls(*clients)` records every API call (its API parameters, from botocore's
   `before-parameter-build` event; `before-call` only sees the serialized request), to assert
   that a skip touched nothing (`mutating()`).
@@ -19,6 +24,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -62,6 +68,37 @@ class FaultInjector:
     #: Subnets whose launches die while pending, and the instances doomed so far (not yet terminated).
     dying_subnets: set[str] = field(default_factory=set)
     doomed: list[Any] = field(default_factory=list)
+    #: DescribeInstances calls a terminated instance stays `shutting-down` for (0: moto's instant end),
+    #: and the instances still shutting down with their remaining count.
+    termination_describes: int = 0
+    shutting_down: dict[Any, int] = field(default_factory=dict)
+
+    @contextmanager
+    def terminating_slowly(self, describes: int) -> Iterator[None]:
+        """Instances terminated in the block stay `shutting-down` for `describes` DescribeInstances."""
+        self.termination_describes = describes
+        try:
+            yield
+        finally:
+            self.termination_describes = 0
+            for instance in self.shutting_down:
+                instance._state.name, instance._state.code = "terminated", 48
+            self.shutting_down.clear()
+
+    def _hold_terminated(self, backend: Any, instance_ids: list[str]) -> None:
+        for instance_id in instance_ids:
+            instance = backend.get_instance(instance_id)
+            if instance._state.name == "terminated" and instance not in self.shutting_down:
+                instance._state.name, instance._state.code = "shutting-down", 32
+                self.shutting_down[instance] = self.termination_describes
+
+    def _advance_shutting_down(self) -> None:
+        for instance, left in list(self.shutting_down.items()):
+            if left <= 1:
+                instance._state.name, instance._state.code = "terminated", 48
+                del self.shutting_down[instance]
+            else:
+                self.shutting_down[instance] = left - 1
 
     def fail(
         self,
@@ -153,6 +190,13 @@ def aws_faults() -> Iterator[FaultInjector]:
         if service == "ec2" and self._get_action() == "DescribeInstances":
             with injector.lock:
                 injector._kill_doomed()
+                injector._advance_shutting_down()
+        if service == "ec2" and self._get_action() == "TerminateInstances" and injector.termination_describes:
+            result = original_call_action(self)
+            ec2_response: Any = self  # an EC2Response: it has the region's backend
+            with injector.lock:
+                injector._hold_terminated(ec2_response.ec2_backend, self._get_param("InstanceIds", []))
+            return result
         if service == "dynamodb":
             with _dynamodb_lock:
                 return original_call_action(self)
@@ -245,3 +289,49 @@ def record_calls(*clients: Any) -> CallLog:
     for client in clients:
         client.meta.events.register("before-parameter-build", before_call)
     return log
+
+
+# --- Lambda GetAccountSettings on a moto server --------------------------------------------------
+
+_ACCOUNT_SETTINGS_PATH = re.compile(r"^/2016-08-19/account-settings/?$")
+_CREDENTIAL_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/lambda/")
+
+
+@contextmanager
+def lambda_account_settings(concurrent_executions: int) -> Iterator[None]:
+    """moto (5.2.x) has no Lambda `GetAccountSettings`; answer it on a moto server as AWS does.
+
+    AWS: `AccountLimit.ConcurrentExecutions` is the region's quota and `UnreservedConcurrentExecutions`
+    that quota minus every function's reserved concurrency (Lambda API reference, GetAccountSettings /
+    AccountLimit). Computed from moto's functions, with the quota given here (a new account's can be 10).
+    """
+    from moto.awslambda.models import lambda_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original = DomainDispatcherApplication.__call__
+
+    def call(app: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        if not _ACCOUNT_SETTINGS_PATH.match(environ.get("PATH_INFO", "")):
+            return original(app, environ, start_response)
+        match = _CREDENTIAL_REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
+        region = match.group(1) if match else "us-east-1"
+        functions = lambda_backends[DEFAULT_ACCOUNT_ID][region].list_functions()
+        reserved = sum(int(f.reserved_concurrency or 0) for f in functions)
+        body = json.dumps(
+            {
+                "AccountLimit": {
+                    "TotalCodeSize": 80530636800,
+                    "CodeSizeUnzipped": 262144000,
+                    "CodeSizeZipped": 52428800,
+                    "ConcurrentExecutions": concurrent_executions,
+                    "UnreservedConcurrentExecutions": concurrent_executions - reserved,
+                },
+                "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": len(functions)},
+            }
+        ).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    with mock.patch.object(DomainDispatcherApplication, "__call__", call):
+        yield

@@ -31,8 +31,17 @@ class Synthesized:
         return json.loads((self.outdir / "validation-report.json").read_text())
 
 
-def _synth(config: SwrConfig, outdir: Path) -> Synthesized:
-    app = App(outdir=str(outdir))
+def cdk_json_context() -> dict:
+    """The context `cdk synth`/`cdk deploy` pass to app.py: cdk.json's, feature flags included.
+
+    Synthesizing without it would test a different template than the one deployed (e.g. the EFS and
+    NLB defaults of aws-cdk-lib depend on feature flags)."""
+    context = json.loads((REPO / "cdk.json").read_text())["context"]
+    return {k: v for k, v in context.items() if not k.startswith("swr:")}
+
+
+def _synth(config: SwrConfig, outdir: Path, *, feature_flags: bool = True) -> Synthesized:
+    app = App(outdir=str(outdir), context=cdk_json_context() if feature_flags else None)
     build_app(app, config)
     assembly = app.synth()
     raw = {stack.stack_name: stack.template for stack in assembly.stacks}
@@ -49,6 +58,16 @@ def default_app(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     """The default config of cdk.json (1 region, 1 VPC over 3 AZs, 2 nodes)."""
     context = json.loads((REPO / "cdk.json").read_text())["context"]
     return _synth(parse_config(context["swr:defaults"]), tmp_path_factory.mktemp("cdk-default"))
+
+
+@pytest.fixture(scope="session")
+def default_app_without_flags(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The default config synthesized as `python3 app.py` run directly does (`swr demo`): no cdk.json
+    feature flags. What swr deploys must not depend on them."""
+    context = json.loads((REPO / "cdk.json").read_text())["context"]
+    return _synth(
+        parse_config(context["swr:defaults"]), tmp_path_factory.mktemp("cdk-noflags"), feature_flags=False
+    )
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ def test_default_config_is_valid_and_applies_defaults():
     node = config.regions[0].vpcs[0].nodes[0]
     assert node.internet_facing is False and node.user_data_efs is True and node.key_pair is None
     assert config.flap_guard.max_switches == 3 and config.flap_guard.window_seconds == 3600
-    assert config.switch_order == "swr" and config.switcher_reserved_concurrency == 10
+    assert config.switch_order == "swr" and config.switcher_reserved_concurrency == 0  # none
 
 
 def test_duplicate_node_id_in_a_region_names_both_nodes():
@@ -223,3 +223,59 @@ def test_yaml_and_json_files_load_and_errors_name_the_file(tmp_path):
         load_config_file(broken)
     with pytest.raises(ConfigError, match=r"swr:config: cannot read '.*missing\.yaml'"):
         load_config_file(tmp_path / "missing.yaml")
+
+
+def _existing(config: dict) -> dict:
+    vpc = config["regions"][0]["vpcs"][0]
+    vpc["existing"] = {
+        "vpc_id": "vpc-0123456789abcdef0",
+        "private_subnet_ids": [f"subnet-0123456789abcdef{i}" for i in range(3)],
+    }
+    return vpc
+
+
+def test_interface_endpoints_default_to_create_and_existing_ones_are_kept():
+    assert parse_config(_config()).regions[0].vpcs[0].endpoints_to_create() == (
+        "monitoring",
+        "logs",
+        "ec2",
+        "elasticfilesystem",
+    )
+    config = _config()
+    _existing(config)["interface_endpoints"] = {"ec2": "existing", "logs": "existing"}
+    vpc = parse_config(config).regions[0].vpcs[0]
+    assert vpc.endpoints_to_create() == ("monitoring", "elasticfilesystem")
+
+
+def test_interface_endpoint_errors_name_the_service():
+    config = _config()
+    config["regions"][0]["vpcs"][0]["interface_endpoints"] = {"ec2": "existing"}
+    assert _fails(config) == (
+        "regions[0].vpcs[0].interface_endpoints.ec2: 'existing' needs an existing VPC (`existing.vpc_id`); "
+        "a VPC that swr creates has no endpoint of its own"
+    )
+    config = _config()
+    _existing(config)["interface_endpoints"] = {"ec2": "shared"}
+    assert _fails(config) == (
+        "regions[0].vpcs[0].interface_endpoints.ec2: "
+        "unknown endpoint mode 'shared' (expected create|existing)"
+    )
+    config = _config()
+    _existing(config)["interface_endpoints"] = {"sts": "existing"}
+    assert _fails(config).startswith("regions[0].vpcs[0].interface_endpoints: unknown key(s) 'sts'")
+
+
+def test_client_cidrs_and_reserved_concurrency_bounds():
+    config = _config()
+    _node(config)["client_cidrs"] = ["10.40.0.0/16", "172.16.0.0/12"]
+    assert parse_config(config).regions[0].vpcs[0].nodes[0].client_cidrs == ("10.40.0.0/16", "172.16.0.0/12")
+    _node(config)["client_cidrs"] = []
+    assert _fails(config) == (
+        "regions[0].vpcs[0].nodes[0].client_cidrs: an empty list would admit no client "
+        "(leave the key out for the default)"
+    )
+    _node(config)["client_cidrs"] = ["10.0.0.1/8"]
+    assert _fails(config).startswith("regions[0].vpcs[0].nodes[0].client_cidrs[0]: malformed IPv4 CIDR")
+    config = _config()
+    config["switcher_reserved_concurrency"] = -1
+    assert _fails(config) == "switcher_reserved_concurrency: -1 is out of range (0..1000)"

@@ -253,11 +253,8 @@ def test_node_admits_the_internet_only_behind_an_internet_facing_lb(multi_app):
             rules = rule_holder["Properties"].get("SecurityGroupIngress", [])
             if any(r.get("CidrIp") == "0.0.0.0/0" for r in rules):
                 open_nodes.add(description)
-        expected = {
-            f"swr node {n.node_id}: " + ("ALB listeners" if n.lb == "alb" else "application traffic")
-            for n in vpc.nodes
-            if n.internet_facing
-        }
+        # Only a load balancer's own group admits the internet; the node admits its load balancer.
+        expected = {f"swr node {n.node_id}: {n.lb.upper()} listeners" for n in vpc.nodes if n.internet_facing}
         assert open_nodes == expected
 
 
@@ -286,7 +283,9 @@ def test_interface_endpoints_with_https_only_from_the_vpc(multi_app):
         services = sorted(
             json.dumps(e["Properties"]["ServiceName"]).split(".")[-1].strip('"') for e in endpoints
         )
-        assert services == ["ec2", "elasticfilesystem", "logs", "monitoring"]
+        assert services == sorted(vpc.endpoints_to_create())
+        if vpc.existing is None:  # a new VPC gets them all
+            assert services == ["ec2", "elasticfilesystem", "logs", "monitoring"]
         (sg,) = [
             v
             for v in _resources(template, "AWS::EC2::SecurityGroup").values()
@@ -403,6 +402,7 @@ def test_node_role_is_agent_and_efs_client_only(multi_app):
             "ec2:DescribeVolumes",
             "ec2:StopInstances",
             "elasticfilesystem:ClientMount",
+            "elasticfilesystem:ClientRootAccess",
             "elasticfilesystem:ClientWrite",
             "logs:CreateLogStream",
             "logs:PutLogEvents",
@@ -430,6 +430,7 @@ def test_node_custom_resource_has_exactly_the_contract_properties_and_waits_for_
         props = resource["Properties"]
         assert set(props) == {
             "ServiceToken",
+            "ServiceTimeout",
             contract.PROP_NODE_ID,
             contract.PROP_VPC_NAME,
             contract.PROP_LAUNCH_TEMPLATE_ID,
@@ -482,3 +483,18 @@ def test_file_systems_are_encrypted_and_refuse_plain_nfs(multi_app, kind):
         assert {"Bool": {"aws:SecureTransport": "false"}} in [
             s.get("Condition") for s in statements if s["Effect"] == "Deny"
         ]
+
+
+def test_node_custom_resource_fails_soon_after_a_killed_switcher_invocation(multi_app):
+    # CloudFormation waits ServiceTimeout seconds for an answer (default 3600, template reference
+    # "AWS::CloudFormation::CustomResource"). The switcher answers within its invocation, so waiting
+    # longer than its timeout plus a minute only delays the failure of a killed invocation.
+    template = multi_app.raw[vpc_stack_name("eu-west-1", "prod")]
+    (function,) = [
+        f
+        for f in _resources(template, "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "switcher.handler.lambda_handler"
+    ]
+    timeout = function["Properties"]["Timeout"]
+    for resource in _resources(template, contract.NODE_RESOURCE_TYPE).values():
+        assert int(resource["Properties"]["ServiceTimeout"]) == timeout + 60 < 3600

@@ -243,3 +243,29 @@ def test_eventbridge_event_with_missing_environment_names_the_variables(
 
 def test_physical_id_is_stable_across_updates() -> None:
     assert provision.physical_id("prod", 12) == "swr-node-prod-12"
+
+
+def test_delete_answers_only_once_the_instance_is_terminated(env: World, faults) -> None:
+    # AWS: an instance passes through `shutting-down` with its network interface still attached;
+    # CloudFormation deletes the node's security group and subnets right after the Delete answer.
+    world = env
+    instance = world.provision(1)
+    request = world.cfn_request("Delete", 1, ResponseURL="http://127.0.0.1:1/unused")
+    with faults.terminating_slowly(describes=3):
+        provision.delete_node(request, clients=world.clients, settings=world.settings, now=world.now)
+        assert world.state_of(instance) == "terminated"
+    assert world.node(1).state == state.DELETED
+
+
+def test_delete_gives_up_within_its_bound_and_says_which_instance_is_left(env: World, faults) -> None:
+    world = env
+    instance = world.provision(1)
+    request = world.cfn_request("Delete", 1, ResponseURL="http://127.0.0.1:1/unused")
+    with faults.terminating_slowly(describes=10**6):
+        with pytest.raises(RuntimeError, match=f"instance\\(s\\) {instance} not terminated"):
+            provision.delete_node(request, clients=world.clients, settings=world.settings, now=world.now)
+        assert world.state_of(instance) == "shutting-down"
+    # Not marked deleted: CloudFormation's next Delete (the operator's retry) runs it again.
+    assert world.node(1).state != state.DELETED
+    # The bound: never more than DELETE_WAIT_SECONDS, well within the 900 s Lambda timeout.
+    assert provision.DELETE_WAIT_SECONDS < 900
