@@ -83,16 +83,40 @@ class Readiness:
     healthy_at: float
 
 
+class HealthCheck(Protocol):
+    """A target group's health check as deployed (bench.deployment_config.TargetGroupHealth)."""
+
+    @property
+    def interval_seconds(self) -> int: ...
+
+    @property
+    def healthy_threshold(self) -> int: ...
+
+
 def replacement_ready(
-    *, launched_at: float, running_at: float, registered_at: float, lb: str, sampler: Sampler
+    *,
+    launched_at: float,
+    running_at: float,
+    registered_at: float | None,
+    lb: str,
+    health: HealthCheck,
+    sampler: Sampler,
 ) -> Readiness:
-    """Model boot + app start and the target group's health checks (lb = "nlb" or "alb")."""
+    """Model boot + app start and the target group's health checks (lb = "nlb" or "alb").
+
+    `registered_at` None: the target was registered long before (same address), so its health checks
+    already run at a steady phase and no registration delay applies.
+    """
     booted = max(launched_at + sampler.draw("replacement_ready.launch_to_ssh_answering"), running_at)
     app_up = booted + sampler.draw("replacement_ready.app_start_after_boot")
-    checks_start = registered_at + sampler.draw(f"load_balancer.{lb}.registration_delay")
-    interval = sampler.draw(f"load_balancer.{lb}.health_check_interval")
-    threshold = int(sampler.draw(f"load_balancer.{lb}.healthy_threshold"))
-    healthy = healthy_time(checks_start=checks_start, app_up=app_up, interval=interval, threshold=threshold)
+    interval = float(health.interval_seconds)
+    if registered_at is None:
+        checks_start = -interval * sampler.fraction()
+    else:
+        checks_start = registered_at + sampler.draw(f"load_balancer.{lb}.registration_delay")
+    healthy = healthy_time(
+        checks_start=checks_start, app_up=app_up, interval=interval, threshold=health.healthy_threshold
+    )
     return Readiness(app_up_at=app_up, health_checks_start_at=checks_start, healthy_at=healthy)
 
 
@@ -101,3 +125,10 @@ def healthy_time(*, checks_start: float, app_up: float, interval: float, thresho
     after app_up passes, and `threshold` consecutive passes make it healthy."""
     first_pass = checks_start + interval * max(0, math.ceil((app_up - checks_start) / interval))
     return first_pass + interval * (threshold - 1)
+
+
+def unhealthy_time(*, fault_at: float, phase: float, interval: float, threshold: int) -> float:
+    """When the load balancer marks a failed target unhealthy: checks at phase + k * interval
+    (phase in [0, interval)); the first one after the fault fails, `threshold` failures in a row."""
+    first_fail = phase + interval * max(0, math.ceil((fault_at - phase) / interval))
+    return first_fail + interval * (threshold - 1)
