@@ -30,7 +30,7 @@ from typing import Any
 
 from bench.deployment_config import TargetGroupHealth
 from bench.latency_model import LatencyModel, Sampler
-from bench.rto_model import detect, healthy_time, replacement_ready, unhealthy_time
+from bench.rto_model import detect, healthy_time, readiness_sampler, replacement_ready, unhealthy_time
 
 MEASURED = "switcher measured on moto, AWS timing modeled"
 MODELED = "modeled from the cited AWS docs (no code of ours runs)"
@@ -139,7 +139,7 @@ def auto_scaling_group(inp: PeerInput) -> Outcome:
         registered_at=registered,
         lb=inp.lb,
         health=health,
-        sampler=sampler,
+        sampler=readiness_sampler(inp.model, inp.seed),
     )
     return Outcome(ready.healthy_at)
 
@@ -166,7 +166,7 @@ def ec2_automatic_recovery(inp: PeerInput) -> Outcome:
         registered_at=None,  # same private IP: the target never left the target group
         lb=inp.lb,
         health=inp.health,
-        sampler=sampler,
+        sampler=readiness_sampler(inp.model, inp.seed),
     )
     return Outcome(ready.healthy_at)
 

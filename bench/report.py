@@ -24,7 +24,11 @@ def _met(flag: bool) -> str:
 
 def _run_line(result: dict[str, Any]) -> str:
     run = result["run"]
-    return f"`{run['command']}` — {run['finished_at']}, commit {run['git_commit']}, {run['machine']}"
+    line = f"`{run['command']}` — {run['finished_at']}, commit {run['git_commit']}, {run['machine']}"
+    load = run.get("load_average_1_5_15_min")
+    if load:
+        line += f", load average {load[0]:g} / {load[1]:g} / {load[2]:g} (1 / 5 / 15 min) at the end"
+    return line
 
 
 def _interval(estimate: dict[str, float], unit: str = " s", digits: int = 1) -> str:
@@ -287,6 +291,12 @@ def render() -> str:
         "hand. No AWS account is involved: the switcher's code runs against moto server, and AWS's "
         "timing is the documented latency model below. Each section says what was measured and what was "
         "modeled.",
+        "",
+        "Machine load: the modeled figures count the switcher's real compute (switcher code + moto + HTTP on "
+        "127.0.0.1) one-to-one in P1 and five-fold in P3 (its shared clock runs at scale 0.2); P2's wall "
+        "times are that compute. A busy machine therefore raises P1 slightly (fractions of a second per "
+        "switch, against RTOs of minutes), P2 and P3 more. The figures below were taken while other jobs "
+        "shared the 2 cores (load averages in each run line); on an idle machine P2 and P3 come out lower.",
         "",
     ]
     sections = (

@@ -11,6 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
+from bench.latency_model import LatencyModel
+from bench.latency_model import Sampler as LatencySampler
+
 #: The failure cases of P1 (seed: case 1 app fault, case 2 monitor death; plus an impaired instance).
 CASES = ("app_fault", "monitor_death", "status_check")
 CASE_TITLES = {
@@ -72,6 +75,18 @@ def detect(case: str, sampler: Sampler) -> Detection:
         delivered_at=delivered,
         switcher_starts_at=delivered + sampler.draw("delivery.lambda_cold_start"),
     )
+
+
+#: Offset of the random stream the after-switch figures (boot, app start, registration delay, health
+#: check phase) are drawn from. It depends on the seed only, not on how many AWS calls a recovery made
+#: before, so every order and peer of one seed gets the same boot and the same registration delay:
+#: their RTOs differ by what they do, not by which draws they happened to get.
+READINESS_STREAM = 5_000_000
+
+
+def readiness_sampler(model: LatencyModel, seed: int) -> LatencySampler:
+    """A fresh stream for `replacement_ready` of run `seed` (call once per load-balancer type)."""
+    return LatencySampler(model, seed + READINESS_STREAM)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from bench.harness import (
 )
 from bench.latency_model import LatencyModel, Sampler
 from bench.model_clock import VirtualClock
-from bench.rto_model import detect, replacement_ready
+from bench.rto_model import detect, readiness_sampler, replacement_ready
 
 LB_TYPES = ("nlb", "alb")
 
@@ -140,7 +140,7 @@ class SwitchRunner:
                 registered_at=registered_at,
                 lb=lb,
                 health=self.deployed.health(lb),
-                sampler=sampler,
+                sampler=readiness_sampler(self.model, seed),
             )
             readiness[lb] = {
                 "app_up_at": ready.app_up_at,

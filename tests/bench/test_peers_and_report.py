@@ -183,3 +183,23 @@ def test_the_committed_readme_and_results_are_generated_from_the_committed_resul
     block = readme.split(report.README_BEGIN, 1)[1].split(report.README_END, 1)[0]
     assert block.strip().splitlines() == report.readme_summary()
     assert report.RESULTS_MD.read_text(encoding="utf-8") == report.render()
+
+
+def test_every_order_of_one_seed_gets_the_same_registration_delay_and_boot() -> None:
+    from bench.rto_model import readiness_sampler, replacement_ready
+
+    model = LatencyModel.load()
+    early, late = (
+        replacement_ready(
+            launched_at=launched,
+            running_at=launched + 10.0,
+            registered_at=launched + 1.0,
+            lb="nlb",
+            health=NLB_HEALTH,
+            sampler=readiness_sampler(model, 42),
+        )
+        for launched in (20.0, 45.0)
+    )
+    # The vendor order registers later than swr: the same delay and boot, shifted, not redrawn.
+    assert late.health_checks_start_at - early.health_checks_start_at == pytest.approx(25.0)
+    assert late.app_up_at - early.app_up_at == pytest.approx(25.0)
