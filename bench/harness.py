@@ -22,6 +22,7 @@ from switcher.settings import Settings
 from switcher.switch import SwitchResult, run_event
 
 from bench.aws_model import ModeledAws
+from bench.deployment_config import TargetGroupHealth
 from bench.moto_process import REGION, moto_server_process
 from bench.world import AZS, World, build_world
 
@@ -134,7 +135,7 @@ def provision_nodes(deployment: Deployment, node_ids: list[int], *, now: float) 
 
 
 @contextmanager
-def deployment(node_ids: list[int]) -> Iterator[Deployment]:
+def deployment(node_ids: list[int], health: TargetGroupHealth) -> Iterator[Deployment]:
     """A moto server with the world built and `node_ids` provisioned; stopped afterwards."""
     # The switcher logs JSON lines at INFO; in a benchmark they are noise. Its EMF metrics are never
     # printed here: `invoke` drops them after each invocation, as the Lambda decorator would flush them.
@@ -147,6 +148,7 @@ def deployment(node_ids: list[int]) -> Iterator[Deployment]:
             dynamodb=clients.dynamodb,
             sns=clients.sns,
             node_ids=node_ids,
+            health=health,
         )
         built = Deployment(endpoint_url=endpoint_url, world=world, clients=clients)
         provision_nodes(built, node_ids, now=-3600.0)

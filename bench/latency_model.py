@@ -1,25 +1,48 @@
 """Load and validate the latency model (`bench/latency_model.json`) and draw its figures.
 
-The model is data, not code: every figure carries a `source` (a published figure, see
-shared/reference/figures.md) or a source starting with "assumption:". The loader refuses a figure
-without one, so an unsourced number can never slip into a benchmark result.
+The model is data, not code. Every figure declares its kind:
+
+* ``sourced``: the value comes from the cited sources (a list of {title, url, date, says});
+* ``assumption``: no published figure; ``assumption`` says why the value was picked;
+* ``mixed``: a source plus an assumption (e.g. a published point with an assumed spread).
+
+A mixed figure counts as an assumption wherever results are reported. The loader refuses a figure
+whose kind, sources and assumption text disagree, so an unsourced number cannot pass as sourced.
+Target-group health checks are refused here: they come from the deployed config
+(bench/deployment_config.py), never from a copy that can go stale.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 DEFAULT_MODEL_PATH = Path(__file__).with_name("latency_model.json")
-ASSUMPTION_PREFIX = "assumption"
+KINDS = ("sourced", "assumption", "mixed")
+#: Keys that belong to the deployed config, not to the latency model.
+DEPLOYED_CONFIG_KEYS = frozenset(
+    {"health_check_interval", "healthy_threshold", "unhealthy_threshold", "deregistration_delay"}
+)
+_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2}|accessed \d{4}-\d{2}-\d{2}|undated)$")
 
 
 class LatencyModelError(ValueError):
-    """The latency model file is malformed or a figure has no source."""
+    """The latency model file is malformed or a figure's provenance is incomplete."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One citation: what it is, where, when (published, 'accessed <date>' or 'undated'), what it says."""
+
+    title: str
+    url: str
+    date: str
+    says: str
 
 
 @dataclass(frozen=True)
@@ -30,11 +53,22 @@ class Figure:
     low: float
     high: float
     unit: str
-    source: str
+    kind: str
+    sources: tuple[Source, ...] = ()
+    assumption: str | None = None
 
     @property
     def is_assumption(self) -> bool:
-        return self.source.lower().startswith(ASSUMPTION_PREFIX)
+        """True unless every part of the value is sourced (a mixed figure is an assumption)."""
+        return self.kind != "sourced"
+
+    @property
+    def provenance(self) -> str:
+        """One line for tables: the kind, the sources (title, date, URL) and the assumption."""
+        parts = [f"{s.title} ({s.date}) <{s.url}>: {s.says}" for s in self.sources]
+        if self.assumption:
+            parts.append(f"assumption: {self.assumption}")
+        return f"[{self.kind}] " + "; ".join(parts)
 
     @property
     def mean(self) -> float:
@@ -51,10 +85,46 @@ def _is_figure(node: dict[str, Any]) -> bool:
     return "value" in node or "min" in node or "max" in node
 
 
+def _parse_source(path: str, raw: Any) -> Source:
+    if not isinstance(raw, dict):
+        raise LatencyModelError(f"figure {path!r}: a source must be an object with title, url, date, says")
+    values = {key: raw.get(key) for key in ("title", "url", "date", "says")}
+    missing = [key for key, value in values.items() if not isinstance(value, str) or not value.strip()]
+    if missing:
+        raise LatencyModelError(f"figure {path!r}: a source lacks {', '.join(missing)}")
+    if not str(values["url"]).startswith("https://"):
+        raise LatencyModelError(f"figure {path!r}: source url {values['url']!r} is not an https URL")
+    if not _DATE.match(str(values["date"])):
+        raise LatencyModelError(
+            f"figure {path!r}: source date {values['date']!r} must be YYYY-MM-DD, "
+            "'accessed YYYY-MM-DD' or 'undated'"
+        )
+    return Source(**{key: str(value).strip() for key, value in values.items()})
+
+
 def _parse_figure(path: str, node: dict[str, Any]) -> Figure:
-    source = node.get("source")
-    if not isinstance(source, str) or not source.strip():
-        raise LatencyModelError(f"figure {path!r} has no source (cite one or write 'assumption: why')")
+    if "source" in node:
+        raise LatencyModelError(
+            f"figure {path!r}: a free-text 'source' is not accepted; give 'kind', 'sources', 'assumption'"
+        )
+    kind = node.get("kind")
+    if kind not in KINDS:
+        raise LatencyModelError(f"figure {path!r}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    raw_sources = node.get("sources", [])
+    if not isinstance(raw_sources, list):
+        raise LatencyModelError(f"figure {path!r}: sources must be a list")
+    sources = tuple(_parse_source(path, raw) for raw in raw_sources)
+    assumption = node.get("assumption")
+    if assumption is not None and (not isinstance(assumption, str) or not assumption.strip()):
+        raise LatencyModelError(f"figure {path!r}: an assumption must say why")
+    if kind in ("sourced", "mixed") and not sources:
+        raise LatencyModelError(f"figure {path!r} is {kind} but cites no source")
+    if kind in ("assumption", "mixed") and assumption is None:
+        raise LatencyModelError(f"figure {path!r} is {kind} but does not say what is assumed")
+    if kind == "sourced" and assumption is not None:
+        raise LatencyModelError(f"figure {path!r} is 'sourced' but carries an assumption: call it 'mixed'")
+    if kind == "assumption" and sources:
+        raise LatencyModelError(f"figure {path!r} is an 'assumption' but cites sources: call it 'mixed'")
     if "unit" not in node:
         raise LatencyModelError(f"figure {path!r} has no unit")
     if "value" in node:
@@ -67,7 +137,15 @@ def _parse_figure(path: str, node: dict[str, Any]) -> Figure:
         raise LatencyModelError(f"figure {path!r} needs a value, or both min and max")
     if low < 0 or high < low:
         raise LatencyModelError(f"figure {path!r} has an invalid range [{low}, {high}]")
-    return Figure(path=path, low=low, high=high, unit=str(node["unit"]), source=source.strip())
+    return Figure(
+        path=path,
+        low=low,
+        high=high,
+        unit=str(node["unit"]),
+        kind=str(kind),
+        sources=sources,
+        assumption=assumption.strip() if assumption else None,
+    )
 
 
 def _walk(prefix: str, node: Any, out: dict[str, Figure]) -> None:
@@ -79,6 +157,11 @@ def _walk(prefix: str, node: Any, out: dict[str, Figure]) -> None:
     for key, child in node.items():
         if key == "description" and isinstance(child, str):
             continue
+        if key in DEPLOYED_CONFIG_KEYS:
+            raise LatencyModelError(
+                f"{prefix}.{key}: health checks and the deregistration delay come from the synthesized "
+                "template (bench/deployment_config.py), not from the latency model"
+            )
         _walk(f"{prefix}.{key}" if prefix else key, child, out)
 
 
@@ -124,15 +207,17 @@ class LatencyModel:
         return self.figures["api_round_trip.default"]
 
     def sources_table(self) -> list[dict[str, Any]]:
-        """Every figure with its range and source, for the results files."""
+        """Every figure with its range, kind, sources and assumption, for the results files."""
         return [
             {
                 "figure": f.path,
                 "low": f.low,
                 "high": f.high,
                 "unit": f.unit,
-                "source": f.source,
+                "kind": f.kind,
                 "assumption": f.is_assumption,
+                "sources": [vars(s) for s in f.sources],
+                "assumed": f.assumption,
             }
             for f in self.figures.values()
         ]
@@ -161,11 +246,3 @@ class Sampler:
         """A uniform number in [0, 1): where in a periodic cycle a fault happens to fall."""
         with self._lock:
             return self._rng.random()
-
-
-def with_override(model: LatencyModel, path: str, value: float, source: str) -> LatencyModel:
-    """A copy of `model` where the figure at `path` is the constant `value` from `source`."""
-    old = model[path]
-    figures = dict(model.figures)
-    figures[path] = Figure(path=path, low=float(value), high=float(value), unit=old.unit, source=source)
-    return LatencyModel(figures, model.origin)

@@ -1,7 +1,9 @@
-"""P1 - recovery time per failure case, vendor order vs swr order, same model, same run.
+"""P1 - recovery time per failure case: swr and its peers, same latency model, same failures, same run.
 
 Modeled RTO = fault -> detection -> EventBridge -> cold start -> the real switcher on moto (modeled
 AWS latencies) -> replacement booted and healthy in the target group (NLB and ALB modeled apart).
+The peers (vendor order, Auto Scaling group, EC2 automatic recovery, and the pending pre-registered
+variant) replay the same failures (bench/peers.py). Medians carry a 90 % bootstrap interval.
 Run alone: `.venv/bin/python -m bench.p1_recovery [--runs 21]`.
 """
 
@@ -13,18 +15,22 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from bench.deployment_config import load_defaults, model_for_default_deployment
+from bench.deployment_config import DeployedConfig, load_deployed
 from bench.harness import deployment
 from bench.latency_model import LatencyModel
+from bench.peers import PEERS, REFERENCE, PeerInput
 from bench.results_io import REPO_ROOT, run_metadata, write_result
 from bench.rto_model import CASE_TITLES, CASES, healthy_time
 from bench.single_switch import LB_TYPES, SwitchRun, SwitchRunner
+from bench.stats import median_interval, ratio_interval
 
 ORDERS = ("vendor", "swr")
 DEFAULT_RUNS = 21
 BASE_SEED = 20_000
 TARGET_RATIO = 0.5
 TARGET_APP_FAULT_NLB_S = 75.0
+
+REGISTRATION_PIECE = "target registered -> first health check (load balancer registration delay)"
 
 #: Segments after the switcher, per load balancer (label, start key, end key of `readiness`).
 READINESS_SEGMENTS = (
@@ -36,8 +42,11 @@ READINESS_SEGMENTS = (
 
 def _summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
+    interval = median_interval(values)
     return {
         "median": statistics.median(ordered),
+        "median_ci90_low": interval.low,
+        "median_ci90_high": interval.high,
         "min": ordered[0],
         "max": ordered[-1],
         "p90": ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))],
@@ -61,16 +70,18 @@ def _critical_path(run: SwitchRun, lb: str) -> dict[str, float]:
     switcher_start = run.phases[1][2]
     registered = max(c["end"] for c in run.calls if c["operation"] == "elbv2.RegisterTargets")
     launch_call_start = max(c["start"] for c in run.calls if c["operation"] == "ec2.RunInstances")
+    checks_start = run.readiness[lb]["health_checks_start_at"]
     return {
         "fault -> detected": detected,
         "detected -> switcher starts (EventBridge + cold start)": switcher_start - detected,
         "switcher start -> RunInstances sent": launch_call_start - switcher_start,
         "RunInstances sent -> target registered": registered - launch_call_start,
-        "target registered -> healthy (boot, app, LB registration, health checks)": run.rto[lb] - registered,
+        REGISTRATION_PIECE: checks_start - registered,
+        "health checks start -> healthy (waits for the app if it is not up yet)": run.rto[lb] - checks_start,
     }
 
 
-def without_registration_delay(run: SwitchRun, lb: str, model: LatencyModel) -> float:
+def without_registration_delay(run: SwitchRun, lb: str, deployed: DeployedConfig) -> float:
     """Counterfactual RTO of the same run had health checks started at registration (no LB
     registration delay): how much of the RTO the registration delay alone accounts for."""
     ready = run.readiness[lb]
@@ -78,12 +89,12 @@ def without_registration_delay(run: SwitchRun, lb: str, model: LatencyModel) -> 
     return healthy_time(
         checks_start=registered,
         app_up=ready["app_up_at"],
-        interval=model[f"load_balancer.{lb}.health_check_interval"].low,
-        threshold=int(model[f"load_balancer.{lb}.healthy_threshold"].low),
+        interval=float(deployed.health(lb).interval_seconds),
+        threshold=deployed.health(lb).healthy_threshold,
     )
 
 
-def aggregate(runs: list[SwitchRun], model: LatencyModel) -> dict[str, Any]:
+def aggregate(runs: list[SwitchRun], deployed: DeployedConfig) -> dict[str, Any]:
     """Medians per case/order/lb, ratios swr/vendor, per-phase medians, Gantt bars, critical path."""
     grouped: dict[tuple[str, str], list[SwitchRun]] = defaultdict(list)
     for run in runs:
@@ -114,7 +125,8 @@ def aggregate(runs: list[SwitchRun], model: LatencyModel) -> dict[str, Any]:
                 "runs": len(group),
                 "rto_s": per_lb,
                 "rto_without_registration_delay_s": {
-                    lb: _summary([without_registration_delay(r, lb, model) for r in group]) for lb in LB_TYPES
+                    lb: _summary([without_registration_delay(r, lb, deployed) for r in group])
+                    for lb in LB_TYPES
                 },
                 "switcher_to_registered_s_median": statistics.median(
                     max(c["end"] for c in r.calls if c["operation"] == "elbv2.RegisterTargets")
@@ -145,8 +157,57 @@ def aggregate(runs: list[SwitchRun], model: LatencyModel) -> dict[str, Any]:
     return cases
 
 
+def peer_table(runs: list[SwitchRun], model: LatencyModel, deployed: DeployedConfig) -> dict[str, Any]:
+    """RTO of every peer per case and lb type: median with its 90 % bootstrap interval, and the
+    ratio of medians to swr's with a paired bootstrap interval (run i of every peer shares seed i)."""
+    by_seed: dict[tuple[str, int], dict[str, SwitchRun]] = defaultdict(dict)
+    for run in runs:
+        by_seed[(run.case, run.seed)][run.order] = run
+    table: dict[str, Any] = {}
+    for case in CASES:
+        seeds = sorted(seed for c, seed in by_seed if c == case)
+        table[case] = {}
+        for lb in LB_TYPES:
+            series: dict[str, list[float | None]] = {}
+            reasons: dict[str, str] = {}
+            for peer in PEERS:
+                values: list[float | None] = []
+                for seed in seeds:
+                    outcome = peer.recover(
+                        PeerInput(
+                            case=case,
+                            lb=lb,
+                            seed=seed,
+                            model=model,
+                            health=deployed.health(lb),
+                            runs=by_seed[(case, seed)],
+                        )
+                    )
+                    values.append(outcome.rto)
+                    if outcome.reason:
+                        reasons[peer.key] = outcome.reason
+                series[peer.key] = values
+            reference = [float(v) for v in series[REFERENCE] if v is not None]
+            rows: dict[str, Any] = {}
+            for peer in PEERS:
+                values = series[peer.key]
+                row: dict[str, Any] = {"title": peer.title, "evidence": peer.evidence, "runs": len(values)}
+                if any(v is None for v in values):
+                    row["recovers"] = False
+                    row["reason"] = reasons.get(peer.key, "no recovery")
+                else:
+                    numbers = [float(v) for v in values if v is not None]
+                    row["recovers"] = True
+                    row["rto_median"] = median_interval(numbers).as_dict()
+                    row["rto_max"] = max(numbers)
+                    row["ratio_to_swr"] = ratio_interval(numbers, reference).as_dict()
+                rows[peer.key] = row
+            table[case][lb] = rows
+    return table
+
+
 def verdict(cases: dict[str, Any]) -> dict[str, Any]:
-    """The targets of issue 6 checked against the measured medians, and what dominates if missed."""
+    """The targets checked against the measured medians, and which piece of the RTO dominates."""
     app = cases["app_fault"]
     swr_rto = app["orders"]["swr"]["rto_s"]["nlb"]["median"]
     ratio = app["ratio_swr_over_vendor"]["nlb"]
@@ -176,15 +237,16 @@ def verdict(cases: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="runs per case and order (>= 20)")
+    parser.add_argument(
+        "--runs", type=int, default=DEFAULT_RUNS, help=f"runs per case and order (default {DEFAULT_RUNS})"
+    )
     args = parser.parse_args(argv)
-    defaults = load_defaults()
-    model = model_for_default_deployment(LatencyModel.load(), defaults)
+    model, deployed = LatencyModel.load(), load_deployed()
     node_ids = list(range(1, args.runs * len(CASES) * len(ORDERS) + 1))
     began = time.perf_counter()
     runs: list[SwitchRun] = []
-    with deployment(node_ids) as deployed:
-        runner = SwitchRunner(deployed, model)
+    with deployment(node_ids, deployed.health("nlb")) as deployed_world:
+        runner = SwitchRunner(deployed_world, model, deployed)
         next_node = iter(node_ids)
         for index in range(args.runs):
             for case in CASES:
@@ -192,26 +254,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     # Same seed for both orders: identical detection draws, so the pair differs by order only.
                     seed = BASE_SEED + index * 10 + CASES.index(case)
                     runs.append(runner.run(node_id=next(next_node), case=case, order=order, seed=seed))
-    cases = aggregate(runs, model)
+    cases = aggregate(runs, deployed)
     payload = {
         "benchmark": "p1_recovery",
         "run": run_metadata(f"python -m bench.p1_recovery --runs {args.runs}"),
         "what": "modeled RTO from fault to replacement healthy in the target group (modeled seconds); "
-        "the switcher is the real code against moto server, AWS latencies from bench/latency_model.json",
+        "the switcher is the real code against moto server, AWS latencies from bench/latency_model.json, "
+        "health checks from the synthesized template; peers replay the same failures",
         "runs_per_case_and_order": args.runs,
         "wall_s": time.perf_counter() - began,
         "time_scale": model.time_scale,
+        "deployed_config": deployed.as_dict(),
         "cases": cases,
+        "peers": peer_table(runs, model, deployed),
+        "peer_evidence": {peer.key: peer.evidence for peer in PEERS},
         "verdict": verdict(cases),
         "model": model.sources_table(),
     }
     path = write_result("p1_recovery", payload)
     print(f"P1 written to {path.relative_to(REPO_ROOT)} ({payload['wall_s']:.0f} s)")
-    for case, entry in cases.items():
-        for lb in LB_TYPES:
-            vendor = entry["orders"]["vendor"]["rto_s"][lb]["median"]
-            swr = entry["orders"]["swr"]["rto_s"][lb]["median"]
-            print(f"  {case:14s} {lb}: vendor {vendor:6.1f} s  swr {swr:6.1f} s  ratio {swr / vendor:.2f}")
+    for case, per_lb in payload["peers"].items():
+        for lb, rows in per_lb.items():
+            cells = []
+            for key, row in rows.items():
+                if row["recovers"]:
+                    median, ratio = row["rto_median"]["value"], row["ratio_to_swr"]["value"]
+                    cells.append(f"{key} {median:.0f} s ({ratio:.2f}x)")
+                else:
+                    cells.append(f"{key} -")
+            print(f"  {case:14s} {lb}: " + ", ".join(cells))
     return payload
 
 

@@ -14,7 +14,7 @@ import tracemalloc
 from collections import Counter
 from typing import Any
 
-from bench.deployment_config import load_defaults, model_for_default_deployment
+from bench.deployment_config import load_deployed
 from bench.harness import deployment
 from bench.latency_model import LatencyModel
 from bench.results_io import REPO_ROOT, run_metadata, write_result
@@ -53,9 +53,9 @@ def call_profile(run: SwitchRun) -> dict[str, Any]:
 
 def measure_switch_memory() -> dict[str, Any]:
     """Peak Python heap of one switch (tracemalloc) after a warm-up switch, and the process's max RSS."""
-    model = model_for_default_deployment(LatencyModel.load(), load_defaults())
-    with deployment([1, 2]) as deployed:
-        runner = SwitchRunner(deployed, model)
+    model, config = LatencyModel.load(), load_deployed()
+    with deployment([1, 2], config.health("nlb")) as deployed:
+        runner = SwitchRunner(deployed, model, config)
         runner.run(node_id=1, case="app_fault", order="swr", seed=BASE_SEED)  # imports, clients, caches
         tracemalloc.start()
         try:
@@ -75,12 +75,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=DEFAULT_RUNS)
     args = parser.parse_args(argv)
-    model = model_for_default_deployment(LatencyModel.load(), load_defaults())
+    model, config = LatencyModel.load(), load_deployed()
     began = time.perf_counter()
     runs: dict[str, list[SwitchRun]] = {order: [] for order in ORDERS}
     node_ids = list(range(1, args.runs * len(ORDERS) + 2))
-    with deployment(node_ids) as deployed:
-        runner = SwitchRunner(deployed, model)
+    with deployment(node_ids, config.health("nlb")) as deployed:
+        runner = SwitchRunner(deployed, model, config)
         nodes = iter(node_ids)
         # One unmeasured switch first: the first call of each client pays for its model loading.
         runner.run(node_id=next(nodes), case="app_fault", order="swr", seed=BASE_SEED - 1)

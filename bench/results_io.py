@@ -39,6 +39,8 @@ def run_metadata(command: str) -> dict[str, Any]:
         "git_commit": _git_commit(),
         "python": platform.python_version(),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
+        # Other jobs on the machine slow the real compute that P1 counts one-to-one and P3 five-fold.
+        "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
     }
 
 

@@ -11,6 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
+from bench.latency_model import LatencyModel
+from bench.latency_model import Sampler as LatencySampler
+
 #: The failure cases of P1 (seed: case 1 app fault, case 2 monitor death; plus an impaired instance).
 CASES = ("app_fault", "monitor_death", "status_check")
 CASE_TITLES = {
@@ -74,6 +77,18 @@ def detect(case: str, sampler: Sampler) -> Detection:
     )
 
 
+#: Offset of the random stream the after-switch figures (boot, app start, registration delay, health
+#: check phase) are drawn from. It depends on the seed only, not on how many AWS calls a recovery made
+#: before, so every order and peer of one seed gets the same boot and the same registration delay:
+#: their RTOs differ by what they do, not by which draws they happened to get.
+READINESS_STREAM = 5_000_000
+
+
+def readiness_sampler(model: LatencyModel, seed: int) -> LatencySampler:
+    """A fresh stream for `replacement_ready` of run `seed` (call once per load-balancer type)."""
+    return LatencySampler(model, seed + READINESS_STREAM)
+
+
 @dataclass(frozen=True)
 class Readiness:
     """When the replacement serves: application up, health checks start, target healthy."""
@@ -83,16 +98,40 @@ class Readiness:
     healthy_at: float
 
 
+class HealthCheck(Protocol):
+    """A target group's health check as deployed (bench.deployment_config.TargetGroupHealth)."""
+
+    @property
+    def interval_seconds(self) -> int: ...
+
+    @property
+    def healthy_threshold(self) -> int: ...
+
+
 def replacement_ready(
-    *, launched_at: float, running_at: float, registered_at: float, lb: str, sampler: Sampler
+    *,
+    launched_at: float,
+    running_at: float,
+    registered_at: float | None,
+    lb: str,
+    health: HealthCheck,
+    sampler: Sampler,
 ) -> Readiness:
-    """Model boot + app start and the target group's health checks (lb = "nlb" or "alb")."""
+    """Model boot + app start and the target group's health checks (lb = "nlb" or "alb").
+
+    `registered_at` None: the target was registered long before (same address), so its health checks
+    already run at a steady phase and no registration delay applies.
+    """
     booted = max(launched_at + sampler.draw("replacement_ready.launch_to_ssh_answering"), running_at)
     app_up = booted + sampler.draw("replacement_ready.app_start_after_boot")
-    checks_start = registered_at + sampler.draw(f"load_balancer.{lb}.registration_delay")
-    interval = sampler.draw(f"load_balancer.{lb}.health_check_interval")
-    threshold = int(sampler.draw(f"load_balancer.{lb}.healthy_threshold"))
-    healthy = healthy_time(checks_start=checks_start, app_up=app_up, interval=interval, threshold=threshold)
+    interval = float(health.interval_seconds)
+    if registered_at is None:
+        checks_start = -interval * sampler.fraction()
+    else:
+        checks_start = registered_at + sampler.draw(f"load_balancer.{lb}.registration_delay")
+    healthy = healthy_time(
+        checks_start=checks_start, app_up=app_up, interval=interval, threshold=health.healthy_threshold
+    )
     return Readiness(app_up_at=app_up, health_checks_start_at=checks_start, healthy_at=healthy)
 
 
@@ -101,3 +140,10 @@ def healthy_time(*, checks_start: float, app_up: float, interval: float, thresho
     after app_up passes, and `threshold` consecutive passes make it healthy."""
     first_pass = checks_start + interval * max(0, math.ceil((app_up - checks_start) / interval))
     return first_pass + interval * (threshold - 1)
+
+
+def unhealthy_time(*, fault_at: float, phase: float, interval: float, threshold: int) -> float:
+    """When the load balancer marks a failed target unhealthy: checks at phase + k * interval
+    (phase in [0, interval)); the first one after the fault fails, `threshold` failures in a row."""
+    first_fail = phase + interval * max(0, math.ceil((fault_at - phase) / interval))
+    return first_fail + interval * (threshold - 1)

@@ -13,6 +13,7 @@ from switcher.phases import CLAIMED, Phase, plan
 from switcher.switch import SUCCEEDED
 
 from bench.aws_model import ModeledAws, Transition
+from bench.deployment_config import DeployedConfig
 from bench.harness import (
     EPOCH_BASE,
     Deployment,
@@ -25,7 +26,7 @@ from bench.harness import (
 )
 from bench.latency_model import LatencyModel, Sampler
 from bench.model_clock import VirtualClock
-from bench.rto_model import detect, replacement_ready
+from bench.rto_model import detect, readiness_sampler, replacement_ready
 
 LB_TYPES = ("nlb", "alb")
 
@@ -65,9 +66,10 @@ class SwitchRun:
 class SwitchRunner:
     """Runs single switches on one deployment, reusing one set of hooked clients per order."""
 
-    def __init__(self, deployment: Deployment, model: LatencyModel) -> None:
+    def __init__(self, deployment: Deployment, model: LatencyModel, deployed: DeployedConfig) -> None:
         self.deployment = deployment
         self.model = model
+        self.deployed = deployed
         placeholder = Sampler(model, seed=0)
         self.modeled = ModeledAws(placeholder, VirtualClock(model.time_scale))
         self._clients: dict[str, Any] = {}
@@ -137,7 +139,8 @@ class SwitchRunner:
                 running_at=running_at,
                 registered_at=registered_at,
                 lb=lb,
-                sampler=sampler,
+                health=self.deployed.health(lb),
+                sampler=readiness_sampler(self.model, seed),
             )
             readiness[lb] = {
                 "app_up_at": ready.app_up_at,

@@ -13,6 +13,8 @@ from typing import Any
 
 from switcher import contract
 
+from bench.deployment_config import TargetGroupHealth
+
 AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
 VPC_NAME = "bench"
 
@@ -37,9 +39,17 @@ def _tags(pairs: dict[str, str]) -> list[dict[str, str]]:
 
 
 def build_world(
-    *, ec2: Any, elbv2: Any, dynamodb: Any, sns: Any, node_ids: list[int], table_name: str = "swr-bench-state"
+    *,
+    ec2: Any,
+    elbv2: Any,
+    dynamodb: Any,
+    sns: Any,
+    node_ids: list[int],
+    health: TargetGroupHealth,
+    table_name: str = "swr-bench-state",
 ) -> World:
-    """Create the stable resources (DESIGN §4: what CloudFormation owns) for `node_ids`."""
+    """Create the stable resources (what CloudFormation owns in a deploy) for `node_ids`; the target
+    groups get the health check of the synthesized template (`health`)."""
     vpc_tag = {contract.TAG_VPC: VPC_NAME}
     vpc_id = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
     ec2.create_tags(Resources=[vpc_id], Tags=_tags({"Name": VPC_NAME, **vpc_tag}))
@@ -96,7 +106,8 @@ def build_world(
             Port=80,
             VpcId=vpc_id,
             TargetType="ip",
-            HealthCheckIntervalSeconds=10,
-            HealthyThresholdCount=3,
+            HealthCheckIntervalSeconds=health.interval_seconds,
+            HealthyThresholdCount=health.healthy_threshold,
+            UnhealthyThresholdCount=health.unhealthy_threshold,
         )["TargetGroups"][0]["TargetGroupArn"]
     return world
