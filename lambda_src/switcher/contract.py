@@ -90,6 +90,7 @@ NOTICE_EVENT_SOURCE: Final = "swr"
 SWITCH_COMPLETED_DETAIL_TYPE: Final = "SWR Switch Completed"
 SWITCH_FAILED_DETAIL_TYPE: Final = "SWR Switch Failed"
 NODE_HELD_DETAIL_TYPE: Final = "SWR Node Held"
+RECONCILE_EVENT_SOURCE: Final = "swr.reconciler"
 
 # --- Powertools metrics (the dashboard reads these) -----------------------------------------------
 METRICS_NAMESPACE: Final = "swr"
@@ -102,6 +103,10 @@ METRIC_SWITCH_FAILED: Final = "SwitchFailed"
 METRIC_SWITCH_DURATION: Final = "SwitchDurationSeconds"
 METRIC_PHASE_DURATION_PREFIX: Final = "PhaseSeconds_"
 METRIC_NODES_HELD: Final = "NodeHeld"
+METRIC_DIMENSIONS: Final = ("service", "vpc")
+METRIC_RECONCILE_HEARTBEAT: Final = "ReconcileHeartbeat"
+METRIC_NODES_FAILED: Final = "NodesFailed"
+METRIC_NODES_SWITCHING_OVERDUE: Final = "NodesSwitchingOverdue"
 
 # --- Switcher environment (set by the stacks, read and validated by the handler) ------------------
 ENV_TABLE_NAME: Final = "SWR_TABLE_NAME"
@@ -114,6 +119,8 @@ ENV_FLAP_MAX_SWITCHES: Final = "SWR_FLAP_MAX_SWITCHES"
 ENV_FLAP_WINDOW_SECONDS: Final = "SWR_FLAP_WINDOW_SECONDS"
 ENV_LEASE_SECONDS: Final = "SWR_LEASE_SECONDS"
 ENV_HISTORY_TTL_DAYS: Final = "SWR_HISTORY_TTL_DAYS"
+ENV_RECONCILE_INTERVAL_SECONDS: Final = "SWR_RECONCILE_INTERVAL_SECONDS"
+ENV_SWITCH_OVERDUE_SECONDS: Final = "SWR_SWITCH_OVERDUE_SECONDS"
 
 # --- Provisioning custom resource (one per node; ServiceToken = the VPC's switcher function) -------
 NODE_RESOURCE_TYPE: Final = "Custom::SwrNode"
