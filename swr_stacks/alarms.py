@@ -88,6 +88,8 @@ class StackAlarms(Construct):
         interval = Duration.seconds(reconcile.interval_seconds)
         guide = " What to do: docs/operations.md."
         self.alarms: dict[str, cloudwatch.Alarm] = {}
+        #: The alarms' names as plain strings (`Alarm.alarm_name` is a CloudFormation reference).
+        self.alarm_names: list[str] = []
         self._add(
             "SwitcherErrors",
             "switcher-errors",
@@ -156,10 +158,12 @@ class StackAlarms(Construct):
         ),
         periods: int = 1,
     ) -> None:
+        name = stack_alarm_name(self._vpc_name, what)
+        self.alarm_names.append(name)
         self.alarms[key] = cloudwatch.Alarm(
             self,
             key,
-            alarm_name=stack_alarm_name(self._vpc_name, what),
+            alarm_name=name,
             alarm_description=f"swr {self._vpc_name}: {description}",
             metric=metric,
             threshold=threshold,

@@ -36,7 +36,7 @@ class SwrDashboard(Construct):
         vpc_name: str,
         node_ids: Sequence[int],
         reconcile_interval: Duration,
-        stack_alarms: Sequence[cloudwatch.IAlarm],
+        stack_alarm_names: Sequence[str],
     ) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
@@ -73,22 +73,20 @@ class SwrDashboard(Construct):
             ],
         )
         # The switcher creates the node alarms; the dashboard refers to them by ARN (they are not in CFN).
-        alarm_arns = [
-            stack.format_arn(
-                service="cloudwatch",
-                resource="alarm",
-                resource_name=name,
-                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            )
-            for node_id in node_ids
-            for name in (
-                contract.monitor_alarm_name(vpc_name, node_id),
-                contract.status_alarm_name(vpc_name, node_id),
-            )
-        ]
-        node_alarms = [
-            cloudwatch.Alarm.from_alarm_arn(self, f"Alarm{i}", arn) for i, arn in enumerate(alarm_arns)
-        ]
+        node_alarms = self._alarms_by_name(
+            "Alarm",
+            [
+                name
+                for node_id in node_ids
+                for name in (
+                    contract.monitor_alarm_name(vpc_name, node_id),
+                    contract.status_alarm_name(vpc_name, node_id),
+                )
+            ],
+        )
+        # The stack alarms have fixed names too: referring to them by name keeps the dashboard free of
+        # Fn::GetAtt on alarms (the local emulator's CloudFormation cannot resolve it).
+        stack_alarms = self._alarms_by_name("StackAlarm", stack_alarm_names)
         self.dashboard = cloudwatch.Dashboard(
             self,
             "Dashboard",
@@ -96,7 +94,23 @@ class SwrDashboard(Construct):
             widgets=[
                 [*switch_widgets, reconcile_widget],
                 [gauges_widget],
-                [cloudwatch.AlarmStatusWidget(title="swr alarms", width=24, alarms=list(stack_alarms))],
+                [cloudwatch.AlarmStatusWidget(title="swr alarms", width=24, alarms=stack_alarms)],
                 [cloudwatch.AlarmStatusWidget(title="Node alarms", width=24, alarms=node_alarms)],
             ],
         )
+
+    def _alarms_by_name(self, id_prefix: str, names: Sequence[str]) -> list[cloudwatch.IAlarm]:
+        stack = Stack.of(self)
+        return [
+            cloudwatch.Alarm.from_alarm_arn(
+                self,
+                f"{id_prefix}{i}",
+                stack.format_arn(
+                    service="cloudwatch",
+                    resource="alarm",
+                    resource_name=name,
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                ),
+            )
+            for i, name in enumerate(names)
+        ]

@@ -116,6 +116,7 @@ class VpcStack(Stack):
             vpc_name=vpc_config.name,
             node_ids=[n.node_id for n in vpc_config.nodes],
             reconcile_interval=Duration.seconds(vpc_config.reconcile.interval_seconds),
-            stack_alarms=list(self.alarms.alarms.values()),
+            stack_alarm_names=self.alarms.alarm_names,
         )
+        self.dashboard.node.add_dependency(self.alarms)
         Tags.of(self).add(contract.TAG_VPC, vpc_config.name)
