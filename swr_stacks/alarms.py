@@ -47,21 +47,21 @@ def _gauges() -> tuple[_GaugeAlarm, ...]:
     return (
         _GaugeAlarm(
             "NodesFailed",
-            contract.METRIC_NODES_FAILED,
+            contract.METRIC_RECONCILE_NODES_FAILED,
             "nodes-failed",
             "A node is FAILED: its switch found no AZ that could launch the replacement; the source is "
             "fenced and stopped. `swr status` names it; once capacity is back, `swr resume NODE`.",
         ),
         _GaugeAlarm(
             "NodesHeld",
-            contract.METRIC_NODES_HELD,
+            contract.METRIC_RECONCILE_NODES_HELD,
             "nodes-held",
             "A node is on HOLD (flap guard or an operator): events about it are ignored. Find why it "
             "kept failing, then `swr resume NODE`.",
         ),
         _GaugeAlarm(
             "NodesSwitchingOverdue",
-            contract.METRIC_NODES_SWITCHING_OVERDUE,
+            contract.METRIC_RECONCILE_NODES_SWITCHING_OVERDUE,
             "switching-overdue",
             "A node has been SWITCHING longer than the configured bound and the reconciler could not "
             "finish it. Read the switcher's log for the switch id.",

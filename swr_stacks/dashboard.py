@@ -17,16 +17,22 @@ SWITCH_METRICS = (
     (contract.METRIC_SWITCH_FAILED, "Sum", "Failed switches"),
     (contract.METRIC_SWITCH_DURATION, "Maximum", "Switch duration (s)"),
 )
+#: (metric name, line label) of the events counted as they happen: holds put by the flap guard, and
+#: drift (target group, alarms, orphans) the reconciler repaired.
+EVENT_COUNTS = (
+    (contract.METRIC_NODES_HELD, "put on hold"),
+    (contract.METRIC_DRIFT_REPAIRED, "drift repaired"),
+)
 #: (metric name, line label) of the gauges each reconcile run reports.
 NODE_GAUGES = (
-    (contract.METRIC_NODES_FAILED, "FAILED"),
-    (contract.METRIC_NODES_HELD, "HOLD"),
-    (contract.METRIC_NODES_SWITCHING_OVERDUE, "SWITCHING overdue"),
+    (contract.METRIC_RECONCILE_NODES_FAILED, "FAILED"),
+    (contract.METRIC_RECONCILE_NODES_HELD, "HOLD"),
+    (contract.METRIC_RECONCILE_NODES_SWITCHING_OVERDUE, "SWITCHING overdue"),
 )
 
 
 class SwrDashboard(Construct):
-    """Switches, failures, duration, reconcile runs, node gauges, and an alarm-status widget."""
+    """Switches, failures, duration, reconcile runs, node gauges, holds and repairs, and the alarms."""
 
     def __init__(
         self,
@@ -64,12 +70,22 @@ class SwrDashboard(Construct):
         )
         gauges_widget = cloudwatch.GraphWidget(
             title="Nodes needing an operator",
-            width=24,
+            width=12,
             left=[
                 switcher_metric(
                     name, vpc_name=vpc_name, statistic="Maximum", period=reconcile_interval, label=label
                 )
                 for name, label in NODE_GAUGES
+            ],
+        )
+        events_widget = cloudwatch.GraphWidget(
+            title="Holds and repairs",
+            width=12,
+            left=[
+                switcher_metric(
+                    name, vpc_name=vpc_name, statistic="Sum", period=Duration.minutes(5), label=label
+                )
+                for name, label in EVENT_COUNTS
             ],
         )
         # The switcher creates the node alarms; the dashboard refers to them by ARN (they are not in CFN).
@@ -93,7 +109,7 @@ class SwrDashboard(Construct):
             dashboard_name=f"swr-{vpc_name}-{stack.region}",
             widgets=[
                 [*switch_widgets, reconcile_widget],
-                [gauges_widget],
+                [gauges_widget, events_widget],
                 [cloudwatch.AlarmStatusWidget(title="swr alarms", width=24, alarms=stack_alarms)],
                 [cloudwatch.AlarmStatusWidget(title="Node alarms", width=24, alarms=node_alarms)],
             ],

@@ -24,15 +24,17 @@ from switcher import contract
 
 from swr_stacks.config import Reconcile
 
-#: The detail-type of the reconcile event (the handler routes on the source alone).
-RECONCILE_DETAIL_TYPE = "SWR Reconcile"
 #: Scheduler retries a failed delivery this often within the event age, then puts it in the DLQ.
 DELIVERY_RETRY_ATTEMPTS = 2
 
 
 def reconcile_event() -> dict[str, object]:
     """The input of every reconcile invocation: the shape of an EventBridge event from swr's reconciler."""
-    return {"source": contract.RECONCILE_EVENT_SOURCE, "detail-type": RECONCILE_DETAIL_TYPE, "detail": {}}
+    return {
+        "source": contract.RECONCILE_EVENT_SOURCE,
+        "detail-type": contract.RECONCILE_DETAIL_TYPE,
+        "detail": {},
+    }
 
 
 class _InvokeThisFunction(scheduler_targets.ScheduleTargetBase):

@@ -79,9 +79,9 @@ def test_the_dashboard_graphs_and_the_alarms_watch_the_reconciler_and_switch_met
         watched = {name for ns, name, _ in _alarm_metrics(template) if ns == contract.METRICS_NAMESPACE}
         gauges = {
             contract.METRIC_RECONCILE_HEARTBEAT,
-            contract.METRIC_NODES_FAILED,
-            contract.METRIC_NODES_HELD,
-            contract.METRIC_NODES_SWITCHING_OVERDUE,
+            contract.METRIC_RECONCILE_NODES_FAILED,
+            contract.METRIC_RECONCILE_NODES_HELD,
+            contract.METRIC_RECONCILE_NODES_SWITCHING_OVERDUE,
         }
         assert watched == gauges, vpc_name
         switch = {
@@ -89,7 +89,8 @@ def test_the_dashboard_graphs_and_the_alarms_watch_the_reconciler_and_switch_met
             contract.METRIC_SWITCH_FAILED,
             contract.METRIC_SWITCH_DURATION,
         }
-        assert graphed == gauges | switch, vpc_name
+        events = {contract.METRIC_NODES_HELD, contract.METRIC_DRIFT_REPAIRED}
+        assert graphed == gauges | switch | events, vpc_name
 
 
 # --- what the switcher actually emits -------------------------------------------------------------

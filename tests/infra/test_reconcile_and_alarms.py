@@ -11,7 +11,7 @@ from switcher import contract
 
 from swr_stacks.alarms import HEARTBEAT_MISSED_INTERVALS
 from swr_stacks.app_builder import regional_stack_name, vpc_stack_name
-from swr_stacks.reconcile import DELIVERY_RETRY_ATTEMPTS, RECONCILE_DETAIL_TYPE
+from swr_stacks.reconcile import DELIVERY_RETRY_ATTEMPTS
 
 
 def _vpc_stacks(app):
@@ -63,10 +63,10 @@ def test_each_vpc_schedules_the_reconcile_event_for_its_own_switcher_at_its_inte
         assert props["State"] == "ENABLED"
         target = props["Target"]
         assert target["Arn"] == {"Fn::GetAtt": [_switcher_id(template), "Arn"]}
-        # The event the handler routes to the reconciler (INTERFACES: source swr.reconciler).
+        # The event the handler routes to the reconciler.
         assert json.loads(target["Input"]) == {
             "source": contract.RECONCILE_EVENT_SOURCE,
-            "detail-type": RECONCILE_DETAIL_TYPE,
+            "detail-type": contract.RECONCILE_DETAIL_TYPE,
             "detail": {},
         }
         assert target["RetryPolicy"] == {
@@ -156,9 +156,9 @@ def test_each_vpc_alarms_on_switcher_errors_dead_letters_heartbeat_and_node_gaug
         assert heartbeat["EvaluationPeriods"] == heartbeat["DatapointsToAlarm"] == HEARTBEAT_MISSED_INTERVALS
 
         for what, metric in (
-            ("nodes-failed", contract.METRIC_NODES_FAILED),
-            ("nodes-held", contract.METRIC_NODES_HELD),
-            ("switching-overdue", contract.METRIC_NODES_SWITCHING_OVERDUE),
+            ("nodes-failed", contract.METRIC_RECONCILE_NODES_FAILED),
+            ("nodes-held", contract.METRIC_RECONCILE_NODES_HELD),
+            ("switching-overdue", contract.METRIC_RECONCILE_NODES_SWITCHING_OVERDUE),
         ):
             gauge = alarms[prefix + what]
             assert (gauge["Namespace"], gauge["MetricName"]) == (contract.METRICS_NAMESPACE, metric)
