@@ -18,6 +18,7 @@ from moto import mock_aws
 from switcher import contract, handler
 
 from swr_stacks.app_builder import vpc_stack_name
+from swr_stacks.reconcile import reconcile_event
 from tests.helpers.aws_faults import FaultInjector, aws_faults
 from tests.helpers.world import FAKE_CREDENTIALS, World, build_world
 
@@ -185,3 +186,24 @@ def test_a_failed_switch_emits_switch_failed_with_exactly_the_contract_dimension
     assert emitted.get(contract.METRIC_SWITCH_FAILED), "SwitchFailed not emitted"
     sets = emitted[contract.METRIC_SWITCH_FAILED]
     assert set(sets) == {CONTRACT_KEYS}, [sorted(s) for s in sets]
+
+
+def test_a_reconcile_run_started_by_the_schedule_emits_its_metrics_with_exactly_the_contract_dimension_set(
+    deployed: World, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The reconciler lives in the switcher (switcher.reconcile); until that code is on this branch the
+    # schedule's event has no handler to reach.
+    pytest.importorskip("switcher.reconcile", reason="the switcher has no reconciler on this branch yet")
+    deployed.provision(1)
+    capfd.readouterr()
+    # Exactly the Input the VPC's schedule sends.
+    handler.lambda_handler(reconcile_event(), _Context())
+    emitted = _emitted(capfd.readouterr().out)
+    for name in (
+        contract.METRIC_RECONCILE_HEARTBEAT,
+        contract.METRIC_RECONCILE_NODES_FAILED,
+        contract.METRIC_RECONCILE_NODES_HELD,
+        contract.METRIC_RECONCILE_NODES_SWITCHING_OVERDUE,
+    ):
+        assert emitted.get(name), f"{name} not emitted"
+        assert set(emitted[name]) == {CONTRACT_KEYS}, (name, [sorted(s) for s in emitted[name]])
