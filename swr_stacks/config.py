@@ -94,6 +94,24 @@ class ExistingVpc:
 
 
 @dataclass(frozen=True)
+class Reconcile:
+    """How often the VPC's switcher reconciles its nodes, and when a switch counts as overdue."""
+
+    interval_seconds: int
+    switch_overdue_seconds: int
+
+
+#: Reconcile every minute: EventBridge Scheduler's finest rate and CloudWatch's standard metric period.
+DEFAULT_RECONCILE_INTERVAL_SECONDS = 60
+MAX_RECONCILE_INTERVAL_SECONDS = 3600
+DEFAULT_SWITCH_OVERDUE_SECONDS = 1800
+#: A running switch holds its lease for 930 s (the switcher's 900 s timeout + 30 s, LEASE_SECONDS in
+#: swr_stacks/switcher.py); a shorter bound would report a switch that is still legitimately running.
+MIN_SWITCH_OVERDUE_SECONDS = 960
+MAX_SWITCH_OVERDUE_SECONDS = 86400
+
+
+@dataclass(frozen=True)
 class VpcConfig:
     """A VPC served by one switcher; nodes may be placed in any of its availability zones."""
 
@@ -105,6 +123,7 @@ class VpcConfig:
     nodes: tuple[NodeConfig, ...]
     #: (service, mode) for each of ENDPOINT_SERVICES, in that order.
     interface_endpoints: tuple[tuple[str, str], ...] = tuple((s, "create") for s in ENDPOINT_SERVICES)
+    reconcile: Reconcile = Reconcile(DEFAULT_RECONCILE_INTERVAL_SECONDS, DEFAULT_SWITCH_OVERDUE_SECONDS)
 
     def endpoints_to_create(self) -> tuple[str, ...]:
         """The services whose interface endpoint swr creates in this VPC."""
@@ -368,11 +387,41 @@ def _interface_endpoints(raw: Any, path: str, *, existing_vpc: bool) -> tuple[tu
     return modes
 
 
+def _reconcile(raw: Any, path: str) -> Reconcile:
+    data = _mapping(raw, path, {"interval_seconds", "switch_overdue_seconds"}, set())
+    interval = _int(
+        data.get("interval_seconds", DEFAULT_RECONCILE_INTERVAL_SECONDS),
+        f"{path}.interval_seconds",
+        low=DEFAULT_RECONCILE_INTERVAL_SECONDS,
+        high=MAX_RECONCILE_INTERVAL_SECONDS,
+    )
+    # EventBridge Scheduler rates are whole minutes, and the heartbeat alarm's period is the interval
+    # (CloudWatch alarm periods of standard-resolution metrics are multiples of 60 s).
+    if interval % 60:
+        raise ConfigError(f"{path}.interval_seconds: {interval} is not a whole number of minutes")
+    overdue = _int(
+        data.get("switch_overdue_seconds", DEFAULT_SWITCH_OVERDUE_SECONDS),
+        f"{path}.switch_overdue_seconds",
+        low=MIN_SWITCH_OVERDUE_SECONDS,
+        high=MAX_SWITCH_OVERDUE_SECONDS,
+    )
+    return Reconcile(interval_seconds=interval, switch_overdue_seconds=overdue)
+
+
 def _vpc(raw: Any, path: str, region: str) -> VpcConfig:
     data = _mapping(
         raw,
         path,
-        {"name", "cidr", "availability_zones", "existing", "nat_gateway", "nodes", "interface_endpoints"},
+        {
+            "name",
+            "cidr",
+            "availability_zones",
+            "existing",
+            "nat_gateway",
+            "nodes",
+            "interface_endpoints",
+            "reconcile",
+        },
         {"name", "cidr", "availability_zones", "nodes"},
     )
     name = _str(
@@ -410,6 +459,7 @@ def _vpc(raw: Any, path: str, region: str) -> VpcConfig:
             f"{path}.interface_endpoints",
             existing_vpc=existing is not None,
         ),
+        reconcile=_reconcile(data.get("reconcile", {}), f"{path}.reconcile"),
     )
     if existing is not None and vpc.needs_public_subnets and not existing.public_subnet_ids:
         raise ConfigError(

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Stack, Tags
+from aws_cdk import Duration, Stack, Tags
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 from switcher import contract
 
+from swr_stacks.alarms import StackAlarms
 from swr_stacks.config import LOG_RETENTION_DAYS, SwrConfig, VpcConfig
 from swr_stacks.dashboard import SwrDashboard
 from swr_stacks.monitor_logs import MonitorLogs
 from swr_stacks.network import SwrNetwork
 from swr_stacks.node import ProtectedNode
+from swr_stacks.reconcile import ReconcileSchedule
 from swr_stacks.state import NoticeTopic, StateTable
 from swr_stacks.switcher import Switcher
 
@@ -31,7 +33,8 @@ class RegionalStack(Stack):
 
 
 class VpcStack(Stack):
-    """A VPC's network, monitor logs, switcher, nodes and dashboard; tagged `swr:vpc` = its name."""
+    """A VPC's network, monitor logs, switcher, reconcile schedule, alarms, nodes and dashboard; tagged
+    `swr:vpc` = its name."""
 
     def __init__(
         self,
@@ -67,6 +70,24 @@ class VpcStack(Stack):
             reserved_concurrency=config.switcher_reserved_concurrency,
             history_ttl_days=config.history_ttl_days,
             log_retention=retention,
+            reconcile=vpc_config.reconcile,
+        )
+        self.reconcile = ReconcileSchedule(
+            self,
+            "Reconcile",
+            vpc_name=vpc_config.name,
+            function=self.switcher.function,
+            dead_letter_queue=self.switcher.dead_letter_queue,
+            reconcile=vpc_config.reconcile,
+        )
+        self.alarms = StackAlarms(
+            self,
+            "Alarms",
+            vpc_name=vpc_config.name,
+            function=self.switcher.function,
+            dead_letter_queue=self.switcher.dead_letter_queue,
+            topic=regional.notices.topic,
+            reconcile=vpc_config.reconcile,
         )
         self.nodes = [
             ProtectedNode(
@@ -90,6 +111,12 @@ class VpcStack(Stack):
             # The switcher must be allowed to launch before CloudFormation asks it to.
             node.provisioning.node.add_dependency(self.switcher.role)
         self.dashboard = SwrDashboard(
-            self, "Dashboard", vpc_name=vpc_config.name, node_ids=[n.node_id for n in vpc_config.nodes]
+            self,
+            "Dashboard",
+            vpc_name=vpc_config.name,
+            node_ids=[n.node_id for n in vpc_config.nodes],
+            reconcile_interval=Duration.seconds(vpc_config.reconcile.interval_seconds),
+            stack_alarm_names=self.alarms.alarm_names,
         )
+        self.dashboard.node.add_dependency(self.alarms)
         Tags.of(self).add(contract.TAG_VPC, vpc_config.name)

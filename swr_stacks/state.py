@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 from switcher import contract
+
+from swr_stacks.alarms import STACK_ALARM_PREFIX
 
 
 class StateTable(Construct):
@@ -36,10 +39,12 @@ class StateTable(Construct):
 
 
 class NoticeTopic(Construct):
-    """The SNS topic on which switchers publish switch results and held nodes (KMS-encrypted)."""
+    """The SNS topic on which switchers publish switch results and held nodes, and the stack alarms
+    their state changes (KMS-encrypted)."""
 
     def __init__(self, scope: Construct, id_: str) -> None:
         super().__init__(scope, id_)
+        stack = Stack.of(self)
         self.key = kms.Key(
             self,
             "Key",
@@ -48,3 +53,42 @@ class NoticeTopic(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
         self.topic = sns.Topic(self, "Topic", master_key=self.key, enforce_ssl=True)
+        self._let_stack_alarms_publish(stack)
+
+    def _let_stack_alarms_publish(self, stack: Stack) -> None:
+        # CloudWatch publishes an alarm action as the service principal: the topic policy must allow it
+        # (the policy CDK writes for enforce_ssl replaces SNS's default one), and the key policy must let
+        # it use the topic's key, or the notification is dropped and only the alarm history says so
+        # ("Enable compatibility between event sources from AWS services and encrypted topics", "Key
+        # management", Amazon SNS Developer Guide; aws/aws-cdk issue 11121). Only this account's swr
+        # stack alarms, by name prefix.
+        cloudwatch = iam.ServicePrincipal("cloudwatch.amazonaws.com")
+        conditions = {
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {
+                "aws:SourceArn": stack.format_arn(
+                    service="cloudwatch",
+                    resource="alarm",
+                    resource_name=f"{STACK_ALARM_PREFIX}*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            },
+        }
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="StackAlarmsPublish",
+                principals=[cloudwatch],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=conditions,
+            )
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="StackAlarmsUseKey",
+                principals=[cloudwatch],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions=conditions,
+            )
+        )

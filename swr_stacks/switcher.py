@@ -18,7 +18,7 @@ from constructs import Construct
 from switcher import contract
 
 from swr_stacks.bundling import switcher_bundling
-from swr_stacks.config import FlapGuard
+from swr_stacks.config import FlapGuard, Reconcile
 from swr_stacks.nag import acknowledge, acknowledge_wildcard_resources
 
 LAMBDA_SOURCE_DIR = Path(__file__).resolve().parent.parent / "lambda_src"
@@ -57,6 +57,7 @@ class Switcher(Construct):
         reserved_concurrency: int,
         history_ttl_days: int,
         log_retention: logs.RetentionDays,
+        reconcile: Reconcile,
     ) -> None:
         super().__init__(scope, id_)
         self._vpc_name = vpc_name
@@ -72,7 +73,8 @@ class Switcher(Construct):
         acknowledge(
             self.dead_letter_queue,
             "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter queue of the switcher and of its two EventBridge rules.",
+            "This queue is itself the dead-letter queue of the switcher, of its two EventBridge rules and "
+            "of its reconcile schedule.",
         )
 
         self.log_group = logs.LogGroup(
@@ -123,6 +125,8 @@ class Switcher(Construct):
                 contract.ENV_FLAP_WINDOW_SECONDS: str(flap_guard.window_seconds),
                 contract.ENV_LEASE_SECONDS: str(LEASE_SECONDS),
                 contract.ENV_HISTORY_TTL_DAYS: str(history_ttl_days),
+                contract.ENV_RECONCILE_INTERVAL_SECONDS: str(reconcile.interval_seconds),
+                contract.ENV_SWITCH_OVERDUE_SECONDS: str(reconcile.switch_overdue_seconds),
             },
         )
         acknowledge(

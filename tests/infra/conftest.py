@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from swr_stacks.app_builder import build_app
 from swr_stacks.config import SwrConfig, load_config_file, parse_config
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # tests.helpers (the metric contract test runs the switcher in moto)
+    sys.path.insert(0, str(REPO))
 TEST_CONFIG = REPO / "tests" / "config" / "two_regions.yaml"
 
 

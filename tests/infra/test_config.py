@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from swr_stacks.config import ConfigError, load_config_file, parse_config
+from swr_stacks.config import MIN_SWITCH_OVERDUE_SECONDS, ConfigError, load_config_file, parse_config
+from swr_stacks.switcher import LEASE_SECONDS
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULTS = json.loads((REPO / "cdk.json").read_text())["context"]["swr:defaults"]
@@ -279,3 +280,40 @@ def test_client_cidrs_and_reserved_concurrency_bounds():
     config = _config()
     config["switcher_reserved_concurrency"] = -1
     assert _fails(config) == "switcher_reserved_concurrency: -1 is out of range (0..1000)"
+
+
+def test_reconcile_defaults_to_every_minute_and_30_minutes_overdue_per_vpc():
+    config = _config()
+    assert config["regions"][0]["vpcs"][0]["reconcile"] == {
+        "interval_seconds": 60,
+        "switch_overdue_seconds": 1800,
+    }
+    del config["regions"][0]["vpcs"][0]["reconcile"]
+    reconcile = parse_config(config).regions[0].vpcs[0].reconcile
+    assert (reconcile.interval_seconds, reconcile.switch_overdue_seconds) == (60, 1800)
+    stage = load_config_file(REPO / "tests" / "config" / "two_regions.yaml").regions[0].vpcs[1]
+    assert (stage.reconcile.interval_seconds, stage.reconcile.switch_overdue_seconds) == (300, 3600)
+
+
+@pytest.mark.parametrize(
+    ("reconcile", "message"),
+    [
+        ({"interval_seconds": 90}, "reconcile.interval_seconds: 90 is not a whole number of minutes"),
+        ({"interval_seconds": 30}, "reconcile.interval_seconds: 30 is out of range (60..3600)"),
+        ({"interval_seconds": 7200}, "reconcile.interval_seconds: 7200 is out of range (60..3600)"),
+        ({"interval_seconds": "60"}, "reconcile.interval_seconds: expected an integer, got '60'"),
+        (
+            {"switch_overdue_seconds": 600},
+            "reconcile.switch_overdue_seconds: 600 is out of range (960..86400)",
+        ),
+        ({"intervall_seconds": 60}, "reconcile: unknown key(s) 'intervall_seconds' (allowed: "),
+    ],
+)
+def test_bad_reconcile_settings_name_the_value(reconcile, message):
+    config = _config()
+    config["regions"][0]["vpcs"][0]["reconcile"] = reconcile
+    assert _fails(config).startswith(f"regions[0].vpcs[0].{message}")
+
+
+def test_a_switch_is_never_overdue_while_it_still_holds_its_lease():
+    assert MIN_SWITCH_OVERDUE_SECONDS > LEASE_SECONDS

@@ -1,4 +1,4 @@
-"""The spec's "how many of each", per scope, in the synthesized templates (DESIGN §1, §4)."""
+"""The spec's "how many of each", per scope, in the synthesized templates."""
 
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ def test_per_vpc_one_blackhole_one_switcher_two_rules(multi_app):
             )
             assert len(switchers) == 1
             assert _count(template, "AWS::Events::Rule") == 2
+            # The reconcile schedule is EventBridge Scheduler's, not a third rule.
+            assert _count(template, "AWS::Scheduler::Schedule") == 1
             assert _count(template, "AWS::CloudWatch::Dashboard") == 1
             assert _count(template, "AWS::Logs::LogGroup") >= 1
 
@@ -63,13 +65,23 @@ def test_per_node_one_lb_one_user_data_efs_one_launch_template(multi_app):
             assert _count(template, "AWS::EFS::MountTarget") == (nodes + 1) * len(vpc.availability_zones)
 
 
-def test_no_instances_and_no_alarms_in_any_template(multi_app, default_app):
-    # The switcher owns the node instance and its alarms (DESIGN §4): CloudFormation must not.
+def test_no_instances_and_no_node_alarms_in_any_template(multi_app, default_app):
+    # The switcher owns the node instance and its alarms: CloudFormation must not.
+    node_namespaces = {contract.MONITOR_METRIC_NAMESPACE, contract.STATUS_METRIC_NAMESPACE}
     for app in (multi_app, default_app):
         for name, template in app.templates.items():
             assert _count(template, "AWS::EC2::Instance") == 0, name
-            assert _count(template, "AWS::CloudWatch::Alarm") == 0, name
             assert _count(template, "AWS::AutoScaling::AutoScalingGroup") == 0, name
+            alarms = template.find_resources("AWS::CloudWatch::Alarm").values()
+            assert not [a for a in alarms if a["Properties"].get("Namespace") in node_namespaces], name
+
+
+def test_six_stack_alarms_per_vpc_and_none_in_the_regional_stacks(multi_app):
+    for region in multi_app.config.regions:
+        multi_app.templates[regional_stack_name(region.name)].resource_count_is("AWS::CloudWatch::Alarm", 0)
+        for vpc in region.vpcs:
+            template = multi_app.templates[vpc_stack_name(region.name, vpc.name)]
+            assert _count(template, "AWS::CloudWatch::Alarm") == 6
 
 
 def test_default_config_is_one_vpc_over_three_azs_with_an_nlb_and_an_alb_node(default_app):

@@ -139,8 +139,12 @@ def test_switcher_function_settings_and_environment(multi_app):
             contract.ENV_FLAP_WINDOW_SECONDS,
             contract.ENV_LEASE_SECONDS,
             contract.ENV_HISTORY_TTL_DAYS,
+            contract.ENV_RECONCILE_INTERVAL_SECONDS,
+            contract.ENV_SWITCH_OVERDUE_SECONDS,
         }
         assert env[contract.ENV_VPC_NAME] == vpc.name
+        assert env[contract.ENV_RECONCILE_INTERVAL_SECONDS] == str(vpc.reconcile.interval_seconds)
+        assert env[contract.ENV_SWITCH_OVERDUE_SECONDS] == str(vpc.reconcile.switch_overdue_seconds)
         assert env[contract.ENV_SWITCH_ORDER] == "vendor"
         assert env[contract.ENV_FLAP_MAX_SWITCHES] == "5"
         assert env[contract.ENV_FLAP_WINDOW_SECONDS] == "1800"
