@@ -38,8 +38,9 @@ def no_retry_on_capacity_error(response: Any = None, **_: Any) -> bool | None:
     """needs-retry handler of RunInstances: a capacity error is this AZ's final answer, never retried.
 
     EC2 sends InsufficientInstanceCapacity as a server error (HTTP 5xx), which botocore's standard and
-    adaptive modes retry up to `max_attempts` times with backoff: tens of seconds per refusing AZ before
-    the switch may try the next one. Any other error (throttling above all) keeps botocore's retries.
+    adaptive modes retry as transient (`max_attempts` retries, exponential backoff capped at 20 s: up to
+    ~45 s with the Lambda's 10) before the switch may try the next AZ. Any other error (throttling above
+    all) keeps botocore's retries.
     """
     if response is None:
         return None  # a connection error: botocore decides

@@ -48,7 +48,7 @@ def test_node_ids_are_canonical_ascii_decimal(raw: object, expected: int | None)
 EVENTS = mutated_events() | JSON_VALUES
 
 
-@settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(EVENTS)
 def test_any_event_parses_to_a_trigger_or_a_reason(event: Any) -> None:
     result = parse_event(event, "prod")
@@ -80,7 +80,7 @@ PROPERTY_NAMES = st.sampled_from(
 PROPERTY_VALUES = JSON_VALUES | st.sampled_from(["1", "01", "\u00b2", "\u0661", "rms", "swr-monitor", "lt-1"])
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(st.dictionaries(PROPERTY_NAMES, PROPERTY_VALUES) | JSON_VALUES)
 def test_any_properties_parse_or_name_what_is_wrong(props: Any) -> None:
     try:
