@@ -140,6 +140,21 @@ def fence(
         ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance_id], WaiterConfig=dict(waiter))
 
 
+#: RunInstances TagSpecifications resource types: every resource a launch creates carries swr's tags, so
+#: the tag-scoped IAM policy and cost reports see them. "RunInstances" (EC2 API Reference, TagSpecification.N)
+#: and "Tag your Amazon EC2 resources": at launch only instance, volume, network-interface and
+#: spot-instances-request can be tagged; a type the instance does not get fails the launch, so a node's
+#: instance type must have an EBS volume (every Nitro type does). Tagging on creation is authorised as
+#: ec2:CreateTags with `ec2:CreateAction=RunInstances` ("Grant permission to tag Amazon EC2 resources during
+#: creation", EC2 User Guide).
+LAUNCH_TAGGED_RESOURCE_TYPES = ("instance", "volume", "network-interface")
+
+
+def launch_tag_specifications(tags: Mapping[str, str]) -> list[dict[str, Any]]:
+    """TagSpecifications giving every resource RunInstances creates the same tags."""
+    return [{"ResourceType": kind, "Tags": _tag_list(tags)} for kind in LAUNCH_TAGGED_RESOURCE_TYPES]
+
+
 def launch_replacement(
     ec2: Any,
     *,
@@ -152,8 +167,10 @@ def launch_replacement(
 ) -> dict[str, Any]:
     """RunInstances from the node's launch template, overridden by the source's snapshot, in `subnet_id`.
 
-    The launch template still supplies what the snapshot does not (user data, metadata options, ...).
-    `client_token` makes the call idempotent: a resumed switch gets the same instance back.
+    The launch template still supplies what the snapshot does not (user data, metadata options, and the
+    IAM instance profile: always the node's own, never the source's, which may be a vendor-era profile that
+    swr's role may not pass). `client_token` makes the call idempotent: a resumed switch gets the same
+    instance back, provided every other parameter is the same (the caller records the template version).
     """
     params: dict[str, Any] = {
         "LaunchTemplate": {"LaunchTemplateId": launch_template_id, "Version": launch_template_version},
@@ -164,12 +181,10 @@ def launch_replacement(
         "MinCount": 1,
         "MaxCount": 1,
         "ClientToken": client_token,
-        "TagSpecifications": [{"ResourceType": "instance", "Tags": _tag_list(tags)}],
+        "TagSpecifications": launch_tag_specifications(tags),
     }
     if snapshot.get("key_name"):
         params["KeyName"] = snapshot["key_name"]
-    if snapshot.get("iam_instance_profile_arn"):
-        params["IamInstanceProfile"] = {"Arn": snapshot["iam_instance_profile_arn"]}
     return dict(ec2.run_instances(**params)["Instances"][0])
 
 
@@ -189,9 +204,38 @@ def launch_first(
         MinCount=1,
         MaxCount=1,
         ClientToken=client_token,
-        TagSpecifications=[{"ResourceType": "instance", "Tags": _tag_list(tags)}],
+        TagSpecifications=launch_tag_specifications(tags),
     )
     return dict(resp["Instances"][0])
+
+
+def tag_for_adoption(ec2: Any, instance: Mapping[str, Any], vpc_name: str) -> bool:
+    """Tag an adopted (e.g. vendor-era) instance `swr:vpc=<vpc>`, the one tag swr's IAM policy keys on.
+
+    Nothing else may touch an instance before this: fence, stop, terminate are allowed only on instances
+    tagged with the VPC. Only that key is written. Returns True if the tag was written.
+    """
+    if tags_of(instance).get(contract.TAG_VPC) == vpc_name:
+        return False
+    ec2.create_tags(Resources=[instance["InstanceId"]], Tags=[{"Key": contract.TAG_VPC, "Value": vpc_name}])
+    return True
+
+
+def live_switch_replacement(
+    ec2: Any, *, vpc_id: str, switch_id: str, subnet_id: str
+) -> dict[str, Any] | None:
+    """The live instance a switch launched into `subnet_id` (found by its swr:switch-id tag), if any."""
+    filters = [
+        {"Name": "vpc-id", "Values": [vpc_id]},
+        {"Name": "subnet-id", "Values": [subnet_id]},
+        {"Name": f"tag:{contract.TAG_SWITCH_ID}", "Values": [switch_id]},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+    ]
+    for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
+        for reservation in page["Reservations"]:
+            for instance in reservation["Instances"]:
+                return dict(instance)
+    return None
 
 
 def wait_running(ec2: Any, instance_id: str, *, waiter: Mapping[str, Any]) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from switcher import placement
+
 
 @dataclass(frozen=True)
 class Clients:
@@ -27,6 +29,26 @@ def retry_config(mode: str = "adaptive", max_attempts: int = 10) -> Config:
     return Config(retries=retries)
 
 
+#: botocore emits `needs-retry.<service>.<operation>` after every attempt; the most specific handler is
+#: called first and the first non-None answer wins (False: do not retry).
+RUN_INSTANCES_NEEDS_RETRY = "needs-retry.ec2.RunInstances"
+
+
+def no_retry_on_capacity_error(response: Any = None, **_: Any) -> bool | None:
+    """needs-retry handler of RunInstances: a capacity error is this AZ's final answer, never retried.
+
+    EC2 sends InsufficientInstanceCapacity as a server error (HTTP 5xx), which botocore's standard and
+    adaptive modes retry as transient (`max_attempts` retries, exponential backoff capped at 20 s: up to
+    ~45 s with the Lambda's 10) before the switch may try the next AZ. Any other error (throttling above
+    all) keeps botocore's retries.
+    """
+    if response is None:
+        return None  # a connection error: botocore decides
+    parsed = response[1] if isinstance(response, tuple) and len(response) > 1 else {}
+    code = parsed.get("Error", {}).get("Code") if isinstance(parsed, dict) else None
+    return False if code in placement.CAPACITY_ERROR_CODES else None
+
+
 def make_clients(
     *,
     session: boto3.session.Session | None = None,
@@ -42,8 +64,10 @@ def make_clients(
         factory: Any = session.client
         return factory(service, region_name=region_name, endpoint_url=endpoint_url, config=cfg)
 
+    ec2 = client("ec2")
+    ec2.meta.events.register(RUN_INSTANCES_NEEDS_RETRY, no_retry_on_capacity_error)
     return Clients(
-        ec2=client("ec2"),
+        ec2=ec2,
         elbv2=client("elbv2"),
         cloudwatch=client("cloudwatch"),
         dynamodb=client("dynamodb"),

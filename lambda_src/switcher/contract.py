@@ -7,6 +7,7 @@ import it. Users' existing deployments depend on these values: change them only 
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 # --- Tags -----------------------------------------------------------------------------------------
@@ -24,6 +25,19 @@ TAG_SWITCH_ID: Final = "swr:switch-id"
 
 #: Tag keys AWS reserves; never copied from a source instance to its replacement.
 RESERVED_TAG_PREFIX: Final = "aws:"
+
+#: A node id as written in the node tag, alarm names and the custom resource: canonical ASCII decimal
+#: ("0" or no leading zero), at most 18 digits. `str.isdigit`/`int` also accept "01", "\u0661" (Arabic-Indic
+#: one) and "\u00b2" (superscript two; `int` even raises on it): such a value names no node.
+_NODE_ID_RE: Final = re.compile(r"0|[1-9][0-9]{0,17}")
+
+
+def parse_node_id(raw: object) -> int | None:
+    """The node id written as `raw`, or None if `raw` is not a canonical ASCII decimal string."""
+    if isinstance(raw, str) and _NODE_ID_RE.fullmatch(raw):
+        return int(raw)
+    return None
+
 
 # --- Alarms ---------------------------------------------------------------------------------------
 ALARM_PREFIX_TEMPLATE: Final = "swr-{vpc}-"

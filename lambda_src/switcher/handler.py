@@ -10,12 +10,13 @@ import json
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
 from switcher import provision
 from switcher.clients import Clients, make_clients, retry_config
-from switcher.observability import logger, metrics
+from switcher.observability import logger, metrics, quiet_when_no_metrics
 from switcher.settings import Settings
 from switcher.switch import run_event
 
@@ -33,10 +34,11 @@ def _get_clients(settings: Settings) -> Clients:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@quiet_when_no_metrics
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """Dispatch: a CloudFormation request if the event has `RequestType`, else an EventBridge event."""
-    if "RequestType" in event:
+    if isinstance(event, Mapping) and "RequestType" in event:
         return handle_custom_resource(event, context)
     settings = Settings.from_env()
     result = run_event(
@@ -48,8 +50,21 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return asdict(result)
 
 
-def handle_custom_resource(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Provision/update/delete a node and send CloudFormation the response, whatever happens."""
+def handle_custom_resource(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """Provision/update/delete a node and send CloudFormation the response, whatever happens.
+
+    Without a usable ResponseURL nobody can hear the answer: such a request is skipped before any AWS call
+    (a Delete must not terminate anything it cannot report on). The rest of the request is validated by
+    `provision.handle`, again before any AWS call.
+    """
+    try:
+        url = response_url(event.get("ResponseURL"))
+    except ValueError as err:
+        logger.error(
+            "custom resource request skipped: no usable ResponseURL",
+            extra={"request_type": event.get("RequestType"), "error": str(err)},
+        )
+        return {"Status": "SKIPPED", "Reason": str(err)[:_MAX_REASON]}
     fallback_id = event.get("PhysicalResourceId") or f"swr-node-failed-{event.get('RequestId', 'unknown')}"
     response: dict[str, Any] = {
         "StackId": event.get("StackId"),
@@ -68,16 +83,28 @@ def handle_custom_resource(event: dict[str, Any], context: Any) -> dict[str, Any
     except Exception as err:  # noqa: BLE001 - whatever failed, CloudFormation must get an answer
         logger.exception("custom resource request failed", extra={"request_type": event.get("RequestType")})
         response.update(Status="FAILED", Reason=f"{type(err).__name__}: {err}"[:_MAX_REASON])
-    send_response(str(event["ResponseURL"]), response)
+    send_response(url, response)
     return response
 
 
+def response_url(raw: Any) -> str:
+    """The request's ResponseURL if CloudFormation could have sent it (https; plain http only to a local test
+    server), else ValueError."""
+    if not isinstance(raw, str):
+        raise ValueError(f"ResponseURL {raw!r}: expected an https URL")
+    try:
+        parsed = urllib.parse.urlparse(raw)
+        local = parsed.hostname in ("127.0.0.1", "localhost")
+    except ValueError as err:
+        raise ValueError(f"ResponseURL {raw!r}: {err}") from None
+    if not parsed.netloc or (parsed.scheme != "https" and not (parsed.scheme == "http" and local)):
+        raise ValueError(f"ResponseURL {raw!r}: expected an https URL")
+    return raw
+
+
 def send_response(url: str, body: dict[str, Any]) -> None:
-    """PUT the response to CloudFormation's pre-signed URL (https; plain http only to a local test server)."""
-    parsed = urllib.parse.urlparse(url)
-    local = parsed.hostname in ("127.0.0.1", "localhost")
-    if parsed.scheme != "https" and not (parsed.scheme == "http" and local):
-        raise ValueError(f"ResponseURL {url!r}: expected an https URL")
+    """PUT the response to CloudFormation's pre-signed URL (checked by `response_url`)."""
+    url = response_url(url)
     data = json.dumps(body).encode()
     request = urllib.request.Request(  # noqa: S310 - scheme checked above
         url, data=data, method="PUT", headers={"Content-Type": "", "Content-Length": str(len(data))}

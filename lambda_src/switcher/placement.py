@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-#: RunInstances error codes meaning "this AZ cannot take the instance now": try the next AZ.
+#: RunInstances error codes meaning "this AZ cannot take the instance now": try the next AZ at once.
+#: Checked against "Error codes for the Amazon EC2 API"
+#: (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html):
+#: - InsufficientInstanceCapacity: a SERVER error (HTTP 5xx): not enough capacity for the request in the AZ.
+#:   botocore's standard/adaptive retry modes retry any 5xx, so `clients` stops them for this code.
+#: - InsufficientFreeAddressesInSubnet: a client error (4xx): the subnet has no free private IPv4 address.
+#: - Unsupported: a client error (4xx): e.g. the AZ has constraints on the instance type.
+#: The other capacity codes of that page concern Elastic IPs, Dedicated Hosts, Reserved Instances, imports
+#: or Spot requests, none of which a replacement launch uses. Capacity lost after the launch was accepted
+#: shows as the state reason `Server.InsufficientInstanceCapacity` ("StateReason", EC2 API Reference).
 CAPACITY_ERROR_CODES = frozenset(
     {"InsufficientInstanceCapacity", "InsufficientFreeAddressesInSubnet", "Unsupported"}
 )

@@ -44,8 +44,14 @@ def physical_id(vpc_name: str, node_id: int) -> str:
     return f"swr-node-{vpc_name}-{node_id}"
 
 
-def parse_properties(props: Mapping[str, Any]) -> NodeProperties:
+#: The request types CloudFormation sends to a custom resource.
+REQUEST_TYPES = ("Create", "Update", "Delete")
+
+
+def parse_properties(props: Any) -> NodeProperties:
     """Validate the custom resource's properties, naming the bad one."""
+    if not isinstance(props, Mapping):
+        raise PropertyError(f"ResourceProperties is a {type(props).__name__}, not an object")
     required = (
         contract.PROP_NODE_ID,
         contract.PROP_VPC_NAME,
@@ -53,32 +59,50 @@ def parse_properties(props: Mapping[str, Any]) -> NodeProperties:
         contract.PROP_LAUNCH_TEMPLATE_VERSION,
         contract.PROP_TARGET_GROUP_ARN,
     )
-    missing = [name for name in required if not str(props.get(name, "")).strip()]
+    missing = [name for name in required if not _text(props.get(name))]
     if missing:
         raise PropertyError(f"missing property(ies): {', '.join(missing)}")
-    raw_id = str(props[contract.PROP_NODE_ID]).strip()
-    if not raw_id.isdigit():
-        raise PropertyError(f"{contract.PROP_NODE_ID}={raw_id!r}: expected a decimal integer")
+    raw_id = props[contract.PROP_NODE_ID]
+    node_id = contract.parse_node_id(_text(raw_id))
+    if node_id is None:
+        raise PropertyError(
+            f"{contract.PROP_NODE_ID}={raw_id!r}: expected a canonical decimal integer (ASCII digits, "
+            "no leading zero)"
+        )
+    monitor = props.get(contract.PROP_MONITOR_PROCESS)
+    monitor_process = "swr-monitor" if monitor is None or monitor == "" else _text(monitor)
     try:
         config = state.NodeConfig(
-            launch_template_id=str(props[contract.PROP_LAUNCH_TEMPLATE_ID]),
-            launch_template_version=str(props[contract.PROP_LAUNCH_TEMPLATE_VERSION]),
-            target_group_arn=str(props[contract.PROP_TARGET_GROUP_ARN]),
-            monitor_process=str(props.get(contract.PROP_MONITOR_PROCESS) or "swr-monitor"),
+            launch_template_id=_text(props[contract.PROP_LAUNCH_TEMPLATE_ID]),
+            launch_template_version=_text(props[contract.PROP_LAUNCH_TEMPLATE_VERSION]),
+            target_group_arn=_text(props[contract.PROP_TARGET_GROUP_ARN]),
+            monitor_process=monitor_process,
         )
     except ValueError as err:
         raise PropertyError(str(err)) from None
-    return NodeProperties(node_id=int(raw_id), vpc_name=str(props[contract.PROP_VPC_NAME]), config=config)
+    return NodeProperties(node_id=node_id, vpc_name=_text(props[contract.PROP_VPC_NAME]), config=config)
+
+
+def _text(value: Any) -> str:
+    """A property as CloudFormation passes it: a string (numbers arrive as strings); '' for anything else."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return ""
+    return str(value).strip()
 
 
 def handle(
     event: Mapping[str, Any], *, clients: Clients, settings: Settings, now: Callable[[], float]
 ) -> tuple[str, dict[str, str]]:
-    """Carry out a Create/Update/Delete request; returns (PhysicalResourceId, Data). Raises on failure."""
-    request = event["RequestType"]
+    """Carry out a Create/Update/Delete request; returns (PhysicalResourceId, Data). Raises on failure.
+
+    The request is validated (type, properties, VPC) before any AWS call.
+    """
+    request = event.get("RequestType")
+    if request not in REQUEST_TYPES:
+        raise PropertyError(f"RequestType={request!r}: expected one of {', '.join(REQUEST_TYPES)}")
     if request == "Delete":
         return delete_node(event, clients=clients, settings=settings, now=now)
-    props = parse_properties(event.get("ResourceProperties", {}))
+    props = parse_properties(event.get("ResourceProperties"))
     if props.vpc_name != settings.vpc_name:
         raise PropertyError(
             f"{contract.PROP_VPC_NAME}={props.vpc_name!r}: this switcher serves VPC {settings.vpc_name!r}"
@@ -88,15 +112,14 @@ def handle(
         return props.physical_id, create_node(
             props, clients=clients, settings=settings, now=now, token_seed=event
         )
-    if request == "Update":
-        old = _old_properties(event)
-        return props.physical_id, update_node(props, old, clients=clients, settings=settings, now=now)
-    raise PropertyError(f"RequestType={request!r}: expected Create, Update or Delete")
+    return props.physical_id, update_node(
+        props, _old_properties(event), clients=clients, settings=settings, now=now
+    )
 
 
 def _old_properties(event: Mapping[str, Any]) -> NodeProperties | None:
     try:
-        return parse_properties(event.get("OldResourceProperties", {}))
+        return parse_properties(event.get("OldResourceProperties"))
     except PropertyError:
         return None
 
@@ -109,8 +132,18 @@ def create_node(
     now: Callable[[], float],
     token_seed: Mapping[str, Any],
 ) -> dict[str, str]:
-    """Record the node's config, then adopt its live tagged instance or launch the first one."""
+    """Adopt the node's live tagged instance (tagging it first) or launch the first one; record the node.
+
+    An adopted instance (e.g. one of the vendor product, which only carries the node id tag) is tagged
+    `swr:vpc` before any other change: swr's IAM policy acts only on instances carrying that tag.
+    """
     ddb, table = clients.dynamodb, settings.table_name
+    live = aws.live_node_instances(clients.ec2, settings.vpc_id, props.node_id)
+    if len(live) > 1:
+        ids = ", ".join(sorted(i["InstanceId"] for i in live))
+        raise PropertyError(f"node {props.node_id}: several live instances carry its tag ({ids}); keep one")
+    if live:
+        aws.tag_for_adoption(clients.ec2, live[0], settings.vpc_name)
     existing = state.get_node(ddb, table, settings.vpc_name, props.node_id)
     if existing is None:
         node = state.save_node(
@@ -124,10 +157,6 @@ def create_node(
             ddb, table, state.with_config(existing, props.config, now()), expected_version=existing.version
         )
 
-    live = aws.live_node_instances(clients.ec2, settings.vpc_id, props.node_id)
-    if len(live) > 1:
-        ids = ", ".join(sorted(i["InstanceId"] for i in live))
-        raise PropertyError(f"node {props.node_id}: several live instances carry its tag ({ids}); keep one")
     if live:
         instance = live[0]
         logger.info(
@@ -254,7 +283,7 @@ def delete_node(
     """Terminate the node's instance(s), delete its alarms, deregister it; mark the record deleted."""
     physical = str(event.get("PhysicalResourceId", ""))
     try:
-        props = parse_properties(event.get("ResourceProperties", {}))
+        props = parse_properties(event.get("ResourceProperties"))
     except PropertyError as err:
         # A Create that failed validation created nothing: its rollback Delete must not fail too.
         logger.info("delete of an invalid node resource: nothing to remove", extra={"error": str(err)})

@@ -117,6 +117,10 @@ class SwitchRecord:
     outcome: str = IN_PROGRESS
     timeline: dict[str, str] = field(default_factory=dict)
     snapshot: dict[str, Any] | None = None
+    #: The node's launch template as the snapshot saw it: a resumed launch repeats its ClientToken, and EC2
+    #: refuses a token reused with other parameters, so a deploy mid-switch must not change them.
+    launch_template_id: str | None = None
+    launch_template_version: str | None = None
     candidates: list[dict[str, str]] = field(default_factory=list)
     replacement_instance_id: str | None = None
     replacement_az: str | None = None

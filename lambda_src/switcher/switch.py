@@ -7,15 +7,15 @@ harness: it takes its clients and settings as arguments, plus an injectable cloc
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from botocore.exceptions import ClientError, WaiterError
 
 from switcher import aws, contract, placement, state
@@ -70,42 +70,74 @@ class Trigger:
     event_time: float | None
 
 
-def parse_event(event: dict[str, Any], vpc_name: str) -> Trigger | str:
-    """The trigger in an EventBridge event, or a reason (str) why it is not one of ours."""
-    ev = EventBridgeEvent(event)
-    detail = ev.detail or {}
-    event_time = _parse_time(ev.get("time"))
-    if ev.source == contract.EC2_EVENT_SOURCE and ev.detail_type == contract.EC2_STATE_CHANGE_DETAIL_TYPE:
-        if detail.get("state") not in contract.EC2_TRIGGER_STATES:
-            return f"EC2 state {detail.get('state')!r} is not a trigger"
-        return Trigger(
-            "ec2-state", f"instance {detail.get('state')}", detail.get("instance-id"), None, event_time
-        )
-    if ev.source == contract.ALARM_EVENT_SOURCE and ev.detail_type == contract.ALARM_STATE_CHANGE_DETAIL_TYPE:
-        name = str(detail.get("alarmName", ""))
-        if detail.get("state", {}).get("value") != contract.ALARM_TRIGGER_STATE:
+#: EC2 instance ids: `i-` and 8 or 17 lowercase hex digits. Anything else is not looked up at all.
+_INSTANCE_ID_RE = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
+
+
+def instance_id_or_none(raw: object) -> str | None:
+    """`raw` if it is a well-formed EC2 instance id, else None."""
+    return raw if isinstance(raw, str) and _INSTANCE_ID_RE.fullmatch(raw) else None
+
+
+def parse_event(event: Any, vpc_name: str) -> Trigger | str:
+    """The trigger in an EventBridge event, or a reason (str) why it is not one of ours.
+
+    Total over any input: a malformed event (missing keys, wrong types, non-canonical node id, malformed
+    instance id) is a reason, never an exception, so a stray or hand-made event is one logged skip.
+    """
+    if not isinstance(event, Mapping):
+        return f"event is a {type(event).__name__}, not an EventBridge event object"
+    source, detail_type, detail = event.get("source"), event.get("detail-type"), event.get("detail")
+    if not isinstance(detail, Mapping):
+        return f"event {source!r}/{detail_type!r} has no detail object"
+    event_time = _parse_time(event.get("time"))
+    if source == contract.EC2_EVENT_SOURCE and detail_type == contract.EC2_STATE_CHANGE_DETAIL_TYPE:
+        state_name = detail.get("state")
+        if not isinstance(state_name, str) or state_name not in contract.EC2_TRIGGER_STATES:
+            return f"EC2 state {state_name!r} is not a trigger"
+        instance_id = instance_id_or_none(detail.get("instance-id"))
+        if instance_id is None:
+            return f"EC2 event: instance-id {detail.get('instance-id')!r} is not an instance id"
+        return Trigger("ec2-state", f"instance {state_name}", instance_id, None, event_time)
+    if source == contract.ALARM_EVENT_SOURCE and detail_type == contract.ALARM_STATE_CHANGE_DETAIL_TYPE:
+        name = detail.get("alarmName")
+        if not isinstance(name, str):
+            return f"alarm event: alarmName {name!r} is not a name"
+        alarm_state = detail.get("state")
+        if not isinstance(alarm_state, Mapping) or alarm_state.get("value") != contract.ALARM_TRIGGER_STATE:
             return f"alarm {name} is not in {contract.ALARM_TRIGGER_STATE}"
         prefix = contract.alarm_prefix(vpc_name)
         if not name.startswith(prefix):
             return f"alarm {name} does not belong to VPC {vpc_name}"
         node_part = name[len(prefix) :].split("-", 1)[0]
-        node_hint = int(node_part) if node_part.isdigit() else None
-        return Trigger("alarm", f"alarm {name}", _alarm_instance_id(detail), node_hint, event_time)
-    return f"event {ev.source}/{ev.detail_type} is not a trigger"
+        node_id = contract.parse_node_id(node_part)
+        if node_id is None or name not in (
+            contract.monitor_alarm_name(vpc_name, node_id),
+            contract.status_alarm_name(vpc_name, node_id),
+        ):
+            return f"alarm {name} is not a node alarm of VPC {vpc_name}"
+        return Trigger("alarm", f"alarm {name}", _alarm_instance_id(detail), node_id, event_time)
+    return f"event {source!r}/{detail_type!r} is not a trigger"
 
 
-def _alarm_instance_id(detail: dict[str, Any]) -> str | None:
-    for metric in detail.get("configuration", {}).get("metrics", []):
-        dims = metric.get("metricStat", {}).get("metric", {}).get("dimensions", {})
-        if dims.get("InstanceId"):
-            return str(dims["InstanceId"])
+def _alarm_instance_id(detail: Mapping[str, Any]) -> str | None:
+    configuration = detail.get("configuration")
+    metrics_ = configuration.get("metrics") if isinstance(configuration, Mapping) else None
+    for metric in metrics_ if isinstance(metrics_, list) else []:
+        stat = metric.get("metricStat") if isinstance(metric, Mapping) else None
+        described = stat.get("metric") if isinstance(stat, Mapping) else None
+        dims = described.get("dimensions") if isinstance(described, Mapping) else None
+        if isinstance(dims, Mapping) and dims.get("InstanceId"):
+            return instance_id_or_none(dims["InstanceId"])
     return None
 
 
 def _parse_time(raw: Any) -> float | None:
+    if not isinstance(raw, str):
+        return None
     try:
-        return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).timestamp()
-    except ValueError:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+    except (ValueError, OverflowError):
         return None
 
 
@@ -146,7 +178,7 @@ class _Run:
 
 
 def run_event(
-    event: dict[str, Any],
+    event: Any,
     *,
     clients: Clients,
     settings: Settings,
@@ -185,9 +217,13 @@ def _resolve_and_switch(run: _Run, trigger: Trigger) -> SwitchResult:
     if instance.get("VpcId") != settings.vpc_id:
         return _skip(f"instance {instance_id} is in VPC {instance.get('VpcId')}, not {settings.vpc_id}")
     raw_id = tags[contract.TAG_NODE_ID]
-    if not raw_id.isdigit():
-        return _skip(f"instance {instance_id}: {contract.TAG_NODE_ID}={raw_id!r} is not a decimal integer")
-    node_id = int(raw_id)
+    parsed_id = contract.parse_node_id(raw_id)
+    if parsed_id is None:
+        return _skip(
+            f"instance {instance_id}: {contract.TAG_NODE_ID}={raw_id!r} is not a canonical decimal node id",
+            instance_id=instance_id,
+        )
+    node_id = parsed_id
     logger.append_keys(node_id=node_id, instance_id=instance_id)
 
     node = state.get_node(ddb, table, settings.vpc_name, node_id)
@@ -279,6 +315,12 @@ def _hold_flapping(run: _Run, node: state.NodeRecord) -> SwitchResult:
 
 
 def _claim(run: _Run, node: state.NodeRecord, instance: dict[str, Any], trigger: Trigger) -> SwitchResult:
+    # Adoption (e.g. an instance of the vendor product): swr's IAM policy lets it fence, stop and terminate
+    # only instances tagged with its VPC, so that tag comes before anything else.
+    if node.current_instance_id is None and aws.tag_for_adoption(
+        run.clients.ec2, instance, run.settings.vpc_name
+    ):
+        logger.info("adopted instance tagged", extra={"instance_id": instance["InstanceId"]})
     now = run.now()
     switch_id = "swr-" + uuid.uuid4().hex[:20]
     sk = f"{state.iso(now)}#{switch_id}"
@@ -422,6 +464,8 @@ def _act(
             source, s.blackhole_sg_id, groups_before_fence=_groups_before_fence(run, switch, source)
         )
         switch.source_az = switch.snapshot["az"]
+        switch.launch_template_id = config.launch_template_id
+        switch.launch_template_version = config.launch_template_version
         switch.candidates = placement.rank_candidates(
             aws.tagged_subnets(c.ec2, s.vpc_id),
             source_az=switch.source_az,
@@ -503,6 +547,11 @@ def _groups_before_fence(run: _Run, switch: state.SwitchRecord, source: dict[str
     return list(earlier[0]["security_group_ids"]) if earlier else None
 
 
+#: EC2's answer to a ClientToken reused with other parameters ("Ensuring idempotency in Amazon EC2 API
+#: requests"; a client error, HTTP 400, in "Error codes for the Amazon EC2 API"). Retrying cannot help.
+IDEMPOTENT_PARAMETER_MISMATCH = "IdempotentParameterMismatch"
+
+
 def _launch(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> None:
     c, config, snapshot = run.clients, node.config, switch.snapshot
     assert config is not None and snapshot is not None
@@ -516,23 +565,36 @@ def _launch(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> No
         az = candidate["az"]
         if az in switch.az_errors:
             continue  # already refused in an earlier attempt of this switch
+        token = placement.client_token(switch.switch_id, az)
         try:
             launched = aws.launch_replacement(
                 c.ec2,
                 snapshot=snapshot,
-                launch_template_id=config.launch_template_id,
-                launch_template_version=config.launch_template_version,
+                # The template as the snapshot recorded it (a switch recorded before the field existed: now).
+                launch_template_id=switch.launch_template_id or config.launch_template_id,
+                launch_template_version=switch.launch_template_version or config.launch_template_version,
                 subnet_id=candidate["subnet_id"],
                 tags=tags,
-                client_token=placement.client_token(switch.switch_id, az),
+                client_token=token,
             )
         except ClientError as err:
             code = aws.error_code(err)
-            if code not in placement.CAPACITY_ERROR_CODES:
+            message = err.response.get("Error", {}).get("Message", "")
+            if code == IDEMPOTENT_PARAMETER_MISMATCH:
+                earlier = _earlier_launch(run, switch, candidate["subnet_id"], token)
+                if earlier is None:
+                    switch.az_errors[az] = (
+                        f"{code}: ClientToken {token} was used before with other launch parameters "
+                        "and no instance of that launch is alive"
+                    )
+                    continue
+                launched = earlier
+            elif code in placement.CAPACITY_ERROR_CODES:
+                switch.az_errors[az] = f"{code}: {message}"
+                logger.warning("AZ refused the replacement", extra={"az": az, "error_code": code})
+                continue
+            else:
                 raise
-            switch.az_errors[az] = f"{code}: {err.response.get('Error', {}).get('Message', '')}"
-            logger.warning("AZ refused the replacement", extra={"az": az, "error_code": code})
-            continue
         switch.replacement_instance_id = launched["InstanceId"]
         switch.replacement_az = az
         switch.replacement_subnet_id = candidate["subnet_id"]
@@ -543,6 +605,24 @@ def _launch(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> No
             f"no subnet tagged {contract.TAG_SUBNET} in another AZ than {switch.source_az}"
         )
     raise CapacityExhausted(switch.switch_id)
+
+
+def _earlier_launch(
+    run: _Run, switch: state.SwitchRecord, subnet_id: str, token: str
+) -> dict[str, Any] | None:
+    """After IdempotentParameterMismatch: the replacement an earlier attempt launched with `token`, if alive.
+
+    The token was accepted before with other parameters (e.g. a switch recorded by an older switcher whose
+    request differed): that launch's instance carries this switch's id, so it is this switch's replacement.
+    """
+    earlier = aws.live_switch_replacement(
+        run.clients.ec2, vpc_id=run.settings.vpc_id, switch_id=switch.switch_id, subnet_id=subnet_id
+    )
+    logger.warning(
+        "ClientToken reused with other parameters",
+        extra={"client_token": token, "earlier_instance_id": (earlier or {}).get("InstanceId")},
+    )
+    return earlier
 
 
 def _close(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> SwitchResult:

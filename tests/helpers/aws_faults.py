@@ -16,6 +16,21 @@
   the block `shutting-down` for that many DescribeInstances calls.
 - moto has no Lambda `GetAccountSettings`: `lambda_account_settings(quota)` answers it on a moto server
   from moto's own functions and their reserved concurrency.
+- Injected EC2 errors carry the HTTP status EC2 sends with that code ("Error codes for the Amazon EC2 API",
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html: client errors come with a
+  4xx status, server errors with a 5xx one; InsufficientInstanceCapacity and RequestLimitExceeded are server
+  errors). The status decides whether botocore's retry modes retry the call, so it matters: see
+  `EC2_ERROR_STATUS`. `Fault.injected` counts the attempts that reached "EC2".
+- A reused ClientToken with other parameters gets `IdempotentParameterMismatch` (400), as EC2 answers it
+  ("Ensuring idempotency in Amazon EC2 API requests"); moto would launch again.
+- RunInstances from a launch template gives the instance the template's IAM instance profile when the
+  request names none (moto drops it; EC2 applies every template field the request does not override), and
+  tags the primary network interface with the request's `network-interface` TagSpecification (moto tags
+  only instances and volumes).
+- `enforce_swr_policy(vpc, node_profile_arn)` emulates the tag-scoped IAM policy of the switcher (moto does
+  not evaluate IAM): stop, terminate and modify-attribute only on instances tagged `swr:vpc=<vpc>`,
+  iam:PassRole only for the node's own instance profile, CreateTags on an existing instance only of the
+  `swr:vpc` key. A denied call gets `UnauthorizedOperation` (403), as EC2 answers it.
 - `record_calls(*clients)` records every API call (its API parameters, from botocore's
   `before-parameter-build` event; `before-call` only sees the serialized request), to assert
   that a skip touched nothing (`mutating()`).
@@ -37,9 +52,35 @@ from botocore.retries import standard
 from moto.core.responses import BaseResponse
 from moto.ec2.models import EC2Backend
 from moto.ec2.models.instances import StateReason
+from switcher.contract import TAG_VPC
 
 #: Read-only API prefixes: anything else counts as a mutation.
 READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Query", "Scan", "BatchGet")
+
+#: HTTP status EC2 sends with an error code ("Error codes for the Amazon EC2 API": server error codes come
+#: with a 5xx status, client error codes with a 4xx one). Codes not listed here are client errors (400).
+EC2_ERROR_STATUS = {
+    # Server errors.
+    "InsufficientInstanceCapacity": 500,
+    "InsufficientAddressCapacity": 500,
+    "InsufficientHostCapacity": 500,
+    "InsufficientReservedInstanceCapacity": 500,
+    "InternalError": 500,
+    "InternalFailure": 500,
+    "RequestLimitExceeded": 503,
+    "ServiceUnavailable": 503,
+    "Unavailable": 503,
+    # Client errors named by the tests.
+    "UnauthorizedOperation": 403,
+    "IdempotentParameterMismatch": 400,
+    "InsufficientFreeAddressesInSubnet": 400,
+    "Unsupported": 400,
+}
+
+
+def status_of(service: str, code: str) -> int:
+    """The HTTP status AWS sends with `code` (EC2's table above; 400 for any other service's code)."""
+    return EC2_ERROR_STATUS.get(code, 400) if service == "ec2" else 400
 
 
 @dataclass
@@ -65,6 +106,8 @@ class FaultInjector:
     tokens: dict[tuple[str, str], str] = field(default_factory=dict)
     #: How many RunInstances reached moto with a ClientToken that had already launched an instance.
     token_replays: int = 0
+    #: (region, ClientToken) -> the parameters of the first RunInstances with that token.
+    token_params: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     #: Subnets whose launches die while pending, and the instances doomed so far (not yet terminated).
     dying_subnets: set[str] = field(default_factory=set)
     doomed: list[Any] = field(default_factory=list)
@@ -108,12 +151,43 @@ class FaultInjector:
         *,
         times: int = 1,
         when: Callable[[BaseResponse], bool] | None = None,
-        status: int = 400,
+        status: int | None = None,
     ) -> Fault:
-        """Register a fault; `times` may be large for 'always'."""
-        fault = Fault(service, action, code, times, when, status)
+        """Register a fault; `times` may be large for 'always'. `status` defaults to the one AWS sends."""
+        fault = Fault(
+            service, action, code, times, when, status_of(service, code) if status is None else status
+        )
         self.faults.append(fault)
         return fault
+
+    def enforce_swr_policy(self, vpc_name: str, node_profile_arn: str) -> list[Fault]:
+        """Deny, as the switcher's tag-scoped IAM policy does, what moto would allow (see module doc)."""
+
+        def untagged(r: BaseResponse) -> bool:
+            ids = r._get_param("InstanceIds", []) or [r._get_param("InstanceId")]
+            return any(_instance_tags(r, i).get(TAG_VPC) != vpc_name for i in ids)
+
+        def foreign_profile(r: BaseResponse) -> bool:
+            arn = r._get_param("IamInstanceProfile.Arn")
+            return arn is not None and arn != node_profile_arn
+
+        def beyond_vpc_tag(r: BaseResponse) -> bool:
+            keys = {t["Key"] for t in r._get_param("Tags", [])}
+            on_instances = any(str(i).startswith("i-") for i in r._get_param("Resources", []))
+            return on_instances and keys != {TAG_VPC}
+
+        always = 10**6
+        denied = [
+            self.fail("ec2", action, "UnauthorizedOperation", times=always, when=untagged)
+            for action in ("StopInstances", "TerminateInstances", "ModifyInstanceAttribute")
+        ]
+        denied.append(
+            self.fail("ec2", "RunInstances", "UnauthorizedOperation", times=always, when=foreign_profile)
+        )
+        denied.append(
+            self.fail("ec2", "CreateTags", "UnauthorizedOperation", times=always, when=beyond_vpc_tag)
+        )
+        return denied
 
     def fail_in_subnets(self, subnet_ids: set[str], code: str = "InsufficientInstanceCapacity") -> Fault:
         """RunInstances into any of these subnets fails with a capacity error (always)."""
@@ -141,6 +215,12 @@ class FaultInjector:
                 fault.injected += 1
                 return fault
         return None
+
+
+def _instance_tags(response: BaseResponse, instance_id: str) -> dict[str, str]:
+    backend: Any = getattr(response, "ec2_backend")  # noqa: B009 - EC2 responses only
+    tags = backend.describe_tags(filters={"resource-id": [instance_id]})
+    return {t["key"]: t["value"] for t in tags}
 
 
 def _service_of(response: BaseResponse) -> str:
@@ -187,6 +267,10 @@ def aws_faults() -> Iterator[FaultInjector]:
             fault = injector._match(service, self._get_action(), self)
         if fault is not None:
             return _error_response(service, fault)
+        if service == "ec2" and self._get_action() == "RunInstances":
+            mismatch = _token_mismatch(injector, self)
+            if mismatch is not None:
+                return _error_response(service, mismatch)
         if service == "ec2" and self._get_action() == "DescribeInstances":
             with injector.lock:
                 injector._kill_doomed()
@@ -211,6 +295,8 @@ def aws_faults() -> Iterator[FaultInjector]:
                 instance = backend.get_instance(injector.tokens[key])
                 return _reservation_of(backend, instance)
             reservation = original_run_instances(backend, *args, **kwargs)
+            _apply_launch_template_profile(backend, reservation, kwargs)
+            _tag_network_interfaces(backend, reservation, kwargs.get("tags", {}))
             if token:
                 injector.tokens[key] = reservation.instances[0].id
             if kwargs.get("subnet_id") in injector.dying_subnets:
@@ -222,6 +308,46 @@ def aws_faults() -> Iterator[FaultInjector]:
         mock.patch.object(EC2Backend, "run_instances", run_instances),
     ):
         yield injector
+
+
+def _token_mismatch(injector: FaultInjector, response: BaseResponse) -> Fault | None:
+    """IdempotentParameterMismatch if this RunInstances reuses a ClientToken with other parameters."""
+    token = response._get_param("ClientToken")
+    if not token:
+        return None
+    querystring: dict[str, Any] = getattr(response, "querystring", {})
+    params = {k: v for k, v in querystring.items() if k not in ("Action", "Version")}
+    key = (response.region, token)
+    with injector.lock:
+        first = injector.token_params.setdefault(key, params)
+    if first == params:
+        return None
+    return Fault("ec2", "RunInstances", "IdempotentParameterMismatch", 1, status=400, injected=1)
+
+
+def _apply_launch_template_profile(backend: Any, reservation: Any, kwargs: dict[str, Any]) -> None:
+    if not kwargs.get("launch_template"):
+        return
+    if kwargs.get("iam_instance_profile_arn") or kwargs.get("iam_instance_profile_name"):
+        return  # the request overrides the template
+    profile = backend._get_template_from_args(kwargs["launch_template"]).data.get("IamInstanceProfile") or {}
+    for instance in reservation.instances:
+        if profile.get("Arn"):
+            backend.associate_iam_instance_profile(
+                instance_id=instance.id, iam_instance_profile_arn=profile["Arn"]
+            )
+        elif profile.get("Name"):
+            backend.associate_iam_instance_profile(
+                instance_id=instance.id, iam_instance_profile_name=profile["Name"]
+            )
+
+
+def _tag_network_interfaces(backend: Any, reservation: Any, tags: dict[str, dict[str, str]]) -> None:
+    eni_tags = tags.get("network-interface") or {}
+    for instance in reservation.instances:
+        for nic in instance.nics.values():
+            if eni_tags:
+                backend.create_tags([nic.id], dict(eni_tags))
 
 
 def _reservation_of(backend: Any, instance: Any) -> Any:

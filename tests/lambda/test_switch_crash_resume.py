@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from switcher import contract, state
+from switcher import contract, provision, state
 from switcher.phases import CLAIMED, Phase
 
+from tests.helpers.aws_faults import FaultInjector
 from tests.helpers.world import World, build_world
 
 
@@ -105,3 +106,87 @@ def test_killed_invocation_keeps_its_lease_until_it_expires_then_a_later_event_t
     replacement = _assert_exactly_one_clean_switch(world, source)
     assert resumed.replacement_instance_id == replacement
     assert world.switches(1)[0].attempts == 2
+
+
+def _update_launch_template_version(world: World) -> str:
+    """A deploy: a new launch template version, pushed to the node's config by the custom resource."""
+    version = str(
+        world.clients.ec2.create_launch_template_version(
+            LaunchTemplateId=world.launch_template_id, LaunchTemplateData={"InstanceType": "t3.medium"}
+        )["LaunchTemplateVersion"]["VersionNumber"]
+    )
+    request = world.cfn_request("Update", 1)
+    request["OldResourceProperties"] = dict(request["ResourceProperties"])
+    request["ResourceProperties"][contract.PROP_LAUNCH_TEMPLATE_VERSION] = version
+    provision.handle(request, clients=world.clients, settings=world.settings, now=world.now)
+    assert world.node(1).config.launch_template_version == version  # type: ignore[union-attr]
+    return version
+
+
+def _crash_right_after_the_launch(world: World) -> tuple[str, dict]:
+    source = world.provision(1)
+    world.clients.ec2.stop_instances(InstanceIds=[source])
+    event = world.event("ec2_state_stopping", source)
+    with pytest.raises(Crash):
+        world.run(event, hook=_crash_at((Phase.LAUNCH.value, "acted")))
+    return source, event
+
+
+def test_a_deploy_between_a_crashed_launch_and_its_resume_launches_with_the_recorded_template_version(
+    world: World,
+) -> None:
+    source, event = _crash_right_after_the_launch(world)
+    _update_launch_template_version(world)
+
+    result = world.run(event)
+
+    assert result.outcome == "SUCCEEDED"
+    launches = world.calls.named("RunInstances")[1:]  # the first is the provisioning
+    assert len(launches) == 2
+    assert launches[0].params == launches[1].params  # same ClientToken, same request: same instance
+    assert launches[1].params["LaunchTemplate"]["Version"] == "1"
+    (switch,) = world.switches(1)
+    assert (switch.launch_template_id, switch.launch_template_version) == (world.launch_template_id, "1")
+    _assert_exactly_one_clean_switch(world, source)
+
+
+def _forget_recorded_template(world: World) -> None:
+    """Make the switch look recorded by a switcher that did not yet record the launch template."""
+    (switch,) = world.switches(1)
+    switch.launch_template_id = switch.launch_template_version = None
+    world.clients.dynamodb.put_item(TableName=world.settings.table_name, Item=state.switch_to_item(switch))
+
+
+def test_a_token_reused_with_other_parameters_takes_the_replacement_that_token_launched(
+    world: World, faults: FaultInjector
+) -> None:
+    source, event = _crash_right_after_the_launch(world)
+    (launched,) = [i["InstanceId"] for i in world.node_instances(1) if i["InstanceId"] != source]
+    _forget_recorded_template(world)
+    _update_launch_template_version(world)
+
+    result = world.run(event)
+
+    # EC2 refused the token with the new version (IdempotentParameterMismatch, a client error): no retry,
+    # the instance the token launched is this switch's replacement.
+    assert result.outcome == "SUCCEEDED" and result.replacement_instance_id == launched
+    assert len(world.calls.named("RunInstances")) == 3  # provisioning, first launch, refused repeat
+    assert _assert_exactly_one_clean_switch(world, source) == launched
+
+
+def test_a_token_reused_with_other_parameters_whose_instance_is_gone_moves_to_the_next_az(
+    world: World, faults: FaultInjector
+) -> None:
+    source, event = _crash_right_after_the_launch(world)
+    (launched,) = [i["InstanceId"] for i in world.node_instances(1) if i["InstanceId"] != source]
+    refused_az = world.instance(launched)["Placement"]["AvailabilityZone"]
+    world.clients.ec2.terminate_instances(InstanceIds=[launched])  # e.g. capacity lost while pending
+    _forget_recorded_template(world)
+    _update_launch_template_version(world)
+
+    result = world.run(event)
+
+    assert result.outcome == "SUCCEEDED" and result.replacement_az not in (None, refused_az)
+    (switch,) = world.switches(1)
+    assert switch.az_errors[refused_az].startswith("IdempotentParameterMismatch")
+    assert [i["InstanceId"] for i in world.node_instances(1)] == [result.replacement_instance_id]

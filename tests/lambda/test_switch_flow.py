@@ -19,11 +19,7 @@ USER_TAGS = {"Name": "billing-app", "CostCenter": "4711"}
 
 
 def _switch(world: World, event_name: str, *, stop_first: bool = True) -> tuple[str, str]:
-    source = world.provision(1, user_tags=USER_TAGS)
-    # moto does not apply a launch template's instance profile: give the source one, as AWS would have.
-    world.clients.ec2.associate_iam_instance_profile(
-        IamInstanceProfile={"Arn": world.profile_arn}, InstanceId=source
-    )
+    source = world.provision(1, user_tags=USER_TAGS)  # its profile comes from the launch template
     if stop_first:  # what the FaultScript does
         world.clients.ec2.stop_instances(InstanceIds=[source])
     world.calls.clear()

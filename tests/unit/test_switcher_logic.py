@@ -243,10 +243,10 @@ def test_settings_errors_name_the_bad_variable(var: str, value: str, message: st
 
 
 def test_parse_ec2_state_change_and_alarm_events() -> None:
-    ec2 = parse_event(load_event("ec2_state_stopping", instance_id="i-1"), "prod")
-    assert isinstance(ec2, Trigger) and (ec2.kind, ec2.instance_id) == ("ec2-state", "i-1")
-    alarm = parse_event(load_event("alarm_status_alarm", instance_id="i-2", node_id=12), "prod")
-    assert isinstance(alarm, Trigger) and (alarm.instance_id, alarm.node_id_hint) == ("i-2", 12)
+    ec2 = parse_event(load_event("ec2_state_stopping", instance_id="i-0000000000000000a"), "prod")
+    assert isinstance(ec2, Trigger) and (ec2.kind, ec2.instance_id) == ("ec2-state", "i-0000000000000000a")
+    alarm = parse_event(load_event("alarm_status_alarm", instance_id="i-0000000b", node_id=12), "prod")
+    assert isinstance(alarm, Trigger) and (alarm.instance_id, alarm.node_id_hint) == ("i-0000000b", 12)
     assert "not a trigger" in str(
         parse_event(load_event("ec2_state_stopping") | {"source": "aws.s3"}, "prod")
     )
