@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import pytest
 from switcher import contract
 
 from tests.helpers.iam_policy import Decision, Request, Statement, evaluate
@@ -34,6 +35,9 @@ from tests.helpers.iam_templates import ACCOUNT, Deployment
 from tests.helpers.world import REGION, World, _session, build_world
 
 SWITCHER_HANDLER = "switcher.handler.lambda_handler"
+#: Where the IAM coverage test leaves the operations it covered, for the end of the pytest output (one
+#: module defines it: conftest and test modules may be imported under two names).
+COVERAGE_KEY = pytest.StashKey[list[str]]()
 #: The VPC and node of the synthesized config that the world stands for.
 VPC_NAME = "prod"
 NODE_ID = "1"
@@ -216,7 +220,7 @@ class IamWorld:
             Authorization(f"elasticfilesystem:{a}", "file-system", arn, context)
             for a in ("ClientMount", "ClientWrite")
         ]
-        self.add(self.node_arn, "elasticfilesystem", "mount", auths)
+        self.add(self.node_arn, "elasticfilesystem", "MountWithIam", auths)
 
     def record_lambda_runtime(self) -> None:
         """What Lambda itself does with the switcher's role (AWS Lambda Developer Guide, "Lambda execution

@@ -17,6 +17,7 @@ from moto import mock_aws  # noqa: E402
 
 from tests.helpers.aws_faults import FaultInjector, aws_faults  # noqa: E402
 from tests.helpers.iam_templates import synthesize  # noqa: E402
+from tests.helpers.iam_world import COVERAGE_KEY  # noqa: E402
 from tests.helpers.world import AZS, FAKE_CREDENTIALS, IMAGE_ID, REGION  # noqa: E402
 
 #: The config the IAM world stands for: the test world's region, AZs and image; node 1 with a key pair
@@ -73,10 +74,6 @@ def moto_iam() -> Iterator[FaultInjector]:
             patch.setenv(var, value)
         with mock_aws(), aws_faults() as injector:
             yield injector
-
-
-#: Where the coverage test leaves the list of covered operations for the terminal summary.
-COVERAGE_KEY = pytest.StashKey[list[str]]()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

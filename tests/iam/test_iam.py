@@ -20,8 +20,7 @@ from tests.helpers.aws_faults import FaultInjector
 from tests.helpers.iam_policy import Decision
 from tests.helpers.iam_requests import _key_allowed, sar_action
 from tests.helpers.iam_templates import Deployment
-from tests.helpers.iam_world import IamWorld, build_iam_world
-from tests.iam.conftest import COVERAGE_KEY
+from tests.helpers.iam_world import COVERAGE_KEY, IamWorld, build_iam_world
 from tests.iam.scenarios import SCENARIOS
 
 SWITCHER_SOURCE = Path(__file__).resolve().parents[2] / "lambda_src" / "switcher"
