@@ -186,6 +186,24 @@ class ProtectedNode(Construct):
             )
         )
         monitor_logs.log_group.grant_write(role)
+        # The agent looks its log streams up before writing to them. DescribeLogStreams is authorized on the
+        # log group (Service Authorization Reference, CloudWatch Logs: resource type log-group); the group's
+        # Arn attribute ends in ":*", so the bare group ARN is granted too.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="AgentLogStreams",
+                actions=["logs:DescribeLogStreams"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=monitor_logs.log_group.log_group_name,
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    ),
+                    monitor_logs.log_group.log_group_arn,
+                ],
+            )
+        )
         # The FaultScript stops its own instance through the API (a stop request can never terminate).
         # Scoped by tag to this node's instances: a node cannot stop another node.
         any_instance = Stack.of(self).format_arn(

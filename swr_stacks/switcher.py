@@ -33,8 +33,6 @@ LEASE_SECONDS = 900 + 30
 DESCRIBE_ACTIONS = (
     "ec2:DescribeInstances",
     "ec2:DescribeSubnets",
-    "ec2:DescribeLaunchTemplateVersions",
-    "ec2:DescribeInstanceTypeOfferings",
     "elasticloadbalancing:DescribeTargetHealth",
 )
 
@@ -163,20 +161,15 @@ class Switcher(Construct):
         own_tag = {f"ec2:ResourceTag/{contract.TAG_VPC}": self._vpc_name}
         vpc_arn = self._ec2_arn(stack, "vpc", vpc_id)
         created = [self._ec2_arn(stack, r) for r in ("instance", "volume", "network-interface")]
+        # Everything a launch creates carries swr:vpc: the instance, its volume(s) and its primary network
+        # interface are each evaluated with their own tag specification ("Actions, resources, and condition
+        # keys for Amazon EC2": RunInstances lists aws:RequestTag for all three).
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="RunTaggedInstances",
                 actions=["ec2:RunInstances"],
-                resources=created[:2],
+                resources=created,
                 conditions={"StringEquals": vpc_tag},
-            )
-        )
-        # The primary interface is created by the launch itself; whether a request tags it is up to
-        # the caller, so it is not a condition here. The launch stays bounded by the statements on
-        # the subnet, security group, launch template and image below.
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="RunCreatesInterface", actions=["ec2:RunInstances"], resources=created[2:]
             )
         )
         self.role.add_to_policy(
@@ -214,6 +207,22 @@ class Switcher(Construct):
                 conditions={"StringEquals": {"ec2:CreateAction": "RunInstances"}},
             )
         )
+        # Adoption of an instance launched before swr: it only gets this VPC's swr:vpc tag, and only if it
+        # carries a node id and no other VPC's swr:vpc. IAM cannot check an instance's VPC (the instance
+        # resource type has no ec2:Vpc key); the switcher checks it before tagging.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TagAdoptedInstances",
+                actions=["ec2:CreateTags"],
+                resources=created[:1],
+                conditions={
+                    "StringEquals": vpc_tag,
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [contract.TAG_VPC]},
+                    "Null": {f"ec2:ResourceTag/{contract.TAG_NODE_ID}": "false"},
+                    "StringEqualsIfExists": own_tag,
+                },
+            )
+        )
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="FenceAndTerminateOwnInstances",
@@ -227,13 +236,21 @@ class Switcher(Construct):
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="OwnAlarms",
-                actions=[
-                    "cloudwatch:PutMetricAlarm",
-                    "cloudwatch:DeleteAlarms",
-                    "cloudwatch:DescribeAlarms",
-                    "cloudwatch:SetAlarmState",
-                ],
+                actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:SetAlarmState"],
                 resources=[self._alarm_arn(stack)],
+            )
+        )
+        # PutMetricAlarm with Tags also needs cloudwatch:TagResource (Amazon CloudWatch API Reference,
+        # PutMetricAlarm, parameter Tags); the alarms carry exactly the swr:vpc tag.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TagOwnAlarms",
+                actions=["cloudwatch:TagResource"],
+                resources=[self._alarm_arn(stack)],
+                conditions={
+                    "StringEquals": {f"aws:RequestTag/{contract.TAG_VPC}": self._vpc_name},
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [contract.TAG_VPC]},
+                },
             )
         )
 
@@ -253,9 +270,10 @@ class Switcher(Construct):
         acknowledge_wildcard_resources(
             policy,
             [self._ec2_arn(stack, r) for r in ("instance", "volume", "network-interface")],
-            "Instance ids are not known in advance: RunInstances requires the swr:vpc request tag, "
-            "CreateTags only on launch, Stop/Terminate/Modify only where ec2:ResourceTag/swr:vpc is this "
-            "VPC.",
+            "Instance ids are not known in advance: RunInstances requires the swr:vpc request tag on the "
+            "instance, volume and interface; CreateTags only on launch, or only swr:vpc on an untagged "
+            "instance carrying a node id (adoption); Stop/Terminate/Modify only where "
+            "ec2:ResourceTag/swr:vpc is this VPC.",
         )
         acknowledge_wildcard_resources(
             policy,
@@ -278,6 +296,9 @@ class Switcher(Construct):
             [self._alarm_arn(stack)],
             "The switcher creates and moves the node alarms; only names with this VPC's prefix swr-<vpc>-.",
         )
+
+    def _any_target_group(self, stack: Stack) -> str:
+        return stack.format_arn(service="elasticloadbalancing", resource="targetgroup", resource_name="*/*")
 
     def _alarm_arn(self, stack: Stack) -> str:
         return stack.format_arn(
@@ -308,9 +329,26 @@ class Switcher(Construct):
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="MoveTraffic",
-                actions=["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"],
+                actions=["elasticloadbalancing:RegisterTargets"],
                 resources=list(target_group_arns),
             )
+        )
+        # Deregistering is allowed on any target group of this VPC: a stack update that replaces a node's
+        # target group updates this policy BEFORE the node's custom resource, which then empties the old
+        # group (no longer in the list above).
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DeregisterFromOwnTargetGroups",
+                actions=["elasticloadbalancing:DeregisterTargets"],
+                resources=[self._any_target_group(stack)],
+                conditions={"StringEquals": {f"aws:ResourceTag/{contract.TAG_VPC}": self._vpc_name}},
+            )
+        )
+        acknowledge_wildcard_resources(
+            self.role.node.find_child("DefaultPolicy"),
+            [self._any_target_group(stack)],
+            "Only DeregisterTargets, only on target groups tagged swr:vpc = this VPC (a node's current "
+            "group, or its old group after a stack update replaced it).",
         )
         launch_resources = [
             # Public and private AMIs have no account in their ARN.

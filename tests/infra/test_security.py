@@ -332,7 +332,11 @@ def test_switcher_iam_conditions(multi_app):
         statements = _switcher_statements(template)
         run = _statement(statements, "RunTaggedInstances")
         assert run["Condition"] == {"StringEquals": {f"aws:RequestTag/{contract.TAG_VPC}": vpc.name}}
-        assert [r["Fn::Join"][1][-1] for r in run["Resource"]] == [":instance/*", ":volume/*"]
+        assert [r["Fn::Join"][1][-1] for r in run["Resource"]] == [
+            ":instance/*",
+            ":volume/*",
+            ":network-interface/*",
+        ]
         subnet = _statement(statements, "RunInTaggedSubnets")
         assert subnet["Condition"]["StringLike"] == {f"ec2:ResourceTag/{contract.TAG_SUBNET}": "*"}
         assert "ec2:Vpc" in subnet["Condition"]["StringEquals"]
@@ -409,6 +413,7 @@ def test_node_role_is_agent_and_efs_client_only(multi_app):
             "elasticfilesystem:ClientRootAccess",
             "elasticfilesystem:ClientWrite",
             "logs:CreateLogStream",
+            "logs:DescribeLogStreams",
             "logs:PutLogEvents",
         ]
         statements = policy["Properties"]["PolicyDocument"]["Statement"]

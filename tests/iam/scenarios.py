@@ -1,0 +1,199 @@
+"""Representative runs of the switcher (and its nodes) whose AWS requests the IAM tests check.
+
+Each scenario gets a fresh world built from the synthesized templates. Only the code under test runs
+inside `iw.switcher()` (or as the node's role): setting up a failure and inspecting the result are
+the harness's calls and are not checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+
+from switcher import contract, provision, state
+
+from tests.helpers.aws_faults import FaultInjector
+from tests.helpers.iam_world import IamWorld
+from tests.helpers.world import IMAGE_ID
+
+Scenario = Callable[[IamWorld, FaultInjector], None]
+
+
+def _provision(iw: IamWorld, node_id: int = 1, *, record: bool = True) -> str:
+    w = iw.world
+    request = w.cfn_request("Create", node_id)
+    with iw.switcher() if record else nullcontext():
+        _, data = provision.handle(request, clients=w.clients, settings=w.settings, now=w.now)
+    return data["InstanceId"]
+
+
+def _provisioned_and_stopped(iw: IamWorld) -> str:
+    source = _provision(iw)
+    iw.world.clients.ec2.stop_instances(InstanceIds=[source])  # the failure (harness)
+    return source
+
+
+def _switch(iw: IamWorld, event: str, instance_id: str, node_id: int = 1) -> str:
+    w = iw.world
+    with iw.switcher():
+        result = w.run(w.event(event, instance_id, node_id))
+    return result.outcome
+
+
+def provisioning_create(iw: IamWorld, faults: FaultInjector) -> None:
+    """Create: the first instance is launched, registered, its alarms created; the node's own calls."""
+    instance = _provision(iw)
+    iw.record_node_agent(instance)
+    iw.record_lambda_runtime()
+
+
+def switch_on_stop(iw: IamWorld, faults: FaultInjector) -> None:
+    """A stopped instance is switched in swr's order (launch first, terminate last)."""
+    source = _provisioned_and_stopped(iw)
+    assert _switch(iw, "ec2_state_stopping", source) == "SUCCEEDED"
+
+
+def switch_on_alarm_running_source(iw: IamWorld, faults: FaultInjector) -> None:
+    """The monitor alarm fires for a running instance: it is fenced (force-stopped) and replaced."""
+    source = _provision(iw)
+    assert _switch(iw, "alarm_monitor_alarm", source) == "SUCCEEDED"
+
+
+def capacity_error_then_next_az(iw: IamWorld, faults: FaultInjector) -> None:
+    """The first candidate AZ refuses the launch; the next one takes it."""
+    source = _provisioned_and_stopped(iw)
+    faults.fail_in_subnets({iw.world.subnets["us-east-1b"]})
+    assert _switch(iw, "ec2_state_stopping", source) == "SUCCEEDED"
+
+
+def no_capacity_anywhere_then_resume(iw: IamWorld, faults: FaultInjector) -> None:
+    """Every AZ refuses: the switch fails, the source stays fenced, a failure notice goes out. The
+    operator resumes the node; the fenced source is switched with the groups its first switch recorded."""
+    w = iw.world
+    source = _provisioned_and_stopped(iw)
+    faults.fail_in_subnets({w.subnets["us-east-1b"], w.subnets["us-east-1c"]})
+    assert _switch(iw, "ec2_state_stopping", source) == "FAILED"
+    faults.faults.clear()
+    state.resume(w.clients.dynamodb, w.settings.table_name, "prod", 1, now=w.now())
+    assert _switch(iw, "ec2_state_stopped", source) == "SUCCEEDED"
+
+
+def lost_replacement(iw: IamWorld, faults: FaultInjector) -> None:
+    """EC2 ends the replacement while pending: it is terminated and the next AZ is tried."""
+    source = _provisioned_and_stopped(iw)
+    faults.die_while_pending({iw.world.subnets["us-east-1b"]})
+    assert _switch(iw, "ec2_state_stopping", source) == "SUCCEEDED"
+
+
+def provisioning_update_and_delete(iw: IamWorld, faults: FaultInjector) -> None:
+    """Update to another target group and monitor process, then Delete."""
+    w = iw.world
+    # Provisioned under the stack's first version (its policy named the first target group).
+    _provision(iw, record=False)
+    new_group = w.clients.elbv2.create_target_group(
+        Name=f"swr-prod-new-{w.launch_template_id[-6:]}",
+        Protocol="TCP",
+        Port=80,
+        VpcId=w.vpc_id,
+        TargetType="ip",
+    )["TargetGroups"][0]["TargetGroupArn"]
+    # CloudFormation replaced the target group: the new one carries the stack's tags, the grants follow it.
+    iw.tag_target_group(new_group)
+    iw.deployment.bind(iw.vpc_stack, iw.node_target_group, Ref=new_group)
+    update = w.cfn_request("Update", 1)
+    update["OldResourceProperties"] = {
+        **update["ResourceProperties"],
+        contract.PROP_TARGET_GROUP_ARN: w.target_group_arn,
+        contract.PROP_MONITOR_PROCESS: "rms",
+    }
+    update["ResourceProperties"][contract.PROP_TARGET_GROUP_ARN] = new_group
+    with iw.switcher():
+        provision.handle(update, clients=w.clients, settings=w.settings, now=w.now)
+    delete = w.cfn_request("Delete", 1)
+    delete["ResourceProperties"][contract.PROP_TARGET_GROUP_ARN] = new_group
+    with iw.switcher():
+        provision.handle(delete, clients=w.clients, settings=w.settings, now=w.now)
+
+
+def _vendor_era_instance(iw: IamWorld, node_id: int) -> str:
+    """An instance launched before swr, carrying only the vendor's node tag (harness)."""
+    w = iw.world
+    return str(
+        w.clients.ec2.run_instances(
+            ImageId=IMAGE_ID,
+            InstanceType="t3.small",
+            MinCount=1,
+            MaxCount=1,
+            SubnetId=w.subnets["us-east-1a"],
+            SecurityGroupIds=[w.app_sg],
+            TagSpecifications=[
+                {"ResourceType": "instance", "Tags": [{"Key": contract.TAG_NODE_ID, "Value": str(node_id)}]}
+            ],
+        )["Instances"][0]["InstanceId"]
+    )
+
+
+def adoption_by_provisioning(iw: IamWorld, faults: FaultInjector) -> None:
+    """Create finds a vendor-era instance of the node and adopts it; it is later switched."""
+    legacy = _vendor_era_instance(iw, 1)
+    assert _provision(iw) == legacy
+    iw.world.clients.ec2.stop_instances(InstanceIds=[legacy])
+    assert _switch(iw, "ec2_state_stopping", legacy) == "SUCCEEDED"
+
+
+def adoption_by_switch(iw: IamWorld, faults: FaultInjector) -> None:
+    """A configured node with no instance on record: its vendor-era instance fails and is switched."""
+    w = iw.world
+    node = state.new_node(
+        "prod", 1, state.NodeConfig(w.launch_template_id, "1", w.target_group_arn, "swr-monitor"), w.now()
+    )
+    state.save_node(w.clients.dynamodb, w.settings.table_name, node, expected_version=None)
+    legacy = _vendor_era_instance(iw, 1)
+    w.clients.ec2.stop_instances(InstanceIds=[legacy])
+    assert _switch(iw, "ec2_state_stopping", legacy) == "SUCCEEDED"
+
+
+def flap_guard_hold(iw: IamWorld, faults: FaultInjector) -> None:
+    """Too many switches in the window: the node is held and a held notice goes out."""
+    w = iw.world
+    current = _provision(iw)
+    for _ in range(w.settings.flap_max_switches):
+        w.clients.ec2.stop_instances(InstanceIds=[current])
+        assert _switch(iw, "ec2_state_stopping", current) == "SUCCEEDED"
+        current = w.node(1).current_instance_id or ""
+        w.advance(60)
+    w.clients.ec2.stop_instances(InstanceIds=[current])
+    assert _switch(iw, "ec2_state_stopping", current) == "HELD"
+
+
+def operator_hold_and_skips(iw: IamWorld, faults: FaultInjector) -> None:
+    """A held node's stop is skipped; so are events about foreign and unknown instances."""
+    w = iw.world
+    source = _provision(iw)
+    state.hold(w.clients.dynamodb, w.settings.table_name, "prod", 1, reason="patching", now=w.now())
+    w.clients.ec2.stop_instances(InstanceIds=[source])
+    assert _switch(iw, "ec2_state_stopped", source) == "SKIPPED"
+    assert _switch(iw, "ec2_state_stopped", "i-0123456789abcdef0") == "SKIPPED"
+
+
+def vendor_order(iw: IamWorld, faults: FaultInjector) -> None:
+    """The vendor's order: terminate the source (and wait) before launching."""
+    source = _provisioned_and_stopped(iw)
+    assert _switch(iw, "ec2_state_stopping", source) == "SUCCEEDED"
+
+
+#: name -> (scenario, switch order of its world)
+SCENARIOS: dict[str, tuple[Scenario, str]] = {
+    "provisioning-create": (provisioning_create, "swr"),
+    "switch-on-stop": (switch_on_stop, "swr"),
+    "switch-on-alarm": (switch_on_alarm_running_source, "swr"),
+    "vendor-order": (vendor_order, "vendor"),
+    "capacity-error-next-az": (capacity_error_then_next_az, "swr"),
+    "no-capacity-then-resume": (no_capacity_anywhere_then_resume, "swr"),
+    "lost-replacement": (lost_replacement, "swr"),
+    "provisioning-update-delete": (provisioning_update_and_delete, "swr"),
+    "adoption-by-provisioning": (adoption_by_provisioning, "swr"),
+    "adoption-by-switch": (adoption_by_switch, "swr"),
+    "flap-guard-hold": (flap_guard_hold, "swr"),
+    "operator-hold-and-skips": (operator_hold_and_skips, "swr"),
+}
