@@ -332,10 +332,10 @@ def test_switcher_iam_conditions(multi_app):
         statements = _switcher_statements(template)
         run = _statement(statements, "RunTaggedInstances")
         assert run["Condition"] == {"StringEquals": {f"aws:RequestTag/{contract.TAG_VPC}": vpc.name}}
-        assert [r["Fn::Join"][1][-1] for r in run["Resource"]] == [
+        assert sorted(r["Fn::Join"][1][-1] for r in run["Resource"]) == [
             ":instance/*",
-            ":volume/*",
             ":network-interface/*",
+            ":volume/*",
         ]
         subnet = _statement(statements, "RunInTaggedSubnets")
         assert subnet["Condition"]["StringLike"] == {f"ec2:ResourceTag/{contract.TAG_SUBNET}": "*"}
