@@ -90,6 +90,15 @@ NOTICE_EVENT_SOURCE: Final = "swr"
 SWITCH_COMPLETED_DETAIL_TYPE: Final = "SWR Switch Completed"
 SWITCH_FAILED_DETAIL_TYPE: Final = "SWR Switch Failed"
 NODE_HELD_DETAIL_TYPE: Final = "SWR Node Held"
+#: One attempt of a switch failed (it is retried by Lambda, or resumed by the reconciler).
+SWITCH_ATTEMPT_FAILED_DETAIL_TYPE: Final = "SWR Switch Attempt Failed"
+#: Drift the reconciler found and repaired (target group, alarms, an orphan of a deleted node).
+DRIFT_REPAIRED_DETAIL_TYPE: Final = "SWR Drift Repaired"
+
+#: The reconciler's invocation: `{"source": RECONCILE_EVENT_SOURCE, "detail-type": RECONCILE_DETAIL_TYPE,
+#: "detail": {}}`, the Input of the VPC's schedule.
+RECONCILE_EVENT_SOURCE: Final = "swr.reconciler"
+RECONCILE_DETAIL_TYPE: Final = "SWR Reconcile"
 
 # --- Powertools metrics (the dashboard reads these) -----------------------------------------------
 METRICS_NAMESPACE: Final = "swr"
@@ -102,6 +111,14 @@ METRIC_SWITCH_FAILED: Final = "SwitchFailed"
 METRIC_SWITCH_DURATION: Final = "SwitchDurationSeconds"
 METRIC_PHASE_DURATION_PREFIX: Final = "PhaseSeconds_"
 METRIC_NODES_HELD: Final = "NodeHeld"
+#: Names of the dimension keys of every switcher metric (emitter, dashboard and alarms use this set).
+METRIC_DIMENSIONS: Final = ("service", "vpc")
+#: Reconciler metrics: one heartbeat per run, and gauges of the VPC's nodes per run.
+METRIC_RECONCILE_HEARTBEAT: Final = "ReconcileHeartbeat"
+METRIC_RECONCILE_NODES_FAILED: Final = "NodesFailed"
+METRIC_RECONCILE_NODES_HELD: Final = "NodesHeld"
+METRIC_RECONCILE_NODES_SWITCHING_OVERDUE: Final = "NodesSwitchingOverdue"
+METRIC_DRIFT_REPAIRED: Final = "DriftRepaired"
 
 # --- Switcher environment (set by the stacks, read and validated by the handler) ------------------
 ENV_TABLE_NAME: Final = "SWR_TABLE_NAME"
@@ -114,6 +131,8 @@ ENV_FLAP_MAX_SWITCHES: Final = "SWR_FLAP_MAX_SWITCHES"
 ENV_FLAP_WINDOW_SECONDS: Final = "SWR_FLAP_WINDOW_SECONDS"
 ENV_LEASE_SECONDS: Final = "SWR_LEASE_SECONDS"
 ENV_HISTORY_TTL_DAYS: Final = "SWR_HISTORY_TTL_DAYS"
+ENV_RECONCILE_INTERVAL_SECONDS: Final = "SWR_RECONCILE_INTERVAL_SECONDS"
+ENV_SWITCH_OVERDUE_SECONDS: Final = "SWR_SWITCH_OVERDUE_SECONDS"
 
 # --- Provisioning custom resource (one per node; ServiceToken = the VPC's switcher function) -------
 NODE_RESOURCE_TYPE: Final = "Custom::SwrNode"
