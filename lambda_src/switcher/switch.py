@@ -176,6 +176,23 @@ class _Run:
         )
 
 
+#: The invocation context of a switch (public name for the reconciler).
+Run = _Run
+
+
+def make_run(
+    *,
+    clients: Clients,
+    settings: Settings,
+    now: Callable[[], float],
+    hook: PhaseHook | None,
+    remaining_ms: Callable[[], int] | None,
+    request_id: str | None,
+) -> _Run:
+    """The context an invocation drives switches with (one lease owner per invocation)."""
+    return _Run(clients, settings, now, hook, remaining_ms, request_id)
+
+
 class _Raced(Exception):
     """A claim or take-over lost its conditional write: read the node again and decide again."""
 
