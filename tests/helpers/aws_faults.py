@@ -47,6 +47,8 @@ class Fault:
     when: Callable[[BaseResponse], bool] | None = None
     status: int = 400
     injected: int = 0
+    #: Extra members of a JSON error body, e.g. DynamoDB's `CancellationReasons`.
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,9 +74,10 @@ class FaultInjector:
         times: int = 1,
         when: Callable[[BaseResponse], bool] | None = None,
         status: int = 400,
+        extra: dict[str, Any] | None = None,
     ) -> Fault:
         """Register a fault; `times` may be large for 'always'."""
-        fault = Fault(service, action, code, times, when, status)
+        fault = Fault(service, action, code, times, when, status, extra=dict(extra or {}))
         self.faults.append(fault)
         return fault
 
@@ -129,7 +132,7 @@ def _error_response(service: str, fault: Fault) -> tuple[int, dict[str, str], st
         )
         return fault.status, {"Content-Type": "text/xml"}, body
     if protocol == "json":
-        body = json.dumps({"__type": fault.code, "message": message})
+        body = json.dumps({"__type": fault.code, "message": message, **fault.extra})
         return fault.status, {"Content-Type": "application/x-amz-json-1.0"}, body
     raise ValueError(f"cannot inject a fault into {service}: protocol {protocol!r} is not supported here")
 

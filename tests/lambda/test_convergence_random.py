@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from moto.core.base_backend import BackendDict
 from switcher import contract, state
 from switcher.clients import make_clients, retry_config
 
@@ -80,6 +81,10 @@ def _every_instance(world: World, observer: Any) -> dict[str, dict[str, Any]]:
 
 
 def run_trial(seed: int, faults: FaultInjector) -> Trial:
+    # A fresh moto per trial: hundreds of worlds in one backend make every describe slower and slower.
+    BackendDict.reset()
+    faults.tokens.clear()
+    faults.dying_subnets.clear()
     rng = random.Random(seed)
     order, mode = rng.choice(("swr", "vendor")), rng.choice(MODES)
     world = build_world(order=order)
@@ -139,7 +144,11 @@ def run_trial(seed: int, faults: FaultInjector) -> Trial:
     runtime.run_until(world.now() + 2 * INTERVAL)  # nothing may change once converged
 
     node = node_now()
-    trial.injected, trial.attempts, trial.dropped = len(runtime.injected), len(runtime.attempts), len(runtime.dropped)
+    trial.injected, trial.attempts, trial.dropped = (
+        len(runtime.injected),
+        len(runtime.attempts),
+        len(runtime.dropped),
+    )
     trial.final_state = node.state
     converged_at = watch["converged"]
     trial.converged_after = None if converged_at is None else converged_at - t0
