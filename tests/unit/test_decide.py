@@ -180,3 +180,28 @@ def test_cancellation_reasons_tell_a_transient_cancel_from_a_failed_condition(
     )
     assert state._transient_cancel(err) is transient
     assert state._conditional_failed(err) is ("ConditionalCheckFailed" in codes)
+
+
+def test_reconciler_settings_come_from_the_environment_with_the_agreed_defaults() -> None:
+    from switcher import contract
+    from switcher.settings import Settings, SettingsError
+
+    env = {
+        contract.ENV_TABLE_NAME: "t",
+        contract.ENV_TOPIC_ARN: "arn:aws:sns:us-east-1:1:t",
+        contract.ENV_BLACKHOLE_SG_ID: "sg-1",
+        contract.ENV_VPC_NAME: "prod",
+        contract.ENV_VPC_ID: "vpc-1",
+    }
+    defaults = Settings.from_env(env)
+    assert (defaults.reconcile_interval_seconds, defaults.switch_overdue_seconds) == (60, 1800)
+    custom = Settings.from_env(
+        {**env, contract.ENV_RECONCILE_INTERVAL_SECONDS: "120", contract.ENV_SWITCH_OVERDUE_SECONDS: "600"}
+    )
+    assert (custom.reconcile_interval_seconds, custom.switch_overdue_seconds) == (120, 600)
+    with pytest.raises(SettingsError, match="SWR_RECONCILE_INTERVAL_SECONDS"):
+        Settings.from_env({**env, contract.ENV_RECONCILE_INTERVAL_SECONDS: "often"})
+    with pytest.raises(SettingsError, match="switch_overdue_seconds=0"):
+        Settings.from_env({**env, contract.ENV_SWITCH_OVERDUE_SECONDS: "0"})
+    assert contract.METRIC_DIMENSIONS == ("service", "vpc")
+    assert contract.RECONCILE_EVENT_SOURCE == "swr.reconciler"
