@@ -807,12 +807,12 @@ def _fail(
     """No AZ could take the node: keep the fenced source (stopped, not terminated), clean the target group
     of dead replacements, notify, then record FAILED (notice before state: a crash repeats the notice)."""
     s = run.settings
+    node = run.record(node, switch)  # lease check (and the AZs' refusals kept): the rest is ours to do
     now = run.now()
     switch.outcome = state.SWITCH_FAILED
     switch.error = "no AZ could launch the replacement: " + "; ".join(
         f"{az}: {why}" for az, why in sorted(switch.az_errors.items())
     )
-    node = run.record(node, switch)  # lease check: the clean-up and the notice are ours to do
     config = node.config
     assert config is not None
     # Replacements that died while pending were registered at launch: their dead IPs must not stay.

@@ -11,7 +11,7 @@ Asserted: the node is never left SWITCHING, down, or FAILED without a notice; it
 (the last lease granted) + one reconcile interval to exactly one running replacement (FAILED with a
 notice when no AZ has capacity), with its target group and alarms on it and no orphan instance.
 
-`SWR_CONVERGENCE_TRIALS=300` runs more trials (default 20); `SWR_CONVERGENCE_REPORT=<file>` appends
+`SWR_CONVERGENCE_TRIALS=300` runs more trials (default 12); `SWR_CONVERGENCE_REPORT=<file>` appends
 one JSON line per trial (for the numbers in docs/switcher.md).
 """
 
@@ -32,7 +32,7 @@ from tests.helpers.aws_faults import FaultInjector
 from tests.helpers.lambda_runtime import INVOCATION_SECONDS, Attempt, LambdaRuntime, PlannedFault
 from tests.helpers.world import AZS, REGION, World, _session, build_world
 
-TRIALS = int(os.environ.get("SWR_CONVERGENCE_TRIALS", "20"))
+TRIALS = int(os.environ.get("SWR_CONVERGENCE_TRIALS", "12"))
 INTERVAL = 60.0
 MODES = ("normal", "first_az_full", "no_capacity", "dies_pending")
 #: Faults land on one of the first calls of the run (a switch makes ~40-60 calls).

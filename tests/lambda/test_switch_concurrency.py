@@ -84,7 +84,7 @@ def test_three_concurrent_deliveries_make_exactly_one_replacement(
     assert len(world.switches(node_id)) == 1
 
 
-RECONCILE_REPETITIONS = 20
+RECONCILE_REPETITIONS = 10
 
 
 @pytest.mark.e2e
