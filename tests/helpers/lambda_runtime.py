@@ -98,7 +98,11 @@ class LambdaRuntime:
     #: Calls that took effect: (service, operation, params).
     effective: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     calls: int = 0
-    injected: list[PlannedFault] = field(default_factory=list)
+    #: Faults injected so far, with the kind of invocation each hit ("event" | "reconcile").
+    injected: list[tuple[PlannedFault, str]] = field(default_factory=list)
+    #: False once the run is over: later calls (the test's own checks) get no fault.
+    injecting: bool = True
+    _current_kind: str = ""
     _queue: list[_Queued] = field(default_factory=list)
     _seq: Any = field(default_factory=itertools.count)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -145,7 +149,9 @@ class LambdaRuntime:
             self._fire(fault, model.name)
 
     def _fire(self, fault: PlannedFault, operation: str) -> None:
-        self.injected.append(fault)
+        if not self.injecting:
+            return
+        self.injected.append((fault, self._current_kind))
         if fault.kind == "kill":
             self._kill = fault
             raise Killed(f"killed at call {fault.call} ({operation}, {fault.when})")
@@ -191,6 +197,7 @@ class LambdaRuntime:
             return max(0, int((started + TIMEOUT_SECONDS - self.clock[0]) * 1000))
 
         self._kill = None
+        self._current_kind = queued.kind
         try:
             if queued.kind == "reconcile":
                 report = reconcile(

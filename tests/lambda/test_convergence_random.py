@@ -48,6 +48,7 @@ class Trial:
     mode: str
     faults: list[dict[str, Any]]
     injected: int = 0
+    injected_in_reconcile: int = 0
     attempts: int = 0
     dropped: int = 0
     final_state: str = ""
@@ -122,7 +123,8 @@ def run_trial(seed: int, faults: FaultInjector) -> Trial:
         if node.state == state.SWITCHING:
             watch["max_lease"] = max(watch["max_lease"] or t0, float(node.lease_until))
         if watch["converged"] is None and converged(node):
-            watch["converged"] = attempt.ended
+            # An attempt's calls all happen as it starts (a killed one only ends later).
+            watch["converged"] = attempt.started + INVOCATION_SECONDS
 
     runtime = LambdaRuntime(
         clients=world.clients,
@@ -142,6 +144,7 @@ def run_trial(seed: int, faults: FaultInjector) -> Trial:
 
     runtime.run_until(horizon, stop=quiet)
     runtime.run_until(world.now() + 2 * INTERVAL)  # nothing may change once converged
+    runtime.injecting = False  # the checks below go through the same clients
 
     node = node_now()
     trial.injected, trial.attempts, trial.dropped = (
@@ -152,8 +155,11 @@ def run_trial(seed: int, faults: FaultInjector) -> Trial:
     trial.final_state = node.state
     converged_at = watch["converged"]
     trial.converged_after = None if converged_at is None else converged_at - t0
-    bound = float(watch["max_lease"] or t0) + INTERVAL + 2 * INVOCATION_SECONDS
+    # Lease + one reconcile interval; a fault that hit a reconcile run costs that run (one interval more).
+    hit_reconcile = sum(kind == "reconcile" for _, kind in runtime.injected)
+    bound = float(watch["max_lease"] or t0) + INTERVAL * (1 + hit_reconcile) + 2 * INVOCATION_SECONDS
     trial.bound_after = bound - t0
+    trial.injected_in_reconcile = hit_reconcile
     context = json.dumps(trial.__dict__, default=str)
 
     assert node.state != state.SWITCHING, f"left SWITCHING: {context}"
