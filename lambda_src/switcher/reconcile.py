@@ -255,6 +255,9 @@ def _node_instances(ec2: Any, vpc_id: str) -> dict[str, dict[str, Any]]:
 
 
 def _node_alarms(cloudwatch: Any, vpc_name: str) -> dict[str, dict[str, Any]]:
+    """The VPC's metric alarms by name. Metric alarms only: CloudWatch API Reference, DescribeAlarms —
+    composite alarms need `cloudwatch:DescribeAlarms` scoped to `*`; the switcher's is scoped to its own
+    alarms' ARNs (`swr-<vpc>-*`)."""
     paginator = cloudwatch.get_paginator("describe_alarms")
     return {
         alarm["AlarmName"]: alarm

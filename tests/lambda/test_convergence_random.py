@@ -8,8 +8,9 @@ previous attempt, then drops it; the reconciler runs every interval. The trial e
 converged and no event is pending, plus two reconcile runs.
 
 Asserted: the node is never left SWITCHING, down, or FAILED without a notice; it converges within
-(the last lease granted) + one reconcile interval to exactly one running replacement (FAILED with a
-notice when no AZ has capacity), with its target group and alarms on it and no orphan instance.
+(the last lease granted) + one reconcile interval (+ one interval per fault that hit a reconcile run
+itself) to exactly one running replacement (FAILED with a notice when no AZ has capacity), with its
+target group and alarms on it and no orphan instance.
 
 `SWR_CONVERGENCE_TRIALS=300` runs more trials (default 12); `SWR_CONVERGENCE_REPORT=<file>` appends
 one JSON line per trial (for the numbers in docs/switcher.md).
