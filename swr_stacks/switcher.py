@@ -34,6 +34,10 @@ DESCRIBE_ACTIONS = (
     "ec2:DescribeInstances",
     "ec2:DescribeSubnets",
     "elasticloadbalancing:DescribeTargetHealth",
+    # The reconciler lists the VPC's alarms by name prefix. AWS documents no resource ARN for a prefix
+    # query (only that composite alarms need the action on "*", CloudWatch API Reference,
+    # DescribeAlarms), so a grant scoped to the swr-<vpc>-* ARNs could deny it: read-only, on "*".
+    "cloudwatch:DescribeAlarms",
 )
 
 
@@ -259,8 +263,9 @@ class Switcher(Construct):
         acknowledge(
             policy,
             "AwsSolutions-IAM5[Resource::*]",
-            "Only actions without resource-level permissions: ec2 Describe*, elasticloadbalancing "
-            "DescribeTargetHealth, and X-Ray PutTraceSegments/PutTelemetryRecords (tracing).",
+            "Only read actions that cannot be scoped to a resource: ec2 Describe*, elasticloadbalancing "
+            "DescribeTargetHealth, cloudwatch DescribeAlarms by name prefix (the reconciler), and X-Ray "
+            "PutTraceSegments/PutTelemetryRecords (tracing).",
         )
         acknowledge(
             policy,

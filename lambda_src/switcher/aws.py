@@ -7,7 +7,7 @@ use botocore waiters. Errors that a caller must handle are surfaced as `ClientEr
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -70,13 +70,19 @@ def tagged_subnets(ec2: Any, vpc_id: str) -> list[dict[str, str]]:
     ]
 
 
-def live_node_instances(ec2: Any, vpc_id: str, node_id: int) -> list[dict[str, Any]]:
-    """Instances of the VPC tagged with this node id that are not gone (pending/running/stopping/stopped)."""
+#: Instance states of an instance that still exists as a node's instance.
+LIVE_STATES = ("pending", "running", "stopping", "stopped")
+
+
+def live_node_instances(
+    ec2: Any, vpc_id: str, node_id: int, *, states: Sequence[str] = LIVE_STATES
+) -> list[dict[str, Any]]:
+    """Instances of the VPC tagged with this node id in `states` (default: not gone)."""
     paginator = ec2.get_paginator("describe_instances")
     filters = [
         {"Name": "vpc-id", "Values": [vpc_id]},
         {"Name": f"tag:{contract.TAG_NODE_ID}", "Values": [str(node_id)]},
-        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+        {"Name": "instance-state-name", "Values": list(states)},
     ]
     return [
         instance

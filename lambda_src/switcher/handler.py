@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-from switcher import provision
+from switcher import contract, provision
 from switcher.clients import Clients, make_clients, retry_config
 from switcher.observability import logger, metrics, quiet_when_no_metrics
+from switcher.reconcile import reconcile
 from switcher.settings import Settings
 from switcher.switch import run_event
 
@@ -37,15 +38,27 @@ def _get_clients(settings: Settings) -> Clients:
 @quiet_when_no_metrics
 @metrics.log_metrics
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
-    """Dispatch: a CloudFormation request if the event has `RequestType`, else an EventBridge event."""
+    """Dispatch: a CloudFormation request if the event has `RequestType`, the reconciler if its source
+    is `swr.reconciler`, else an EventBridge event (a possible switch; anything malformed is a skip)."""
     if isinstance(event, Mapping) and "RequestType" in event:
         return handle_custom_resource(event, context)
     settings = Settings.from_env()
+    request_id = getattr(context, "aws_request_id", None)
+    if isinstance(event, Mapping) and event.get("source") == contract.RECONCILE_EVENT_SOURCE:
+        report = reconcile(
+            clients=_get_clients(settings),
+            settings=settings,
+            now=time.time,
+            remaining_ms=context.get_remaining_time_in_millis,
+            request_id=request_id,
+        )
+        return asdict(report)
     result = run_event(
         event,
         clients=_get_clients(settings),
         settings=settings,
         remaining_ms=context.get_remaining_time_in_millis,
+        request_id=request_id,
     )
     return asdict(result)
 

@@ -24,11 +24,8 @@ class Phase(StrEnum):
     CLOSE = "done"
 
 
-#: Phases whose timestamp is written together with the next phase's, not in a write of their own: each
-#: is idempotent and leaves nothing to remember (a resumed switch simply does it again), so recording it
-#: alone would only add a DynamoDB write to the critical path. The snapshot, the launch (its instance id
-#: and the AZs that refused it) and the termination are always recorded before the next phase acts.
-RECORDED_WITH_NEXT = frozenset({Phase.FENCE, Phase.WAIT_RUNNING})
+#: Every phase is recorded (a conditional write that renews the lease) before the next one acts: that
+#: write is the lease check that keeps an invocation which lost the node from touching AWS again.
 
 #: Timeline keys written before the first phase runs.
 DETECTED = "detected"

@@ -224,29 +224,86 @@ def update_node(
     settings: Settings,
     now: Callable[[], float],
 ) -> dict[str, str]:
-    """Store the new config (it applies at the next switch); follow a target-group or monitor change now."""
+    """Store the new config (the launch template applies at the next switch); follow a target-group or
+    monitor change at once. During a switch the config is stored as pending and applied when the switch
+    closes: changing the node under a switch would either stop it or leave its replacement behind the
+    old target group while the new one holds the terminated source."""
     ddb, table = clients.dynamodb, settings.table_name
-    node = state.get_node(ddb, table, settings.vpc_name, props.node_id)
-    if node is None:
-        raise PropertyError(f"node {props.node_id} has no record to update")
-    node = state.save_node(
-        ddb, table, state.with_config(node, props.config, now()), expected_version=node.version
-    )
-    current = node.current_instance_id
-    if current and old is not None:
-        if old.config.target_group_arn != props.config.target_group_arn:
-            instance = aws.describe_instance(clients.ec2, current) or {"InstanceId": current}
-            aws.point_target_group(clients.elbv2, props.config.target_group_arn, ip=aws.private_ip(instance))
-            aws.clear_target_group(clients.elbv2, old.config.target_group_arn)
-        if old.config.monitor_process != props.config.monitor_process:
-            aws.put_node_alarms(
-                clients.cloudwatch,
-                vpc_name=settings.vpc_name,
-                node_id=props.node_id,
-                instance_id=current,
-                monitor_process=props.config.monitor_process,
+    for _ in range(state.TRANSACT_ATTEMPTS):
+        node = state.get_node(ddb, table, settings.vpc_name, props.node_id)
+        if node is None:
+            raise PropertyError(f"node {props.node_id} has no record to update")
+        try:
+            if node.state == state.SWITCHING:
+                state.save_node(
+                    ddb,
+                    table,
+                    state.with_pending_config(node, props.config, now()),
+                    expected_version=node.version,
+                )
+                logger.info(
+                    "config stored as pending: it applies when the switch in progress closes",
+                    extra={"node_id": props.node_id, "switch_id": node.switch_id},
+                )
+                return {
+                    "InstanceId": node.current_instance_id or "",
+                    "AvailabilityZone": node.current_az or "",
+                }
+            saved = state.save_node(
+                ddb, table, state.with_config(node, props.config, now()), expected_version=node.version
             )
-    return {"InstanceId": current or "", "AvailabilityZone": node.current_az or ""}
+        except state.ConflictError:
+            continue  # a switch claimed it or wrote meanwhile: look again
+        # The AWS side matches the stored config (a pending one never got its AWS side done).
+        retired = {old.config.target_group_arn} if old is not None else set()
+        follow_config_change(
+            clients, settings, saved, old=node.config, new=props.config, retired_target_groups=retired
+        )
+        return {"InstanceId": saved.current_instance_id or "", "AvailabilityZone": saved.current_az or ""}
+    raise RuntimeError(f"node {props.node_id} kept changing during the update: CloudFormation may retry")
+
+
+def follow_config_change(
+    clients: Clients,
+    settings: Settings,
+    node: state.NodeRecord,
+    *,
+    old: state.NodeConfig | None,
+    new: state.NodeConfig,
+    retired_target_groups: set[str] | frozenset[str] = frozenset(),
+) -> None:
+    """The AWS side of a config change for the node's current instance: its target group and alarms."""
+    current = node.current_instance_id
+    if not current or old is None:
+        return
+    if old.target_group_arn != new.target_group_arn:
+        instance = aws.describe_instance(clients.ec2, current) or {"InstanceId": current}
+        aws.point_target_group(clients.elbv2, new.target_group_arn, ip=aws.private_ip(instance))
+    for arn in sorted({old.target_group_arn, *retired_target_groups} - {new.target_group_arn}):
+        clear_quietly(clients.elbv2, arn)
+    if old.monitor_process != new.monitor_process:
+        aws.put_node_alarms(
+            clients.cloudwatch,
+            vpc_name=settings.vpc_name,
+            node_id=node.node_id,
+            instance_id=current,
+            monitor_process=new.monitor_process,
+        )
+
+
+def apply_pending_config(
+    clients: Clients, settings: Settings, node: state.NodeRecord, *, now: Callable[[], float]
+) -> state.NodeRecord:
+    """Apply a config an Update stored during a switch (after the close; or by the reconciler if the
+    invocation that closed the switch ended first). Raises ConflictError if the node changed meanwhile."""
+    if node.pending_config is None:
+        return node
+    follow_config_change(clients, settings, node, old=node.config, new=node.pending_config)
+    applied = state.save_node(
+        clients.dynamodb, settings.table_name, state.apply_pending(node, now()), expected_version=node.version
+    )
+    logger.info("pending config applied", extra={"node_id": node.node_id})
+    return applied
 
 
 #: The longest a Delete waits for the node's instances to terminate: well below the 900 s Lambda
@@ -280,7 +337,8 @@ _TERMINATED_WAITER = WaiterModel(
 def delete_node(
     event: Mapping[str, Any], *, clients: Clients, settings: Settings, now: Callable[[], float]
 ) -> tuple[str, dict[str, str]]:
-    """Terminate the node's instance(s), delete its alarms, deregister it; mark the record deleted."""
+    """Mark the record deleted (first: a switch in progress loses the node at its next lease check and
+    stops), then terminate the node's instance(s), delete its alarms and deregister it."""
     physical = str(event.get("PhysicalResourceId", ""))
     try:
         props = parse_properties(event.get("ResourceProperties"))
@@ -291,10 +349,13 @@ def delete_node(
     if props.vpc_name != settings.vpc_name or physical != props.physical_id:
         logger.info("delete of a resource this switcher never provisioned", extra={"physical_id": physical})
         return physical, {}
-    ddb, table = clients.dynamodb, settings.table_name
-    node = state.get_node(ddb, table, settings.vpc_name, props.node_id)
+    node = _mark_deleted(clients, settings, props.node_id, now)
+    # Shutting-down instances too: a retried Delete (after the wait below ran out) waits for them again.
     instance_ids = {
-        i["InstanceId"] for i in aws.live_node_instances(clients.ec2, settings.vpc_id, props.node_id)
+        i["InstanceId"]
+        for i in aws.live_node_instances(
+            clients.ec2, settings.vpc_id, props.node_id, states=(*aws.LIVE_STATES, "shutting-down")
+        )
     }
     if node is not None and node.current_instance_id:
         instance_ids.add(node.current_instance_id)
@@ -319,9 +380,33 @@ def delete_node(
                 f"node {props.node_id}: instance(s) {', '.join(known)} not terminated after "
                 f"{delay * attempts:.0f} s; delete the stack again once they are"
             ) from None
-    if node is not None:
-        state.save_node(ddb, table, state.mark_deleted(node, now()), expected_version=node.version)
     return physical, {}
+
+
+def _mark_deleted(
+    clients: Clients, settings: Settings, node_id: int, now: Callable[[], float]
+) -> state.NodeRecord | None:
+    """Write DELETED (a switch in progress is recorded CANCELLED with it); returns the node as it was."""
+    ddb, table = clients.dynamodb, settings.table_name
+    for _ in range(state.TRANSACT_ATTEMPTS):
+        node = state.get_node(ddb, table, settings.vpc_name, node_id)
+        if node is None:
+            return None
+        deleted = state.mark_deleted(node, now())
+        try:
+            switch = None
+            if node.state == state.SWITCHING and node.switch_sk:
+                switch = state.get_switch(ddb, table, settings.vpc_name, node_id, node.switch_sk)
+            if switch is not None:
+                switch.outcome = state.SWITCH_CANCELLED
+                switch.error = "the node was deleted (Custom::SwrNode Delete) during the switch"
+                state.save_node_and_switch(ddb, table, deleted, switch, expected_version=node.version)
+            else:
+                state.save_node(ddb, table, deleted, expected_version=node.version)
+        except state.ConflictError:
+            continue
+        return node
+    raise RuntimeError(f"node {node_id} kept changing during the delete: CloudFormation may retry")
 
 
 def clear_quietly(elbv2: Any, target_group_arn: str) -> None:

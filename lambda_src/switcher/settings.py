@@ -33,6 +33,10 @@ class Settings:
     flap_window_seconds: int = 3600
     lease_seconds: int = 930
     history_ttl_days: int = 90
+    #: How often the VPC's schedule invokes the reconciler (the stacks set both from one value).
+    reconcile_interval_seconds: int = 60
+    #: A switch older than this is counted by the NodesSwitchingOverdue gauge.
+    switch_overdue_seconds: int = 1800
     waiter_delay_seconds: float = 5.0
     waiter_max_attempts: int = 120
     retry_mode: str = "adaptive"
@@ -44,7 +48,14 @@ class Settings:
                 f"{contract.ENV_SWITCH_ORDER}={self.switch_order!r}: "
                 f"expected one of {', '.join(SWITCH_ORDERS)}"
             )
-        for name in ("flap_max_switches", "flap_window_seconds", "lease_seconds", "history_ttl_days"):
+        for name in (
+            "flap_max_switches",
+            "flap_window_seconds",
+            "lease_seconds",
+            "history_ttl_days",
+            "reconcile_interval_seconds",
+            "switch_overdue_seconds",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}={getattr(self, name)!r}: must be a positive integer")
 
@@ -83,4 +94,6 @@ class Settings:
             flap_window_seconds=_int(contract.ENV_FLAP_WINDOW_SECONDS, 3600),
             lease_seconds=_int(contract.ENV_LEASE_SECONDS, 930),
             history_ttl_days=_int(contract.ENV_HISTORY_TTL_DAYS, 90),
+            reconcile_interval_seconds=_int(contract.ENV_RECONCILE_INTERVAL_SECONDS, 60),
+            switch_overdue_seconds=_int(contract.ENV_SWITCH_OVERDUE_SECONDS, 1800),
         )

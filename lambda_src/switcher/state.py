@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +34,8 @@ NODE_STATES = (ACTIVE, SWITCHING, HOLD, FAILED, DELETED)
 IN_PROGRESS = "IN_PROGRESS"
 SUCCEEDED = "SUCCEEDED"
 SWITCH_FAILED = "FAILED"
+#: The node was deleted (stack Delete) while the switch ran: the Delete removed what the switch created.
+SWITCH_CANCELLED = "CANCELLED"
 
 
 class TransitionError(Exception):
@@ -40,6 +44,19 @@ class TransitionError(Exception):
 
 class ConflictError(Exception):
     """A conditional write lost: someone else changed the record first (duplicate or concurrent switch)."""
+
+
+class LeaseLost(ConflictError):
+    """The node is no longer held by this invocation's switch (taken over, closed elsewhere or deleted)."""
+
+    def __init__(self, message: str, node: NodeRecord | None) -> None:
+        super().__init__(message)
+        #: The node as it is now (None if its record is gone): tells a takeover from a Delete.
+        self.node = node
+
+
+class TransientWriteError(Exception):
+    """DynamoDB cancelled a write for a transient reason (transaction conflict, throttling) too often."""
 
 
 def iso(epoch: float) -> str:
@@ -93,6 +110,8 @@ class NodeRecord:
     lease_owner: str | None = None
     lease_until: int = 0
     hold_reason: str | None = None
+    #: A config stored by a Custom::SwrNode Update that arrived during a switch: applied once it closes.
+    pending_config: NodeConfig | None = None
     #: Recent switches as {"at": epoch, "az": failed source AZ}: flap guard and AZ preference.
     recent_switches: tuple[dict[str, Any], ...] = ()
     updated_at: str = ""
@@ -100,6 +119,10 @@ class NodeRecord:
     def lease_live(self, now: float) -> bool:
         """True while a switch in progress still holds the node."""
         return self.state == SWITCHING and self.lease_until > now
+
+    def held_by(self, owner: str, switch_id: str) -> bool:
+        """True if this switch, driven by `owner`, still holds the node (not taken over, not deleted)."""
+        return self.state == SWITCHING and self.lease_owner == owner and self.switch_id == switch_id
 
 
 @dataclass
@@ -155,6 +178,8 @@ def node_to_item(node: NodeRecord) -> dict[str, Any]:
     )
     if node.config is not None:
         item["config"] = {"S": json.dumps(asdict(node.config))}
+    if node.pending_config is not None:
+        item["pending_config"] = {"S": json.dumps(asdict(node.pending_config))}
     for name in ("current_instance_id", "current_az", "switch_id", "switch_sk", "lease_owner", "hold_reason"):
         value = getattr(node, name)
         if value is not None:
@@ -169,6 +194,7 @@ def node_from_item(item: dict[str, Any]) -> NodeRecord:
         return item[name]["S"] if name in item else None
 
     config = NodeConfig(**json.loads(item["config"]["S"])) if "config" in item else None
+    pending = NodeConfig(**json.loads(item["pending_config"]["S"])) if "pending_config" in item else None
     return NodeRecord(
         vpc_name=item["vpc_name"]["S"],
         node_id=int(item["node_id"]["N"]),
@@ -182,6 +208,7 @@ def node_from_item(item: dict[str, Any]) -> NodeRecord:
         lease_owner=s("lease_owner"),
         lease_until=int(item.get("lease_until", {"N": "0"})["N"]),
         hold_reason=s("hold_reason"),
+        pending_config=pending,
         recent_switches=tuple(json.loads(item.get("recent_switches", {"S": "[]"})["S"])),
         updated_at=s("updated_at") or "",
     )
@@ -221,7 +248,22 @@ def new_node(vpc_name: str, node_id: int, config: NodeConfig, now: float) -> Nod
 def with_config(node: NodeRecord, config: NodeConfig, now: float) -> NodeRecord:
     """Store a new config (applies at the next switch); a deleted node comes back `ACTIVE`."""
     state = ACTIVE if node.state == DELETED else node.state
-    return _touch(node, now, config=config, state=state)
+    return _touch(node, now, config=config, state=state, pending_config=None)
+
+
+def with_pending_config(node: NodeRecord, config: NodeConfig, now: float) -> NodeRecord:
+    """Keep a config that arrives during a switch aside: the switch finishes on the config it started
+    with, and the new one is applied (target group, alarms) right after it closes."""
+    if node.state != SWITCHING:
+        raise TransitionError(f"node {node.node_id} is {node.state}: apply the config at once instead")
+    return _touch(node, now, pending_config=config)
+
+
+def apply_pending(node: NodeRecord, now: float) -> NodeRecord:
+    """The pending config becomes the node's config (its AWS side has been done)."""
+    if node.pending_config is None:
+        raise TransitionError(f"node {node.node_id} has no pending config")
+    return _touch(node, now, config=node.pending_config, pending_config=None)
 
 
 def with_current(node: NodeRecord, instance_id: str, az: str | None, now: float) -> NodeRecord:
@@ -259,13 +301,35 @@ def claim(
     )
 
 
-def take_over(node: NodeRecord, *, owner: str, lease_until: int, now: float) -> NodeRecord:
-    """Take over a switch whose lease expired (its switcher died or let it go); it resumes from its phase."""
+def owner_id(request_id: str | None, nonce: str) -> str:
+    """A lease owner: the Lambda request id (kept by Lambda's retries of the same event) + a per-attempt
+    nonce (so the attempts of one request are still told apart when one of them loses the lease)."""
+    return f"{request_id or '-'}/{nonce}"
+
+
+def same_request(owner: str | None, request_id: str | None) -> bool:
+    """True if the lease `owner` is an earlier attempt of the request `request_id` (Lambda retry)."""
+    return bool(owner and request_id and owner.split("/", 1)[0] == request_id)
+
+
+def take_over(
+    node: NodeRecord, *, owner: str, lease_until: int, now: float, earlier_attempt_dead: bool = False
+) -> NodeRecord:
+    """Take over a switch whose lease expired (its switcher died or let it go); it resumes from its phase.
+
+    `earlier_attempt_dead`: the lease belongs to an earlier attempt of this very request, which Lambda
+    only retries once that attempt has ended (error, timeout, crash): its lease protects nobody.
+    """
     if node.state != SWITCHING:
         raise TransitionError(f"node {node.node_id} is {node.state}: no switch to resume")
-    if node.lease_live(now):
+    if node.lease_live(now) and not earlier_attempt_dead:
         raise TransitionError(f"node {node.node_id}: switch {node.switch_id} still holds its lease")
     return _touch(node, now, lease_owner=owner, lease_until=lease_until)
+
+
+def renew(node: NodeRecord, *, lease_until: int, now: float) -> NodeRecord:
+    """Extend the lease of the switch that holds the node (the check before each mutating phase)."""
+    return _touch(node, now, lease_until=lease_until)
 
 
 def release(node: NodeRecord, now: float) -> NodeRecord:
@@ -320,8 +384,22 @@ def resume_node(node: NodeRecord, now: float) -> NodeRecord:
 
 
 def mark_deleted(node: NodeRecord, now: float) -> NodeRecord:
-    """The node's custom resource was deleted; the record and its history stay."""
-    return _touch(node, now, state=DELETED, current_instance_id=None, current_az=None, lease_until=0)
+    """The node's custom resource was deleted; the record and its history stay.
+
+    A switch in progress loses the node here: its next lease check fails and it stops.
+    """
+    return _touch(
+        node,
+        now,
+        state=DELETED,
+        current_instance_id=None,
+        current_az=None,
+        lease_until=0,
+        lease_owner=None,
+        switch_id=None,
+        switch_sk=None,
+        pending_config=None,
+    )
 
 
 def _recent(node: NodeRecord, window_seconds: int, now: float) -> tuple[dict[str, Any], ...]:
@@ -355,9 +433,60 @@ def lease_deadline(now: float, seconds: float) -> int:
 # --- persistence -----------------------------------------------------------------------------------
 
 
+#: TransactWriteItems cancellation reasons that say "try again", not "your condition is false".
+#: Amazon DynamoDB API Reference, TransactWriteItems, "TransactionCanceledException": DynamoDB cancels a
+#: transaction with per-item reason codes `None`, `ConditionalCheckFailed`, `TransactionConflict` (another
+#: transaction is ongoing for the item), `ProvisionedThroughputExceeded`, `ThrottlingError`,
+#: `ItemCollectionSizeLimitExceeded`, `ValidationError`
+#: (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html).
+TRANSIENT_CANCELLATION_CODES = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+)
+#: Attempts of a transaction cancelled only for transient reasons, and the first back-off (doubles).
+TRANSACT_ATTEMPTS = 5
+TRANSACT_BACKOFF_SECONDS = 0.05
+
+
+def cancellation_codes(err: ClientError) -> list[str]:
+    """The per-item reason codes of a TransactionCanceledException, in the order of the items."""
+    reasons = err.response.get("CancellationReasons") or []
+    return [str(r.get("Code") or "None") for r in reasons]
+
+
 def _conditional_failed(err: ClientError) -> bool:
     code = err.response.get("Error", {}).get("Code", "")
-    return code in ("ConditionalCheckFailedException", "TransactionCanceledException")
+    if code == "ConditionalCheckFailedException":
+        return True
+    return code == "TransactionCanceledException" and "ConditionalCheckFailed" in cancellation_codes(err)
+
+
+def _transient_cancel(err: ClientError) -> bool:
+    if err.response.get("Error", {}).get("Code", "") != "TransactionCanceledException":
+        return False
+    codes = [c for c in cancellation_codes(err) if c != "None"]
+    # No reasons at all (an SDK that does not parse them) is not known to be transient: treat as fatal.
+    return bool(codes) and all(c in TRANSIENT_CANCELLATION_CODES for c in codes)
+
+
+def _transact(ddb: Any, items: list[dict[str, Any]], what: str) -> None:
+    """TransactWriteItems; a condition that fails raises ConflictError; a transaction cancelled only for
+    transient reasons (conflict with another transaction, throttling) is retried with back-off."""
+    delay = TRANSACT_BACKOFF_SECONDS
+    for attempt in range(1, TRANSACT_ATTEMPTS + 1):
+        try:
+            ddb.transact_write_items(TransactItems=items)
+            return
+        except ClientError as err:
+            if _conditional_failed(err):
+                raise ConflictError(f"{what} changed concurrently") from err
+            if not _transient_cancel(err):
+                raise
+            if attempt == TRANSACT_ATTEMPTS:
+                raise TransientWriteError(
+                    f"{what}: transaction cancelled {attempt} times ({', '.join(cancellation_codes(err))})"
+                ) from err
+        time.sleep(delay)
+        delay *= 2
 
 
 def get_node(ddb: Any, table: str, vpc_name: str, node_id: int) -> NodeRecord | None:
@@ -442,23 +571,84 @@ def save_node_and_switch(
     else:
         node_put["ConditionExpression"] = "version = :expected"
         node_put["ExpressionAttributeValues"] = {":expected": {"N": str(expected_version)}}
-    try:
-        ddb.transact_write_items(
-            TransactItems=[{"Put": node_put}, {"Put": {"TableName": table, "Item": switch_to_item(switch)}}]
-        )
-    except ClientError as err:
-        if _conditional_failed(err):
-            raise ConflictError(f"node {node.node_id} of {node.vpc_name} changed concurrently") from err
-        raise
+    _transact(
+        ddb,
+        [{"Put": node_put}, {"Put": {"TableName": table, "Item": switch_to_item(switch)}}],
+        f"node {node.node_id} of {node.vpc_name}",
+    )
     return node
 
 
+def save_held(
+    ddb: Any,
+    table: str,
+    node: NodeRecord,
+    switch: SwitchRecord,
+    change: Callable[[NodeRecord], NodeRecord],
+    *,
+    owner: str,
+) -> NodeRecord:
+    """Write `change(node)` and the switch item while this switch (`owner`) still holds the node.
+
+    A version conflict alone does not mean the lease is lost: a Custom::SwrNode Update may have stored a
+    pending config, or our previous write committed although its call raised. The node is read again: if
+    it is still held by `owner` under this switch, the change is re-applied to the fresh record and
+    written again; otherwise LeaseLost (with the node as it is now).
+    """
+    current = node
+    for _ in range(TRANSACT_ATTEMPTS):
+        try:
+            return save_node_and_switch(ddb, table, change(current), switch, expected_version=current.version)
+        except ConflictError:
+            fresh = get_node(ddb, table, node.vpc_name, node.node_id)
+            if fresh is None or not fresh.held_by(owner, switch.switch_id):
+                raise LeaseLost(
+                    f"node {node.node_id}: switch {switch.switch_id} no longer holds it", fresh
+                ) from None
+            current = fresh
+    raise TransientWriteError(f"node {node.node_id}: kept changing under switch {switch.switch_id}")
+
+
+def release_owned(
+    ddb: Any, table: str, node: NodeRecord, switch: SwitchRecord, *, owner: str, now: float
+) -> None:
+    """Give the lease up after an error, conditional on still OWNING it, not on a version: the write that
+    failed may have committed (its call raised all the same), which moved the version on."""
+    key = node_key(node.vpc_name, node.node_id)
+    _transact(
+        ddb,
+        [
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": key,
+                    "UpdateExpression": "SET lease_until = :zero, version = version + :one, updated_at = :at "
+                    "REMOVE lease_owner",
+                    "ConditionExpression": "lease_owner = :owner AND switch_id = :switch AND #s = :switching",
+                    "ExpressionAttributeNames": {"#s": "state"},
+                    "ExpressionAttributeValues": {
+                        ":zero": {"N": "0"},
+                        ":one": {"N": "1"},
+                        ":at": {"S": iso(now)},
+                        ":owner": {"S": owner},
+                        ":switch": {"S": switch.switch_id},
+                        ":switching": {"S": SWITCHING},
+                    },
+                }
+            },
+            {"Put": {"TableName": table, "Item": switch_to_item(switch)}},
+        ],
+        f"node {node.node_id} of {node.vpc_name}",
+    )
+
+
 def record_phase(
-    ddb: Any, table: str, node: NodeRecord, switch: SwitchRecord, *, lease_until: int, now: float
+    ddb: Any, table: str, node: NodeRecord, switch: SwitchRecord, *, owner: str, lease_until: int, now: float
 ) -> NodeRecord:
     """Persist a switch's progress and renew the lease, only while this invocation still holds the node."""
-    renewed = _touch(node, now, lease_until=lease_until)
-    return save_node_and_switch(ddb, table, renewed, switch, expected_version=node.version)
+    return save_held(
+        ddb, table, node, switch, lambda n: renew(n, lease_until=lease_until, now=now), owner=owner
+    )
 
 
 def hold(ddb: Any, table: str, vpc_name: str, node_id: int, *, reason: str, now: float) -> NodeRecord:

@@ -1,7 +1,8 @@
-"""The switch: event → node → claim → phases (DESIGN §3), exactly once and resumable.
+"""The switch: event → node → decision → claim → phases, exactly once and resumable.
 
 `run_event` is the in-process entry point used by the Lambda handler, the CLI demo and the benchmark
 harness: it takes its clients and settings as arguments, plus an injectable clock and phase hook.
+`act_on_node` is the path both the events and the reconciler (`switcher.reconcile`) take to a node.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError, WaiterError
 
-from switcher import aws, contract, placement, state
+from switcher import aws, contract, decide, placement, state
 from switcher.clients import Clients
 from switcher.observability import logger, metrics
-from switcher.phases import CLAIMED, DETECTED, RECORDED_WITH_NEXT, Phase, remaining
+from switcher.phases import CLAIMED, DETECTED, Phase, remaining
 from switcher.settings import Settings
 
 #: Called as hook(phase, moment) with moment "acted" (AWS action done, not yet recorded) or "recorded".
@@ -32,6 +33,11 @@ SKIPPED = "SKIPPED"
 SUCCEEDED = state.SUCCEEDED
 FAILED = state.SWITCH_FAILED
 HELD = "HELD"
+#: The reconciler applied a config that an Update stored during a switch.
+REPAIRED = "REPAIRED"
+#: The `outcome` of a failed-attempt notice: the switch is still in progress (Lambda or the reconciler
+#: retries it).
+ATTEMPT_FAILED = "ATTEMPT_FAILED"
 
 #: Extra lease time beyond the invocation's remaining time, so a live switch is never taken over.
 LEASE_MARGIN_SECONDS = 30
@@ -42,7 +48,11 @@ class CapacityExhausted(Exception):
 
 
 class ReplacementLost(Exception):
-    """EC2 accepted the launch, then ended the replacement before it ran (capacity lost while pending)."""
+    """The replacement ended or stopped before the switch closed (e.g. capacity lost while pending)."""
+
+    def __init__(self, instance_id: str, message: str) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
 
 
 @dataclass
@@ -150,9 +160,16 @@ class _Run:
     now: Callable[[], float]
     hook: PhaseHook | None
     remaining_ms: Callable[[], int] | None
-    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str | None = None
+    owner: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.owner:
+            self.owner = state.owner_id(self.request_id, uuid.uuid4().hex[:12])
 
     def lease_until(self) -> int:
+        """The lease outlives this invocation (its deadline + a margin): whoever takes the node over after
+        it expires knows this invocation is gone (Lambda ends an invocation at its deadline)."""
         seconds: float = self.settings.lease_seconds
         if self.remaining_ms is not None:
             seconds = self.remaining_ms() / 1000 + LEASE_MARGIN_SECONDS
@@ -161,13 +178,18 @@ class _Run:
     def waiter(self) -> dict[str, Any]:
         return aws.waiter_config(self.settings.waiter_delay_seconds, self.settings.waiter_max_attempts)
 
+    def policy(self) -> decide.Policy:
+        return decide.Policy(self.settings.flap_max_switches, self.settings.flap_window_seconds)
+
     def record(self, node: state.NodeRecord, switch: state.SwitchRecord) -> state.NodeRecord:
-        """Persist the switch's progress and renew the lease (raises ConflictError if it was lost)."""
+        """Persist the switch's progress and renew the lease: the lease check before the next mutating
+        phase (raises LeaseLost if the node is no longer this switch's)."""
         return state.record_phase(
             self.clients.dynamodb,
             self.settings.table_name,
             node,
             switch,
+            owner=self.owner,
             lease_until=self.lease_until(),
             now=self.now(),
         )
@@ -175,6 +197,40 @@ class _Run:
     def fire(self, phase: str, moment: str) -> None:
         if self.hook is not None:
             self.hook(phase, moment)
+
+    def notify(self, detail_type: str, detail: dict[str, Any]) -> None:
+        aws.notify(
+            self.clients.sns,
+            self.clients.events,
+            topic_arn=self.settings.topic_arn,
+            detail_type=detail_type,
+            detail=detail,
+        )
+
+
+#: The invocation context of a switch (public name for the reconciler).
+Run = _Run
+
+
+def make_run(
+    *,
+    clients: Clients,
+    settings: Settings,
+    now: Callable[[], float],
+    hook: PhaseHook | None,
+    remaining_ms: Callable[[], int] | None,
+    request_id: str | None,
+) -> _Run:
+    """The context an invocation drives switches with (one lease owner per invocation)."""
+    return _Run(clients, settings, now, hook, remaining_ms, request_id)
+
+
+class _Raced(Exception):
+    """A claim or take-over lost its conditional write: read the node again and decide again."""
+
+
+#: How often one delivery re-reads and re-decides after losing a conditional write to someone else.
+DECIDE_ATTEMPTS = 3
 
 
 def run_event(
@@ -185,19 +241,46 @@ def run_event(
     now: Callable[[], float] = time.time,
     hook: PhaseHook | None = None,
     remaining_ms: Callable[[], int] | None = None,
+    request_id: str | None = None,
 ) -> SwitchResult:
-    """Handle one EventBridge delivery: resolve, then start, resume or skip a switch."""
-    run = _Run(clients, settings, now, hook, remaining_ms)
-    metrics.set_default_dimensions(**{contract.METRICS_VPC_DIMENSION: settings.vpc_name})
+    """Handle one EventBridge delivery: resolve, then start, resume or skip a switch.
+
+    `request_id` is the Lambda request id: Lambda keeps it when it retries an asynchronous event (AWS
+    Knowledge Center, "Why is my Lambda function receiving duplicate invocations": retried invocations
+    that errored or timed out carry the same request ID), so a retry recognises the lease of its own
+    earlier, ended attempt and resumes at once instead of waiting for that lease to expire.
+    """
+    run = _Run(clients, settings, now, hook, remaining_ms, request_id)
+    set_metric_dimensions(settings)
     trigger = parse_event(event, settings.vpc_name)
     if isinstance(trigger, str):
         return _skip(trigger)
     return _resolve_and_switch(run, trigger)
 
 
+def set_metric_dimensions(settings: Settings) -> None:
+    """Every switcher metric carries exactly contract.METRIC_DIMENSIONS: Powertools adds `service`."""
+    metrics.set_default_dimensions(**{contract.METRICS_VPC_DIMENSION: settings.vpc_name})
+
+
 def _skip(reason: str, **fields: Any) -> SwitchResult:
     logger.info("skip", extra={"skip_reason": reason, **fields})
     return SwitchResult(outcome=SKIPPED, reason=reason, node_id=fields.get("node_id"))
+
+
+def node_id_of(instance: dict[str, Any], settings: Settings) -> int | str:
+    """The node id an instance carries, or the reason (str) it is not a node of this VPC."""
+    instance_id = instance.get("InstanceId")
+    tags = aws.tags_of(instance)
+    if contract.TAG_NODE_ID not in tags:
+        return f"instance {instance_id} has no {contract.TAG_NODE_ID} tag"
+    if instance.get("VpcId") != settings.vpc_id:
+        return f"instance {instance_id} is in VPC {instance.get('VpcId')}, not {settings.vpc_id}"
+    raw_id = tags[contract.TAG_NODE_ID]
+    node_id = contract.parse_node_id(raw_id)
+    if node_id is None:
+        return f"instance {instance_id}: {contract.TAG_NODE_ID}={raw_id!r} is not a canonical decimal node id"
+    return node_id
 
 
 def _resolve_and_switch(run: _Run, trigger: Trigger) -> SwitchResult:
@@ -211,88 +294,103 @@ def _resolve_and_switch(run: _Run, trigger: Trigger) -> SwitchResult:
     instance = aws.describe_instance(run.clients.ec2, instance_id)
     if instance is None:
         return _skip(f"instance {instance_id} not found", instance_id=instance_id)
-    tags = aws.tags_of(instance)
-    if contract.TAG_NODE_ID not in tags:
-        return _skip(f"instance {instance_id} has no {contract.TAG_NODE_ID} tag", instance_id=instance_id)
-    if instance.get("VpcId") != settings.vpc_id:
-        return _skip(f"instance {instance_id} is in VPC {instance.get('VpcId')}, not {settings.vpc_id}")
-    raw_id = tags[contract.TAG_NODE_ID]
-    parsed_id = contract.parse_node_id(raw_id)
-    if parsed_id is None:
-        return _skip(
-            f"instance {instance_id}: {contract.TAG_NODE_ID}={raw_id!r} is not a canonical decimal node id",
-            instance_id=instance_id,
-        )
-    node_id = parsed_id
+    node_id = node_id_of(instance, settings)
+    if isinstance(node_id, str):
+        return _skip(node_id, instance_id=instance_id)
     logger.append_keys(node_id=node_id, instance_id=instance_id)
+    return act_on_node(
+        run,
+        node_id,
+        instance,
+        cause=decide.EVENT,
+        description=trigger.description,
+        event_time=trigger.event_time,
+    )
 
-    node = state.get_node(ddb, table, settings.vpc_name, node_id)
-    if node is None or node.config is None:
-        aws.notify(
-            run.clients.sns,
-            run.clients.events,
-            topic_arn=settings.topic_arn,
-            detail_type=contract.SWITCH_FAILED_DETAIL_TYPE,
-            detail={
-                "vpc": settings.vpc_name,
-                "node_id": node_id,
-                "instance_id": instance_id,
-                "reason": f"node {node_id} has no configuration record: provision it (Custom::SwrNode) first",
-            },
-        )
-        return _skip(f"node {node_id} has no configuration record", node_id=node_id)
-    gone = instance["State"]["Name"] in aws.GONE_STATES
-    if gone and not (node.state == state.SWITCHING and node.current_instance_id == instance_id):
-        # A source already terminated by its own switch (vendor order, or a crash after the terminate) is
-        # still resumed; any other instance that is gone has nothing left to switch.
-        return _skip(
-            f"instance {instance_id} is already {instance['State']['Name']}", instance_id=instance_id
-        )
-    if node.state in (state.HOLD, state.FAILED, state.DELETED):
-        return _skip(f"node {node_id} is {node.state}", node_id=node_id)
-    if node.current_instance_id is None and node.state == state.ACTIVE:
-        live = aws.live_node_instances(run.clients.ec2, settings.vpc_id, node_id)
-        if len(live) > 1:
-            ids = sorted(i["InstanceId"] for i in live)
-            aws.notify(
-                run.clients.sns,
-                run.clients.events,
-                topic_arn=settings.topic_arn,
-                detail_type=contract.SWITCH_FAILED_DETAIL_TYPE,
-                detail={
-                    "vpc": settings.vpc_name,
-                    "node_id": node_id,
-                    "reason": f"several live instances carry {contract.TAG_NODE_ID}={node_id}",
-                    "instance_ids": ids,
-                },
+
+def act_on_node(
+    run: _Run,
+    node_id: int,
+    instance: dict[str, Any],
+    *,
+    cause: str,
+    description: str,
+    event_time: float | None = None,
+    alarm_firing: bool = False,
+) -> SwitchResult:
+    """Decide about a node (decide.decide) and act: the one path of both the events and the reconciler.
+
+    A lost conditional write (another delivery, the reconciler, an operator or an Update wrote first)
+    re-reads the node and decides again, so a delivery is never dropped because of an unrelated write.
+    """
+    ddb, table, settings = run.clients.dynamodb, run.settings.table_name, run.settings
+    instance_id = instance.get("InstanceId")
+    for _ in range(DECIDE_ATTEMPTS):
+        node = state.get_node(ddb, table, settings.vpc_name, node_id)
+        live = None
+        if node is not None and node.state == state.ACTIVE and node.current_instance_id is None:
+            live = tuple(
+                i["InstanceId"] for i in aws.live_node_instances(run.clients.ec2, settings.vpc_id, node_id)
             )
-            return _skip(
-                f"node {node_id}: several live instances carry its id, refusing to adopt", node_id=node_id
-            )
-    if node.current_instance_id not in (None, instance_id):
-        return _skip(
-            f"instance {instance_id} is not node {node_id}'s current instance {node.current_instance_id}",
+        replacement = None
+        if node is not None and node.state == state.SWITCHING and instance_id != node.current_instance_id:
+            # An event about the switch's own replacement (it died after `running`): resume, do not skip.
+            switch = _switch_of(run, node)
+            replacement = switch.replacement_instance_id if switch else None
+        seen = decide.Seen(
+            cause=cause,
             node_id=node_id,
+            description=description,
+            instance_id=instance_id,
+            instance_state=(instance.get("State") or {}).get("Name") if instance else None,
+            alarm_firing=alarm_firing,
+            request_id=run.request_id,
+            switch_replacement_id=replacement,
+            live_instance_ids=live,
         )
-    if node.state == state.SWITCHING:
-        if node.lease_live(run.now()):
-            return _skip(
-                f"node {node_id}: switch {node.switch_id} in progress holds the lease", node_id=node_id
-            )
-        return _take_over(run, node)
-    if state.flapping(
-        node,
-        max_switches=settings.flap_max_switches,
-        window_seconds=settings.flap_window_seconds,
-        now=run.now(),
-    ):
-        return _hold_flapping(run, node)
-    return _claim(run, node, instance, trigger)
+        decision = decide.decide(node, seen, now=run.now(), policy=run.policy())
+        logger.info(
+            "decision",
+            extra={"node_id": node_id, "action": decision.action, "decision_reason": decision.reason},
+        )
+        try:
+            if decision.action == decide.SKIP:
+                if decision.notice is not None:
+                    run.notify(
+                        contract.SWITCH_FAILED_DETAIL_TYPE,
+                        {
+                            "vpc": settings.vpc_name,
+                            "node_id": node_id,
+                            "instance_id": instance_id,
+                            **decision.notice,
+                        },
+                    )
+                return _skip(decision.reason, node_id=node_id)
+            assert node is not None  # decide() skips a node without a record
+            if decision.action == decide.HOLD:
+                return _hold_flapping(run, node, decision.reason)
+            if decision.action == decide.RESUME:
+                return _take_over(run, node, decision)
+            if decision.action == decide.REPAIR:
+                return _repair_pending(run, node)
+            return _claim(run, node, instance, description, event_time)
+        except _Raced:
+            continue
+    return _skip(f"node {node_id} kept changing while deciding", node_id=node_id)
 
 
-def _hold_flapping(run: _Run, node: state.NodeRecord) -> SwitchResult:
+def _switch_of(run: _Run, node: state.NodeRecord) -> state.SwitchRecord | None:
+    if node.switch_sk is None:
+        return None
     s = run.settings
-    reason = f"flap guard: {s.flap_max_switches} switches within {s.flap_window_seconds} s"
+    return state.get_switch(run.clients.dynamodb, s.table_name, s.vpc_name, node.node_id, node.switch_sk)
+
+
+def _hold_flapping(run: _Run, node: state.NodeRecord, reason: str) -> SwitchResult:
+    s = run.settings
+    # Notice first, then the record: a crash in between repeats the notice (the next event holds again)
+    # rather than leaving a held node nobody was told about.
+    run.notify(contract.NODE_HELD_DETAIL_TYPE, {"vpc": s.vpc_name, "node_id": node.node_id, "reason": reason})
     try:
         state.save_node(
             run.clients.dynamodb,
@@ -301,20 +399,25 @@ def _hold_flapping(run: _Run, node: state.NodeRecord) -> SwitchResult:
             expected_version=node.version,
         )
     except state.ConflictError:
-        return _skip(f"node {node.node_id} changed while holding it", node_id=node.node_id)
+        raise _Raced from None
     metrics.add_metric(name=contract.METRIC_NODES_HELD, unit=MetricUnit.Count, value=1)
-    aws.notify(
-        run.clients.sns,
-        run.clients.events,
-        topic_arn=s.topic_arn,
-        detail_type=contract.NODE_HELD_DETAIL_TYPE,
-        detail={"vpc": s.vpc_name, "node_id": node.node_id, "reason": reason},
-    )
     logger.warning("node held", extra={"node_id": node.node_id, "hold_reason": reason})
     return SwitchResult(outcome=HELD, reason=reason, node_id=node.node_id)
 
 
-def _claim(run: _Run, node: state.NodeRecord, instance: dict[str, Any], trigger: Trigger) -> SwitchResult:
+def _repair_pending(run: _Run, node: state.NodeRecord) -> SwitchResult:
+    from switcher import provision  # provision imports nothing of switch.py: no cycle, kept local anyway
+
+    try:
+        provision.apply_pending_config(run.clients, run.settings, node, now=run.now)
+    except state.ConflictError:
+        raise _Raced from None
+    return SwitchResult(outcome=REPAIRED, reason="pending config applied", node_id=node.node_id)
+
+
+def _claim(
+    run: _Run, node: state.NodeRecord, instance: dict[str, Any], description: str, event_time: float | None
+) -> SwitchResult:
     # Adoption (e.g. an instance of the vendor product): swr's IAM policy lets it fence, stop and terminate
     # only instances tagged with its VPC, so that tag comes before anything else.
     if node.current_instance_id is None and aws.tag_for_adoption(
@@ -324,13 +427,13 @@ def _claim(run: _Run, node: state.NodeRecord, instance: dict[str, Any], trigger:
     now = run.now()
     switch_id = "swr-" + uuid.uuid4().hex[:20]
     sk = f"{state.iso(now)}#{switch_id}"
-    detected = trigger.event_time if trigger.event_time is not None else now
+    detected = event_time if event_time is not None else now
     switch = state.SwitchRecord(
         switch_id=switch_id,
         vpc_name=node.vpc_name,
         node_id=node.node_id,
         sk=sk,
-        reason=trigger.description,
+        reason=description,
         order=run.settings.switch_order,
         source_instance_id=instance["InstanceId"],
         source_az=instance.get("Placement", {}).get("AvailabilityZone"),
@@ -352,58 +455,76 @@ def _claim(run: _Run, node: state.NodeRecord, instance: dict[str, Any], trigger:
             run.clients.dynamodb, run.settings.table_name, claimed, switch, expected_version=node.version
         )
     except state.ConflictError:
-        return _skip(f"node {node.node_id}: another delivery claimed it first", node_id=node.node_id)
+        raise _Raced from None
     logger.set_correlation_id(switch_id)
     logger.info("switch claimed", extra={"switch_id": switch_id, "adopted": node.current_instance_id is None})
     return _drive(run, claimed, switch, instance, just_claimed=True)
 
 
-def _take_over(run: _Run, node: state.NodeRecord) -> SwitchResult:
+def _take_over(run: _Run, node: state.NodeRecord, decision: decide.Decision) -> SwitchResult:
     s = run.settings
-    assert node.switch_sk is not None  # a SWITCHING node always names its switch
-    switch = state.get_switch(run.clients.dynamodb, s.table_name, s.vpc_name, node.node_id, node.switch_sk)
+    switch = _switch_of(run, node)
     if switch is None:
         raise RuntimeError(f"node {node.node_id} is SWITCHING but switch item {node.switch_sk} is missing")
-    taken = state.take_over(node, owner=run.owner, lease_until=run.lease_until(), now=run.now())
+    # A lease nobody released: the attempt that held it ended without its error handler (killed by an
+    # out-of-memory error, a runtime crash or the timeout). Nothing else reports that attempt: we do.
+    killed_attempt = switch.attempts if node.lease_owner is not None else None
+    taken = state.take_over(
+        node,
+        owner=run.owner,
+        lease_until=run.lease_until(),
+        now=run.now(),
+        earlier_attempt_dead=decision.earlier_attempt_dead,
+    )
     switch.attempts += 1
     try:
         taken = state.save_node_and_switch(
             run.clients.dynamodb, s.table_name, taken, switch, expected_version=node.version
         )
     except state.ConflictError:
-        return _skip(f"node {node.node_id}: another delivery resumed switch {node.switch_id} first")
+        raise _Raced from None
     logger.set_correlation_id(switch.switch_id)
     logger.info("switch resumed", extra={"switch_id": switch.switch_id, "attempt": switch.attempts})
-    instance = aws.describe_instance(run.clients.ec2, switch.source_instance_id) or {}
-    return _drive(run, taken, switch, instance)
+    if killed_attempt is not None:
+        _attempt_notice(
+            run,
+            switch,
+            f"attempt {killed_attempt} ended without releasing its lease (killed, crashed or timed out); "
+            f"attempt {switch.attempts} resumes the switch",
+        )
+    return _drive(run, taken, switch, None)
 
 
 def _drive(
     run: _Run,
     node: state.NodeRecord,
     switch: state.SwitchRecord,
-    source: dict[str, Any],
+    source: dict[str, Any] | None,
     just_claimed: bool = False,
 ) -> SwitchResult:
-    """Run the remaining phases; on an error record it, release the lease, re-raise (Lambda retries)."""
-    unrecorded: list[str] = []  # phases done, whose timestamps ride on the next phase's write
+    """Run the remaining phases, each after a lease check (the previous phase's conditional record).
+
+    On an error: notice + metric for the failed attempt, release the lease (by owner), re-raise so
+    Lambda retries. No `finally` anywhere: a killed invocation runs none, so nothing may depend on one.
+    """
     try:
+        if source is None:
+            source = aws.describe_instance(run.clients.ec2, switch.source_instance_id) or {}
         if just_claimed:
             run.fire(CLAIMED, "recorded")
         # One phase at a time, re-planned after each: a lost replacement rewinds the timeline.
         while True:
             phase = remaining(switch.order, switch.timeline)[0]  # the plan ends with CLOSE, which returns
             started = time.monotonic()
-            if phase is Phase.CLOSE:
-                return _close(run, node, switch)
             try:
+                if phase is Phase.CLOSE:
+                    _check_replacement_alive(run, switch)
+                    return _close(run, node, switch)
                 _act(run, phase, node, switch, source)
             except CapacityExhausted:
-                return _fail(run, node, switch)
+                return _fail(run, node, switch, source)
             except ReplacementLost as lost:
-                _forget_replacement(switch, lost)
-                node = run.record(node, switch)
-                unrecorded.clear()
+                node = _rewind(run, node, switch, lost)
                 continue
             run.fire(phase.value, "acted")
             switch.timeline[phase.value] = state.iso(run.now())
@@ -412,42 +533,95 @@ def _drive(
                 unit=MetricUnit.Seconds,
                 value=time.monotonic() - started,
             )
-            unrecorded.append(phase.value)
-            if phase in RECORDED_WITH_NEXT:
-                continue  # repeating it after a crash is harmless: save a write on the critical path
+            # Every phase is recorded before the next one acts: this conditional write is the lease check
+            # that keeps an invocation which lost the node from touching AWS again.
             node = run.record(node, switch)
-            for recorded in unrecorded:
-                run.fire(recorded, "recorded")
-            unrecorded.clear()
-    except state.ConflictError:
-        # Our lease was taken over (we were too slow): the new owner carries on; do not touch anything.
-        logger.warning("lease lost", extra={"switch_id": switch.switch_id})
-        return SwitchResult(
-            outcome=SKIPPED, reason="lease lost to another invocation", switch_id=switch.switch_id
-        )
+            run.fire(phase.value, "recorded")
+    except state.ConflictError as lost:
+        return _lease_lost(run, switch, getattr(lost, "node", None))
     except Exception as err:
-        _release_after_error(run, node, switch, err)
+        fresh = _node_now(run, node)
+        if fresh is not None and _taken_from_us(run, switch, fresh):
+            return _lease_lost(run, switch, fresh)  # the error came from losing the node: stay quiet
+        _attempt_failed(run, node, switch, err)
         raise
 
 
-def _release_after_error(
-    run: _Run, node: state.NodeRecord, switch: state.SwitchRecord, err: Exception
-) -> None:
+def _taken_from_us(run: _Run, switch: state.SwitchRecord, node: state.NodeRecord) -> bool:
+    """True if the node was deleted, or another invocation (or another switch) holds it now."""
+    if node.state == state.DELETED:
+        return True
+    return node.state == state.SWITCHING and not node.held_by(run.owner, switch.switch_id)
+
+
+def _node_now(run: _Run, node: state.NodeRecord) -> state.NodeRecord | None:
+    try:
+        return state.get_node(run.clients.dynamodb, run.settings.table_name, node.vpc_name, node.node_id)
+    except ClientError:
+        return None
+
+
+def _lease_lost(run: _Run, switch: state.SwitchRecord, now_node: state.NodeRecord | None) -> SwitchResult:
+    """Another invocation holds the node now, or a stack Delete removed it: touch nothing of theirs."""
+    if now_node is not None and now_node.state == state.DELETED:
+        _clean_up_after_delete(run, switch)
+        return SwitchResult(
+            outcome=SKIPPED, reason="node deleted during the switch", switch_id=switch.switch_id
+        )
+    logger.warning("lease lost", extra={"switch_id": switch.switch_id})
+    return SwitchResult(
+        outcome=SKIPPED, reason="lease lost to another invocation", switch_id=switch.switch_id
+    )
+
+
+def _clean_up_after_delete(run: _Run, switch: state.SwitchRecord) -> None:
+    """The node was deleted (Custom::SwrNode Delete) while this switch ran: there is no successor, so the
+    only AWS calls left are the Delete's own clean-up, repeated for what this switch may have created
+    after the Delete looked (an instance launched, alarms written or a target registered in flight)."""
+    from switcher import provision
+
+    c, s = run.clients, run.settings
+    logger.warning(
+        "node deleted during the switch: removing what it created", extra={"switch_id": switch.switch_id}
+    )
+    for instance in aws.live_node_instances(c.ec2, s.vpc_id, switch.node_id):
+        aws.terminate_once(c.ec2, instance["InstanceId"], wait=False, waiter={})
+    aws.delete_node_alarms(c.cloudwatch, vpc_name=s.vpc_name, node_id=switch.node_id)
+    deleted = _node_now_by_id(run, switch.node_id)
+    config = deleted.config if deleted else None
+    if config is not None:
+        provision.clear_quietly(c.elbv2, config.target_group_arn)
+
+
+def _node_now_by_id(run: _Run, node_id: int) -> state.NodeRecord | None:
+    s = run.settings
+    return state.get_node(run.clients.dynamodb, s.table_name, s.vpc_name, node_id)
+
+
+def _attempt_failed(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord, err: Exception) -> None:
+    """A failed attempt: notice + metric (Lambda's last retry cannot know it is the last one, and a dropped
+    event reports nothing), then give the lease up so the retry resumes at once."""
     switch.error = f"{type(err).__name__}: {err}"
     logger.exception(
-        "switch phase failed; lease released for the retry", extra={"switch_id": switch.switch_id}
+        "switch attempt failed; lease released for the retry", extra={"switch_id": switch.switch_id}
     )
     try:
-        state.save_node_and_switch(
-            run.clients.dynamodb,
-            run.settings.table_name,
-            state.release(node, run.now()),
-            switch,
-            expected_version=node.version,
+        _attempt_notice(run, switch, switch.error)
+    except Exception:  # noqa: BLE001 - the original error is what the retry needs to see
+        logger.exception("could not send the failed-attempt notice", extra={"switch_id": switch.switch_id})
+    try:
+        state.release_owned(
+            run.clients.dynamodb, run.settings.table_name, node, switch, owner=run.owner, now=run.now()
         )
-    except (state.ConflictError, ClientError):
-        # The lease expires on its own; the original error is what the retry needs to see.
+    except (state.ConflictError, state.TransientWriteError, ClientError):
+        # The lease then expires on its own (or a Lambda retry of this request takes it back).
         logger.exception("could not release the lease", extra={"switch_id": switch.switch_id})
+
+
+def _attempt_notice(run: _Run, switch: state.SwitchRecord, error: str) -> None:
+    detail = {**_notice(switch), "outcome": ATTEMPT_FAILED, "attempt": switch.attempts, "error": error}
+    run.notify(contract.SWITCH_ATTEMPT_FAILED_DETAIL_TYPE, detail)
+    metrics.add_metric(name=contract.METRIC_SWITCH_FAILED, unit=MetricUnit.Count, value=1)
 
 
 def _act(
@@ -517,19 +691,45 @@ def _wait_replacement_running(run: _Run, instance_id: str) -> None:
         if state_name in ("pending", "running"):
             raise  # still coming: a slow start is retried, not abandoned
         reason = (described or {}).get("StateReason", {}).get("Message") or state_name
-        # A replacement that stopped instead of ending would hold the node's tag: end it (it never served).
-        aws.terminate_once(run.clients.ec2, instance_id, wait=False, waiter={})
-        raise ReplacementLost(f"replacement {instance_id} {state_name} before it ran: {reason}") from None
+        raise ReplacementLost(
+            instance_id, f"replacement {instance_id} {state_name} before it ran: {reason}"
+        ) from None
+
+
+def _check_replacement_alive(run: _Run, switch: state.SwitchRecord) -> None:
+    """Before the close: the replacement must still run. One that stopped or ended after `running` (a
+    crash, a hardware failure) would leave the node ACTIVE on a dead instance, and the events about it
+    were skipped while the switch held the node: rewind instead."""
+    assert switch.replacement_instance_id is not None
+    described = aws.describe_instance(run.clients.ec2, switch.replacement_instance_id)
+    state_name = described["State"]["Name"] if described else "terminated"
+    if state_name != "running":
+        reason = (described or {}).get("StateReason", {}).get("Message") or state_name
+        raise ReplacementLost(
+            switch.replacement_instance_id,
+            f"replacement {switch.replacement_instance_id} {state_name} before the switch closed: {reason}",
+        )
+
+
+def _rewind(
+    run: _Run, node: state.NodeRecord, switch: state.SwitchRecord, lost: ReplacementLost
+) -> state.NodeRecord:
+    """End the lost replacement (one that merely stopped would keep the node's tag) after a lease check,
+    then forget it and rewind to the launch: the next candidate AZ is tried."""
+    node = run.record(node, switch)
+    aws.terminate_once(run.clients.ec2, lost.instance_id, wait=False, waiter={})
+    _forget_replacement(switch, lost)
+    return run.record(node, switch)
 
 
 def _forget_replacement(switch: state.SwitchRecord, lost: ReplacementLost) -> None:
     """Count the lost replacement's AZ as refused and rewind to the launch (the next AZ is tried)."""
     az = switch.replacement_az or "?"
     switch.az_errors[az] = str(lost)
-    logger.warning("replacement lost before it ran", extra={"az": az, "reason": str(lost)})
+    logger.warning("replacement lost", extra={"az": az, "reason": str(lost)})
     switch.replacement_instance_id = switch.replacement_az = None
     switch.replacement_subnet_id = switch.replacement_private_ip = None
-    for phase in (Phase.LAUNCH, Phase.MOVE_TRAFFIC, Phase.WAIT_RUNNING):
+    for phase in (Phase.LAUNCH, Phase.MOVE_TRAFFIC, Phase.WAIT_RUNNING, Phase.MOVE_ALARMS):
         switch.timeline.pop(phase.value, None)
 
 
@@ -638,25 +838,27 @@ def _close(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> Swi
         error=None,
     )
     # Notice first, then the record: a crash in between repeats the notice rather than losing it.
-    aws.notify(
-        run.clients.sns,
-        run.clients.events,
-        topic_arn=s.topic_arn,
-        detail_type=contract.SWITCH_COMPLETED_DETAIL_TYPE,
-        detail=_notice(switch),
-    )
+    run.notify(contract.SWITCH_COMPLETED_DETAIL_TYPE, _notice(switch))
     run.fire(Phase.CLOSE.value, "acted")
-    closed = state.close(
-        node,
-        instance_id=replacement_id,
-        az=replacement_az,
-        source_az=switch.source_az,
-        window_seconds=s.flap_window_seconds,
-        now=now,
-    )
-    state.save_node_and_switch(
-        run.clients.dynamodb, s.table_name, closed, switch, expected_version=node.version
-    )
+
+    def close(current: state.NodeRecord) -> state.NodeRecord:
+        return state.close(
+            current,
+            instance_id=replacement_id,
+            az=replacement_az,
+            source_az=switch.source_az,
+            window_seconds=s.flap_window_seconds,
+            now=now,
+        )
+
+    try:
+        closed = state.save_held(run.clients.dynamodb, s.table_name, node, switch, close, owner=run.owner)
+    except state.LeaseLost as lost:
+        if not (
+            lost.node and lost.node.state == state.ACTIVE and lost.node.current_instance_id == replacement_id
+        ):
+            raise
+        closed = lost.node  # our close committed although its call raised
     metrics.add_metric(name=contract.METRIC_SWITCH_COUNT, unit=MetricUnit.Count, value=1)
     detected = _parse_time(switch.timeline.get(DETECTED)) or switch.started_at
     metrics.add_metric(
@@ -664,36 +866,46 @@ def _close(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> Swi
     )
     logger.info("switch completed", extra={"switch_id": switch.switch_id, "timeline": switch.timeline})
     run.fire(Phase.CLOSE.value, "recorded")
+    if closed.pending_config is not None:
+        # A Custom::SwrNode Update arrived during the switch: apply it now. If this fails, the reconciler
+        # finds the pending config on the ACTIVE node and applies it.
+        try:
+            _repair_pending(run, closed)
+        except Exception:  # noqa: BLE001 - the switch itself is done and recorded
+            logger.exception(
+                "could not apply the pending config; the reconciler will", extra={"node_id": closed.node_id}
+            )
     return _result(SUCCEEDED, switch)
 
 
-def _fail(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> SwitchResult:
-    """No AZ could take the node: keep the fenced source (stopped, not terminated), record FAILED, notify."""
+def _fail(
+    run: _Run, node: state.NodeRecord, switch: state.SwitchRecord, source: dict[str, Any]
+) -> SwitchResult:
+    """No AZ could take the node: keep the fenced source (stopped, not terminated), clean the target group
+    of dead replacements, notify, then record FAILED (notice before state: a crash repeats the notice)."""
     s = run.settings
+    node = run.record(node, switch)  # lease check (and the AZs' refusals kept): the rest is ours to do
     now = run.now()
     switch.outcome = state.SWITCH_FAILED
     switch.error = "no AZ could launch the replacement: " + "; ".join(
         f"{az}: {why}" for az, why in sorted(switch.az_errors.items())
     )
+    config = node.config
+    assert config is not None
+    # Replacements that died while pending were registered at launch: their dead IPs must not stay.
+    aws.clear_target_group(run.clients.elbv2, config.target_group_arn, keep=source.get("PrivateIpAddress"))
     switch.timeline["failed"] = state.iso(now)
-    failed = state.fail(node, source_az=switch.source_az, window_seconds=s.flap_window_seconds, now=now)
-    state.save_node_and_switch(
-        run.clients.dynamodb, s.table_name, failed, switch, expected_version=node.version
-    )
-    with single_metric(
-        name=contract.METRIC_SWITCH_FAILED,
-        unit=MetricUnit.Count,
-        value=1,
-        namespace=contract.METRICS_NAMESPACE,
-        default_dimensions={contract.METRICS_VPC_DIMENSION: s.vpc_name, "service": contract.METRICS_SERVICE},
-    ) as metric:
-        metric.add_dimension(name="reason", value="capacity")
-    aws.notify(
-        run.clients.sns,
-        run.clients.events,
-        topic_arn=s.topic_arn,
-        detail_type=contract.SWITCH_FAILED_DETAIL_TYPE,
-        detail=_notice(switch),
+    run.notify(contract.SWITCH_FAILED_DETAIL_TYPE, _notice(switch))
+    metrics.add_metric(name=contract.METRIC_SWITCH_FAILED, unit=MetricUnit.Count, value=1)
+    state.save_held(
+        run.clients.dynamodb,
+        s.table_name,
+        node,
+        switch,
+        lambda current: state.fail(
+            current, source_az=switch.source_az, window_seconds=s.flap_window_seconds, now=now
+        ),
+        owner=run.owner,
     )
     logger.error("switch failed", extra={"switch_id": switch.switch_id, "az_errors": switch.az_errors})
     return _result(FAILED, switch, reason=switch.error)

@@ -94,6 +94,8 @@ class Fault:
     when: Callable[[BaseResponse], bool] | None = None
     status: int = 400
     injected: int = 0
+    #: Extra members of a JSON error body, e.g. DynamoDB's `CancellationReasons`.
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -152,10 +154,18 @@ class FaultInjector:
         times: int = 1,
         when: Callable[[BaseResponse], bool] | None = None,
         status: int | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> Fault:
-        """Register a fault; `times` may be large for 'always'. `status` defaults to the one AWS sends."""
+        """Register a fault; `times` may be large for 'always'. `status` defaults to the one AWS sends;
+        `extra` adds members to a JSON error body (e.g. DynamoDB's `CancellationReasons`)."""
         fault = Fault(
-            service, action, code, times, when, status_of(service, code) if status is None else status
+            service,
+            action,
+            code,
+            times,
+            when,
+            status_of(service, code) if status is None else status,
+            extra=dict(extra or {}),
         )
         self.faults.append(fault)
         return fault
@@ -246,7 +256,7 @@ def _error_response(service: str, fault: Fault) -> tuple[int, dict[str, str], st
         )
         return fault.status, {"Content-Type": "text/xml"}, body
     if protocol == "json":
-        body = json.dumps({"__type": fault.code, "message": message})
+        body = json.dumps({"__type": fault.code, "message": message, **fault.extra})
         return fault.status, {"Content-Type": "application/x-amz-json-1.0"}, body
     raise ValueError(f"cannot inject a fault into {service}: protocol {protocol!r} is not supported here")
 

@@ -183,6 +183,39 @@ def vendor_order(iw: IamWorld, faults: FaultInjector) -> None:
 
 
 #: name -> (scenario, switch order of its world)
+
+
+def reconcile_sweeps(iw: IamWorld, faults: FaultInjector) -> None:
+    """The scheduled reconcile: a healthy sweep, drift repaired (a stray target, an alarm on another
+    instance), then a node stopped with no event is switched by the sweep alone."""
+    from switcher.reconcile import reconcile
+
+    w = iw.world
+    source = _provision(iw)
+    with iw.switcher():
+        reconcile(clients=w.clients, settings=w.settings, now=w.now)
+    # Drift (harness): a hand-registered target and the status alarm pointed elsewhere.
+    w.clients.elbv2.register_targets(TargetGroupArn=w.target_group_arn, Targets=[{"Id": "10.0.9.9"}])
+    w.clients.cloudwatch.put_metric_alarm(
+        AlarmName=contract.status_alarm_name(w.settings.vpc_name, 1),
+        Namespace=contract.STATUS_METRIC_NAMESPACE,
+        MetricName=contract.STATUS_METRIC_NAME,
+        Dimensions=[{"Name": "InstanceId", "Value": "i-0123456789abcdef0"}],
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=2,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    with iw.switcher():
+        reconcile(clients=w.clients, settings=w.settings, now=w.now)
+    w.clients.ec2.stop_instances(InstanceIds=[source])  # the failure, and its event is lost (harness)
+    with iw.switcher():
+        report = reconcile(clients=w.clients, settings=w.settings, now=w.now)
+    assert report.actions, report
+    assert w.node(1).current_instance_id != source
+
+
 SCENARIOS: dict[str, tuple[Scenario, str]] = {
     "provisioning-create": (provisioning_create, "swr"),
     "switch-on-stop": (switch_on_stop, "swr"),
@@ -196,4 +229,5 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
     "adoption-by-switch": (adoption_by_switch, "swr"),
     "flap-guard-hold": (flap_guard_hold, "swr"),
     "operator-hold-and-skips": (operator_hold_and_skips, "swr"),
+    "reconcile-sweeps": (reconcile_sweeps, "swr"),
 }

@@ -170,11 +170,6 @@ def test_a_switch_emits_switch_count_and_duration_with_exactly_the_contract_dime
         assert set(emitted[name]) == {CONTRACT_KEYS}, (name, [sorted(s) for s in emitted[name]])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the switcher still adds a `reason` dimension to SwitchFailed; the reconciler change removes it "
-    "(then this passes: drop the mark)",
-)
 def test_a_failed_switch_emits_switch_failed_with_exactly_the_contract_dimension_set(
     deployed: World, moto_module: FaultInjector, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -191,9 +186,6 @@ def test_a_failed_switch_emits_switch_failed_with_exactly_the_contract_dimension
 def test_a_reconcile_run_started_by_the_schedule_emits_its_metrics_with_exactly_the_contract_dimension_set(
     deployed: World, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    # The reconciler lives in the switcher (switcher.reconcile); until that code is on this branch the
-    # schedule's event has no handler to reach.
-    pytest.importorskip("switcher.reconcile", reason="the switcher has no reconciler on this branch yet")
     deployed.provision(1)
     capfd.readouterr()
     # Exactly the Input the VPC's schedule sends.

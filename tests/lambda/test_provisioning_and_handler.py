@@ -265,7 +265,10 @@ def test_delete_gives_up_within_its_bound_and_says_which_instance_is_left(env: W
         with pytest.raises(RuntimeError, match=f"instance\\(s\\) {instance} not terminated"):
             provision.delete_node(request, clients=world.clients, settings=world.settings, now=world.now)
         assert world.state_of(instance) == "shutting-down"
-    # Not marked deleted: CloudFormation's next Delete (the operator's retry) runs it again.
-    assert world.node(1).state != state.DELETED
+        # The record is DELETED at once (a switch in progress stops at its next lease check), and
+        # CloudFormation's next Delete (the operator's retry) still waits for the shutting-down instance.
+        assert world.node(1).state == state.DELETED
+        with pytest.raises(RuntimeError, match=f"instance\\(s\\) {instance} not terminated"):
+            provision.delete_node(request, clients=world.clients, settings=world.settings, now=world.now)
     # The bound: never more than DELETE_WAIT_SECONDS, well within the 900 s Lambda timeout.
     assert provision.DELETE_WAIT_SECONDS < 900

@@ -82,3 +82,66 @@ def test_three_concurrent_deliveries_make_exactly_one_replacement(
     assert _every_instance_of(world, node_id) == {source, node.current_instance_id}
     assert [i["InstanceId"] for i in world.node_instances(node_id)] == [node.current_instance_id]
     assert len(world.switches(node_id)) == 1
+
+
+RECONCILE_REPETITIONS = 10
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("repetition", range(RECONCILE_REPETITIONS))
+def test_events_and_a_reconcile_run_at_once_make_exactly_one_replacement(
+    server_world: World, repetition: int
+) -> None:
+    del repetition
+    # The reconciler decides with the same function and claims with the same conditional write: an
+    # event delivery and a reconcile run that both see the stopped node never both switch it.
+    from switcher.reconcile import reconcile
+
+    # A world of its own (own table): the sweep sees this node only.
+    world = build_world(endpoint_url=server_world.clients.ec2.meta.endpoint_url)
+    node_id = 1
+    source = world.provision(node_id)
+    world.clients.ec2.stop_instances(InstanceIds=[source])
+    start = threading.Barrier(3)
+    outcomes: list[str] = []
+    switch_ids: set[str] = set()
+    errors: list[BaseException] = []
+
+    def deliver(name: str) -> None:
+        start.wait()
+        try:
+            result = world.run(world.event(name, source, node_id))
+            outcomes.append(result.outcome)
+            if result.switch_id and result.outcome == "SUCCEEDED":
+                switch_ids.add(result.switch_id)
+        except BaseException as err:
+            errors.append(err)
+
+    def sweep() -> None:
+        start.wait()
+        try:
+            report = reconcile(clients=world.clients, settings=world.settings, now=world.now)
+            for action in report.actions:
+                if action["node_id"] == node_id:
+                    outcomes.append(action["outcome"])
+                    if action["outcome"] == "SUCCEEDED":
+                        switch_ids.add(action["switch_id"])
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [
+        threading.Thread(target=deliver, args=("ec2_state_stopping",)),
+        threading.Thread(target=deliver, args=("ec2_state_stopped",)),
+        threading.Thread(target=sweep),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert outcomes.count("SUCCEEDED") == 1 and len(switch_ids) == 1, outcomes
+    node = world.node(node_id)
+    assert node.current_instance_id is not None
+    assert _every_instance_of(world, node_id) == {source, node.current_instance_id}
+    assert len(world.switches(node_id)) == 1

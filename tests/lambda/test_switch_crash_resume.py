@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from switcher import contract, provision, state
 from switcher.phases import CLAIMED, Phase
@@ -119,7 +121,23 @@ def _update_launch_template_version(world: World) -> str:
     request["OldResourceProperties"] = dict(request["ResourceProperties"])
     request["ResourceProperties"][contract.PROP_LAUNCH_TEMPLATE_VERSION] = version
     provision.handle(request, clients=world.clients, settings=world.settings, now=world.now)
-    assert world.node(1).config.launch_template_version == version  # type: ignore[union-attr]
+    # The node is SWITCHING: the Update is kept aside and applies once the switch closes.
+    assert world.node(1).pending_config.launch_template_version == version  # type: ignore[union-attr]
+    return version
+
+
+def _force_launch_template_version(world: World) -> str:
+    """A node config changed under a switch recorded before switches kept their launch template (a switch
+    in progress across an upgrade of swr): the resumed launch can only read the node's current config."""
+    version = str(
+        world.clients.ec2.create_launch_template_version(
+            LaunchTemplateId=world.launch_template_id, LaunchTemplateData={"InstanceType": "t3.medium"}
+        )["LaunchTemplateVersion"]["VersionNumber"]
+    )
+    node = world.node(1)
+    assert node.config is not None
+    changed = state.with_config(node, replace(node.config, launch_template_version=version), world.now())
+    state.save_node(world.clients.dynamodb, world.settings.table_name, changed, expected_version=node.version)
     return version
 
 
@@ -136,7 +154,7 @@ def test_a_deploy_between_a_crashed_launch_and_its_resume_launches_with_the_reco
     world: World,
 ) -> None:
     source, event = _crash_right_after_the_launch(world)
-    _update_launch_template_version(world)
+    version = _update_launch_template_version(world)
 
     result = world.run(event)
 
@@ -148,6 +166,8 @@ def test_a_deploy_between_a_crashed_launch_and_its_resume_launches_with_the_reco
     (switch,) = world.switches(1)
     assert (switch.launch_template_id, switch.launch_template_version) == (world.launch_template_id, "1")
     _assert_exactly_one_clean_switch(world, source)
+    # The deploy's config took effect when the switch closed: the next switch launches with it.
+    assert world.node(1).config.launch_template_version == version  # type: ignore[union-attr]
 
 
 def _forget_recorded_template(world: World) -> None:
@@ -163,7 +183,7 @@ def test_a_token_reused_with_other_parameters_takes_the_replacement_that_token_l
     source, event = _crash_right_after_the_launch(world)
     (launched,) = [i["InstanceId"] for i in world.node_instances(1) if i["InstanceId"] != source]
     _forget_recorded_template(world)
-    _update_launch_template_version(world)
+    _force_launch_template_version(world)
 
     result = world.run(event)
 
@@ -182,7 +202,7 @@ def test_a_token_reused_with_other_parameters_whose_instance_is_gone_moves_to_th
     refused_az = world.instance(launched)["Placement"]["AvailabilityZone"]
     world.clients.ec2.terminate_instances(InstanceIds=[launched])  # e.g. capacity lost while pending
     _forget_recorded_template(world)
-    _update_launch_template_version(world)
+    _force_launch_template_version(world)
 
     result = world.run(event)
 

@@ -1,0 +1,145 @@
+"""The decision: what to do about a node, given what an event delivery or the reconciler saw (pure).
+
+Both entry points (`switch.run_event` for EventBridge events, `reconcile.reconcile` for the periodic
+sweep) gather what they saw into a `Seen`, call `decide` and act on its `Decision` through the same
+conditional claim/take-over writes, so they can never both switch a node: whoever writes first wins,
+the other re-reads the node and decides again (then: skip, the switch holds the lease).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from switcher import aws, state
+
+SKIP = "skip"
+CLAIM = "claim"
+RESUME = "resume"
+HOLD = "hold"
+REPAIR = "repair"
+ACTIONS = (SKIP, CLAIM, RESUME, HOLD, REPAIR)
+
+EVENT = "event"
+RECONCILE = "reconcile"
+
+#: EC2 states in which the node's instance does not serve: the reconciler switches the node.
+#: (The event path acts on its trigger, `stopping`/`stopped` or an alarm, whatever the state.)
+DOWN_STATES = frozenset({"stopping", "stopped"}) | aws.GONE_STATES
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the caller observed about one node (no AWS client in here)."""
+
+    cause: str  # EVENT | RECONCILE
+    description: str  # e.g. "instance stopping", "alarm swr-prod-1-monitor", "instance stopped (reconcile)"
+    instance_id: str | None  # event: the event's instance; reconcile: the node's current instance
+    instance_state: str | None  # EC2 state name; None: EC2 does not describe the instance (any more)
+    #: reconcile: one of the node's alarms is in ALARM and watches `instance_id`.
+    alarm_firing: bool = False
+    #: The Lambda request id of this invocation (kept by Lambda's retries of one event).
+    request_id: str | None = None
+    #: SWITCHING node: the replacement its switch launched (so an event about it is not "foreign").
+    switch_replacement_id: str | None = None
+    #: The node id the instance carries (its record may not exist).
+    node_id: int | None = None
+    #: Node with no current instance (adoption): the live instances of the VPC carrying its id.
+    live_instance_ids: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The settings the decision depends on."""
+
+    flap_max_switches: int
+    flap_window_seconds: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do, and why (the reason is logged and returned as is)."""
+
+    action: str
+    reason: str
+    #: A skip an operator must hear about (a setup problem): the notice's detail.
+    notice: dict[str, Any] | None = None
+    #: RESUME: the lease belongs to an earlier attempt of this same request, which has ended.
+    earlier_attempt_dead: bool = False
+
+
+def decide(node: state.NodeRecord | None, seen: Seen, *, now: float, policy: Policy) -> Decision:
+    """Skip, claim (start a switch), resume (take over a switch), hold (flap guard) or repair."""
+    if node is None or node.config is None:
+        reason = f"node {seen.node_id} has no configuration record: provision it (Custom::SwrNode) first"
+        return Decision(SKIP, reason, notice={"reason": reason})
+    nid = node.node_id
+    if node.state == state.DELETED:
+        return Decision(SKIP, f"node {nid} is {state.DELETED}")
+    if node.state in (state.HOLD, state.FAILED):
+        return Decision(SKIP, f"node {nid} is {node.state}")
+    if node.state == state.SWITCHING:
+        return _switching(node, seen, now=now)
+    return _active(node, seen, now=now, policy=policy)
+
+
+def _switching(node: state.NodeRecord, seen: Seen, *, now: float) -> Decision:
+    nid = node.node_id
+    ours = {node.current_instance_id, seen.switch_replacement_id} - {None}
+    if seen.instance_id is not None and seen.instance_id not in ours:
+        return Decision(
+            SKIP,
+            f"instance {seen.instance_id} is not node {nid}'s current instance {node.current_instance_id}",
+        )
+    own_earlier = state.same_request(node.lease_owner, seen.request_id)
+    if node.lease_live(now) and not own_earlier:
+        return Decision(SKIP, f"node {nid}: switch {node.switch_id} in progress holds the lease")
+    why = "an earlier attempt of this request ended" if node.lease_live(now) else "its lease expired"
+    return Decision(
+        RESUME,
+        f"node {nid}: resume switch {node.switch_id} ({why})",
+        earlier_attempt_dead=own_earlier and node.lease_live(now),
+    )
+
+
+def _active(node: state.NodeRecord, seen: Seen, *, now: float, policy: Policy) -> Decision:
+    nid = node.node_id
+    live = seen.live_instance_ids
+    if node.current_instance_id is None and live is not None and len(live) > 1:
+        reason = f"several live instances carry node {nid}'s id, refusing to adopt"
+        return Decision(SKIP, reason, notice={"reason": reason, "instance_ids": sorted(live)})
+    if seen.instance_id is None:
+        return Decision(SKIP, f"node {nid} has no instance to act on")
+    if node.current_instance_id not in (None, seen.instance_id):
+        return Decision(
+            SKIP,
+            f"instance {seen.instance_id} is not node {nid}'s current instance {node.current_instance_id}",
+        )
+    if seen.instance_state is None:
+        reason = f"node {nid}: EC2 no longer describes its instance {seen.instance_id}; it needs an operator"
+        notice = {"reason": reason} if seen.cause == RECONCILE else None
+        return Decision(SKIP, reason, notice=notice)
+    if seen.cause == EVENT:
+        if seen.instance_state in aws.GONE_STATES:
+            # Nothing to fence or stop; a node left on a gone instance is the reconciler's (it sees all).
+            return Decision(SKIP, f"instance {seen.instance_id} is already {seen.instance_state}")
+        return _claim_or_hold(node, seen.description, now=now, policy=policy)
+    if seen.instance_state in DOWN_STATES:
+        return _claim_or_hold(
+            node, f"{seen.description}: instance {seen.instance_state}", now=now, policy=policy
+        )
+    if seen.alarm_firing:
+        return _claim_or_hold(node, f"{seen.description}: alarm in ALARM", now=now, policy=policy)
+    if node.pending_config is not None:
+        return Decision(REPAIR, f"node {nid}: a config update is pending since a switch")
+    return Decision(SKIP, f"node {nid} is healthy")
+
+
+def _claim_or_hold(node: state.NodeRecord, description: str, *, now: float, policy: Policy) -> Decision:
+    if state.flapping(
+        node, max_switches=policy.flap_max_switches, window_seconds=policy.flap_window_seconds, now=now
+    ):
+        return Decision(
+            HOLD, f"flap guard: {policy.flap_max_switches} switches within {policy.flap_window_seconds} s"
+        )
+    return Decision(CLAIM, description)

@@ -1,0 +1,290 @@
+"""The reconciler: a periodic sweep of the VPC's nodes, so that no node is ever left down.
+
+Events alone are not enough: Lambda retries a failed asynchronous event twice (about 1 and 3 minutes
+later) and then drops it, a killed invocation keeps its lease, and a fenced (stopped) source emits no
+further event. Every `SWR_RECONCILE_INTERVAL_SECONDS` the VPC's schedule invokes the switcher with
+`{"source": contract.RECONCILE_EVENT_SOURCE}`, and for every node of the VPC this module:
+
+- resumes a SWITCHING node whose lease expired;
+- switches an ACTIVE node whose instance is stopping/stopped/gone, or whose alarm is in ALARM for it;
+- applies a config an Update stored during a switch (if the switch's invocation ended first);
+- repairs drift of a healthy node (its target group is not exactly {its instance}; an alarm missing or
+  watching another instance) and reports it (log, `DriftRepaired` metric, `SWR Drift Repaired` notice);
+- terminates live instances of a DELETED node (what a switch created after its Delete looked);
+- leaves HOLD and FAILED nodes alone (`swr resume` makes a FAILED node ACTIVE: it is then switched).
+
+Every switch goes through `switch.act_on_node`, the path of the events, with the same decision and the
+same conditional claim: the reconciler and an event can never both switch a node.
+
+Cost per run: 1 DynamoDB Query (the VPC's nodes), 1 DescribeInstances (every instance of the VPC
+carrying the node tag, paginated by 1000), 1 DescribeAlarms (prefix `swr-<vpc>-`, paginated by 100),
+and 1 DescribeTargetHealth per healthy ACTIVE node; a GetItem before each repair or switch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from switcher import aws, contract, decide, state, switch
+from switcher.clients import Clients
+from switcher.observability import logger, metrics
+from switcher.settings import Settings
+
+#: A switch is started or resumed only with at least this much invocation time left; a node not reached
+#: is taken by the next run (runs overlap: each is its own invocation).
+MIN_SECONDS_TO_SWITCH = 60
+
+
+@dataclass
+class ReconcileReport:
+    """What one reconcile run saw and did."""
+
+    vpc: str
+    nodes: int = 0
+    failed: int = 0
+    held: int = 0
+    switching_overdue: int = 0
+    #: Switch decisions acted on: node id, action, reason, outcome of the switch.
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    #: Drift repaired: node id and what.
+    repairs: list[dict[str, Any]] = field(default_factory=list)
+    #: Nodes left for the next run (not enough invocation time left).
+    deferred: list[int] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def reconcile(
+    *,
+    clients: Clients,
+    settings: Settings,
+    now: Callable[[], float] = time.time,
+    remaining_ms: Callable[[], int] | None = None,
+    request_id: str | None = None,
+    hook: switch.PhaseHook | None = None,
+) -> ReconcileReport:
+    """One sweep of the VPC's nodes (see the module docstring); returns what it did."""
+    switch.set_metric_dimensions(settings)
+    metrics.add_metric(name=contract.METRIC_RECONCILE_HEARTBEAT, unit=MetricUnit.Count, value=1)
+    run = switch.make_run(
+        clients=clients,
+        settings=settings,
+        now=now,
+        hook=hook,
+        remaining_ms=remaining_ms,
+        request_id=request_id,
+    )
+    report = ReconcileReport(vpc=settings.vpc_name)
+    nodes = state.list_nodes(clients.dynamodb, settings.table_name, settings.vpc_name)
+    instances = _node_instances(clients.ec2, settings.vpc_id)
+    alarms = _node_alarms(clients.cloudwatch, settings.vpc_name)
+    report.nodes = len(nodes)
+    report.failed = sum(n.state == state.FAILED for n in nodes)
+    report.held = sum(n.state == state.HOLD for n in nodes)
+    report.switching_overdue = sum(_overdue(n, now(), settings.switch_overdue_seconds) for n in nodes)
+    for name, value in (
+        (contract.METRIC_RECONCILE_NODES_FAILED, report.failed),
+        (contract.METRIC_RECONCILE_NODES_HELD, report.held),
+        (contract.METRIC_RECONCILE_NODES_SWITCHING_OVERDUE, report.switching_overdue),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    for node in nodes:
+        try:
+            _reconcile_node(run, node, instances, alarms, report)
+        except Exception as err:  # noqa: BLE001 - one node's trouble must not stop the sweep of the others
+            # A switch attempt has sent its own notice and released its lease; the next run retries.
+            logger.exception("reconcile of a node failed", extra={"node_id": node.node_id})
+            report.errors.append({"node_id": node.node_id, "error": f"{type(err).__name__}: {err}"})
+    logger.info("reconcile done", extra={"report": report.__dict__})
+    return report
+
+
+def _reconcile_node(
+    run: switch.Run,
+    node: state.NodeRecord,
+    instances: dict[str, dict[str, Any]],
+    alarms: dict[str, dict[str, Any]],
+    report: ReconcileReport,
+) -> None:
+    s = run.settings
+    if node.state == state.DELETED:
+        _sweep_deleted(run, node, instances, report)
+        return
+    if node.state in (state.HOLD, state.FAILED) or node.current_instance_id is None:
+        return
+    current = instances.get(node.current_instance_id)
+    instance = current or {"InstanceId": node.current_instance_id}
+    alarm_firing = any(
+        alarm.get("StateValue") == contract.ALARM_TRIGGER_STATE
+        and _alarm_instance(alarm) == node.current_instance_id
+        for alarm in (alarms.get(name) for name in _alarm_names(s.vpc_name, node.node_id))
+        if alarm is not None
+    )
+    state_name = (instance.get("State") or {}).get("Name")
+    description = f"reconcile: instance {node.current_instance_id} {state_name or 'unknown to EC2'}"
+    seen = decide.Seen(
+        cause=decide.RECONCILE,
+        description=description,
+        node_id=node.node_id,
+        instance_id=node.current_instance_id,
+        instance_state=state_name,
+        alarm_firing=alarm_firing,
+        request_id=run.request_id,
+    )
+    decision = decide.decide(node, seen, now=run.now(), policy=run.policy())
+    if decision.action == decide.SKIP:
+        if node.state == state.ACTIVE and state_name == "running" and decision.reason.endswith("is healthy"):
+            _repair_drift(run, node, instance, alarms, report)
+        elif decision.notice is not None:
+            logger.error("node needs an operator", extra={"node_id": node.node_id, "reason": decision.reason})
+            report.errors.append({"node_id": node.node_id, "error": decision.reason})
+        return
+    if run.remaining_ms is not None and run.remaining_ms() / 1000 < MIN_SECONDS_TO_SWITCH:
+        report.deferred.append(node.node_id)
+        return
+    result = switch.act_on_node(
+        run,
+        node.node_id,
+        instance,
+        cause=decide.RECONCILE,
+        description=description,
+        alarm_firing=alarm_firing,
+    )
+    report.actions.append(
+        {
+            "node_id": node.node_id,
+            "action": decision.action,
+            "reason": decision.reason,
+            "outcome": result.outcome,
+            "switch_id": result.switch_id,
+        }
+    )
+
+
+def _repair_drift(
+    run: switch.Run,
+    node: state.NodeRecord,
+    instance: dict[str, Any],
+    alarms: dict[str, dict[str, Any]],
+    report: ReconcileReport,
+) -> None:
+    """Target group must be exactly {the current instance's IP}; both alarms must watch it."""
+    c, s = run.clients, run.settings
+    assert node.config is not None and node.current_instance_id is not None
+    ip = instance.get("PrivateIpAddress")
+    found: list[str] = []
+    health = c.elbv2.describe_target_health(TargetGroupArn=node.config.target_group_arn)
+    targets = {
+        d["Target"]["Id"]
+        for d in health["TargetHealthDescriptions"]
+        if d.get("TargetHealth", {}).get("State") != "draining"
+    }
+    if ip and targets != {ip}:
+        found.append(f"target group holds {sorted(targets)}, not [{ip}]")
+    watched = {
+        name: _alarm_instance(alarms[name]) if name in alarms else None
+        for name in _alarm_names(s.vpc_name, node.node_id)
+    }
+    wrong_alarms = {name: got for name, got in watched.items() if got != node.current_instance_id}
+    if wrong_alarms:
+        found.append(f"alarms {wrong_alarms} do not watch {node.current_instance_id}")
+    if not found:
+        return
+    # Check just before mutating: a switch or an update that started since the sweep read the node owns it.
+    fresh = state.get_node(c.dynamodb, s.table_name, s.vpc_name, node.node_id)
+    if fresh is None or fresh.version != node.version:
+        return
+    if ip and targets != {ip}:
+        aws.point_target_group(c.elbv2, node.config.target_group_arn, ip=ip)
+    if wrong_alarms:
+        aws.put_node_alarms(
+            c.cloudwatch,
+            vpc_name=s.vpc_name,
+            node_id=node.node_id,
+            instance_id=node.current_instance_id,
+            monitor_process=node.config.monitor_process,
+        )
+    _report_repair(run, report, node.node_id, "; ".join(found))
+
+
+def _sweep_deleted(
+    run: switch.Run, node: state.NodeRecord, instances: dict[str, dict[str, Any]], report: ReconcileReport
+) -> None:
+    """A deleted node has no instance: terminate any live one carrying its id (created by a switch after
+    its Delete looked; the Delete itself terminated the others)."""
+    c, s = run.clients, run.settings
+    live = [
+        i["InstanceId"]
+        for i in instances.values()
+        if aws.tags_of(i).get(contract.TAG_NODE_ID) == str(node.node_id)
+        and i["State"]["Name"] not in aws.GONE_STATES
+    ]
+    if not live:
+        return
+    fresh = state.get_node(c.dynamodb, s.table_name, s.vpc_name, node.node_id)
+    if fresh is None or fresh.state != state.DELETED:
+        return  # created again since the sweep read it
+    for instance_id in sorted(live):
+        aws.terminate_once(c.ec2, instance_id, wait=False, waiter={})
+    _report_repair(run, report, node.node_id, f"terminated {sorted(live)} of the deleted node")
+
+
+def _report_repair(run: switch.Run, report: ReconcileReport, node_id: int, what: str) -> None:
+    s = run.settings
+    report.repairs.append({"node_id": node_id, "what": what})
+    logger.warning("drift repaired", extra={"node_id": node_id, "drift": what})
+    metrics.add_metric(name=contract.METRIC_DRIFT_REPAIRED, unit=MetricUnit.Count, value=1)
+    run.notify(contract.DRIFT_REPAIRED_DETAIL_TYPE, {"vpc": s.vpc_name, "node_id": node_id, "repaired": what})
+
+
+def _node_instances(ec2: Any, vpc_id: str) -> dict[str, dict[str, Any]]:
+    """Every instance of the VPC carrying the node tag (terminated ones stay visible for about an hour)."""
+    paginator = ec2.get_paginator("describe_instances")
+    filters = [{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "tag-key", "Values": [contract.TAG_NODE_ID]}]
+    return {
+        instance["InstanceId"]: instance
+        for page in paginator.paginate(Filters=filters)
+        for reservation in page["Reservations"]
+        for instance in reservation["Instances"]
+    }
+
+
+def _node_alarms(cloudwatch: Any, vpc_name: str) -> dict[str, dict[str, Any]]:
+    """The VPC's metric alarms by name. Metric alarms only: CloudWatch API Reference, DescribeAlarms —
+    composite alarms need `cloudwatch:DescribeAlarms` scoped to `*`; the switcher's is scoped to its own
+    alarms' ARNs (`swr-<vpc>-*`)."""
+    paginator = cloudwatch.get_paginator("describe_alarms")
+    return {
+        alarm["AlarmName"]: alarm
+        for page in paginator.paginate(
+            AlarmNamePrefix=contract.alarm_prefix(vpc_name), AlarmTypes=["MetricAlarm"]
+        )
+        for alarm in page.get("MetricAlarms", [])
+    }
+
+
+def _alarm_names(vpc_name: str, node_id: int) -> tuple[str, str]:
+    return contract.monitor_alarm_name(vpc_name, node_id), contract.status_alarm_name(vpc_name, node_id)
+
+
+def _alarm_instance(alarm: dict[str, Any]) -> str | None:
+    for dim in alarm.get("Dimensions", []):
+        if dim.get("Name") == "InstanceId":
+            return str(dim.get("Value"))
+    return None
+
+
+def _overdue(node: state.NodeRecord, now: float, overdue_seconds: int) -> bool:
+    """A SWITCHING node whose switch started more than `overdue_seconds` ago (start = its sort key)."""
+    if node.state != state.SWITCHING or not node.switch_sk:
+        return False
+    try:
+        started = datetime.fromisoformat(node.switch_sk.split("#", 1)[0]).timestamp()
+    except ValueError:
+        return False
+    return now - started > overdue_seconds

@@ -1,0 +1,207 @@
+"""The decision both the events and the reconciler take (switcher.decide): pure, no AWS, no moto."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from switcher import state
+from switcher.decide import CLAIM, EVENT, HOLD, RECONCILE, REPAIR, RESUME, SKIP, Policy, Seen, decide
+
+NOW = 1_800_000_000.0
+CONFIG = state.NodeConfig("lt-1", "1", "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/x/y")
+POLICY = Policy(flap_max_switches=3, flap_window_seconds=3600)
+
+
+def _active(current: str | None = "i-cur") -> state.NodeRecord:
+    node = state.new_node("prod", 1, CONFIG, NOW - 100)
+    return state.with_current(node, current, "az-a", NOW - 100) if current else node
+
+
+def _switching(*, lease_until: float, owner: str = "req-1/abc") -> state.NodeRecord:
+    return state.claim(
+        _active(),
+        instance_id="i-cur",
+        switch_id="swr-1",
+        switch_sk="sk",
+        owner=owner,
+        lease_until=int(lease_until),
+        now=NOW - 50,
+    )
+
+
+def _seen(cause: str = EVENT, instance_state: str | None = "stopped", **kw: object) -> Seen:
+    base = {"description": "instance stopping", "instance_id": "i-cur", "node_id": 1}
+    base.update(kw)
+    return Seen(cause=cause, instance_state=instance_state, **base)  # type: ignore[arg-type]
+
+
+def test_an_event_about_the_current_instance_claims_the_node() -> None:
+    d = decide(_active(), _seen(), now=NOW, policy=POLICY)
+    assert (d.action, d.reason) == (CLAIM, "instance stopping")
+
+
+def test_a_node_without_a_record_is_skipped_with_a_notice_naming_it() -> None:
+    d = decide(None, _seen(node_id=7), now=NOW, policy=POLICY)
+    assert d.action == SKIP and d.notice is not None and "node 7" in d.notice["reason"]
+
+
+@pytest.mark.parametrize("node_state", [state.HOLD, state.FAILED, state.DELETED])
+def test_held_failed_and_deleted_nodes_are_left_alone_by_events_and_the_reconciler(node_state: str) -> None:
+    node = replace(_active(), state=node_state)
+    for cause in (EVENT, RECONCILE):
+        assert decide(node, _seen(cause), now=NOW, policy=POLICY).action == SKIP
+
+
+def test_an_instance_that_is_not_the_current_one_is_skipped() -> None:
+    d = decide(_active(), _seen(instance_id="i-other"), now=NOW, policy=POLICY)
+    assert d.action == SKIP and "not node 1's current" in d.reason
+
+
+def test_a_switching_node_with_a_live_lease_is_skipped_by_another_request() -> None:
+    d = decide(_switching(lease_until=NOW + 500), _seen(request_id="req-2"), now=NOW, policy=POLICY)
+    assert d.action == SKIP and "holds the lease" in d.reason
+
+
+def test_lambdas_retry_of_the_same_request_resumes_at_once_its_earlier_attempt_has_ended() -> None:
+    d = decide(_switching(lease_until=NOW + 500), _seen(request_id="req-1"), now=NOW, policy=POLICY)
+    assert d.action == RESUME and d.earlier_attempt_dead
+
+
+@pytest.mark.parametrize("cause", [EVENT, RECONCILE])
+def test_an_expired_lease_is_resumed_by_whoever_comes(cause: str) -> None:
+    d = decide(_switching(lease_until=NOW - 1), _seen(cause, request_id="req-9"), now=NOW, policy=POLICY)
+    assert d.action == RESUME and not d.earlier_attempt_dead
+
+
+def test_an_event_about_the_switchs_own_replacement_resumes_an_expired_switch() -> None:
+    seen = _seen(instance_id="i-new", switch_replacement_id="i-new")
+    assert decide(_switching(lease_until=NOW - 1), seen, now=NOW, policy=POLICY).action == RESUME
+
+
+@pytest.mark.parametrize("ec2_state", ["stopping", "stopped", "terminated", "shutting-down"])
+def test_the_reconciler_switches_an_active_node_whose_instance_is_down_or_gone(ec2_state: str) -> None:
+    d = decide(_active(), _seen(RECONCILE, ec2_state, description="reconcile"), now=NOW, policy=POLICY)
+    assert d.action == CLAIM and ec2_state in d.reason
+
+
+def test_an_event_about_a_gone_instance_is_left_to_the_reconciler() -> None:
+    assert decide(_active(), _seen(EVENT, "terminated"), now=NOW, policy=POLICY).action == SKIP
+
+
+def test_the_reconciler_switches_a_running_node_whose_alarm_is_in_alarm() -> None:
+    seen = _seen(RECONCILE, "running", alarm_firing=True, description="reconcile")
+    assert decide(_active(), seen, now=NOW, policy=POLICY).action == CLAIM
+    healthy = decide(_active(), _seen(RECONCILE, "running"), now=NOW, policy=POLICY)
+    assert healthy.action == SKIP and healthy.reason.endswith("is healthy")
+
+
+def test_the_reconciler_applies_a_config_left_pending_by_a_switch() -> None:
+    node = replace(_active(), pending_config=CONFIG)
+    assert decide(node, _seen(RECONCILE, "running"), now=NOW, policy=POLICY).action == REPAIR
+
+
+def test_an_instance_ec2_no_longer_describes_is_reported_by_the_reconciler() -> None:
+    d = decide(_active(), _seen(RECONCILE, None), now=NOW, policy=POLICY)
+    assert d.action == SKIP and d.notice is not None and "operator" in d.reason
+
+
+def test_a_flapping_node_is_held_instead_of_switched() -> None:
+    node = replace(_active(), recent_switches=tuple({"at": int(NOW) - i, "az": "az-a"} for i in range(3)))
+    for cause in (EVENT, RECONCILE):
+        d = decide(node, _seen(cause), now=NOW, policy=POLICY)
+        assert d.action == HOLD and "flap guard" in d.reason
+
+
+def test_adoption_is_refused_when_several_live_instances_carry_the_node_id() -> None:
+    seen = _seen(live_instance_ids=("i-b", "i-a"))
+    d = decide(_active(None), seen, now=NOW, policy=POLICY)
+    assert d.action == SKIP and d.notice is not None and d.notice["instance_ids"] == ["i-a", "i-b"]
+    assert decide(_active(None), _seen(live_instance_ids=("i-cur",)), now=NOW, policy=POLICY).action == CLAIM
+
+
+def test_events_and_the_reconciler_reach_the_same_decision_about_a_down_node() -> None:
+    # Same node, same facts: both claim (and only the first conditional claim write wins).
+    node = _active()
+    assert decide(node, _seen(EVENT), now=NOW, policy=POLICY).action == CLAIM
+    assert decide(node, _seen(RECONCILE), now=NOW, policy=POLICY).action == CLAIM
+
+
+# --- state transitions the decision relies on ------------------------------------------------------
+
+
+def test_a_lease_is_released_by_its_owner_and_held_by_owner_and_switch() -> None:
+    node = _switching(lease_until=NOW + 500)
+    assert node.held_by("req-1/abc", "swr-1")
+    assert not node.held_by("req-1/other", "swr-1") and not node.held_by("req-1/abc", "swr-2")
+    assert state.same_request("req-1/abc", "req-1") and not state.same_request("req-1/abc", "req-2")
+    assert not state.same_request(None, "req-1") and not state.same_request("req-1/abc", None)
+
+
+def test_an_update_during_a_switch_is_kept_pending_and_applied_after() -> None:
+    new = replace(CONFIG, target_group_arn="arn:new")
+    pending = state.with_pending_config(_switching(lease_until=NOW + 500), new, NOW)
+    assert pending.config == CONFIG and pending.pending_config == new
+    roundtrip = state.node_from_item(state.node_to_item(pending))
+    assert roundtrip.pending_config == new
+    applied = state.apply_pending(replace(pending, state=state.ACTIVE), NOW)
+    assert applied.config == new and applied.pending_config is None
+    with pytest.raises(state.TransitionError):
+        state.with_pending_config(_active(), new, NOW)
+
+
+def test_a_delete_takes_the_node_from_its_switch() -> None:
+    deleted = state.mark_deleted(_switching(lease_until=NOW + 500), NOW)
+    assert deleted.state == state.DELETED and deleted.lease_owner is None and deleted.switch_id is None
+    assert not deleted.held_by("req-1/abc", "swr-1")
+
+
+@pytest.mark.parametrize(
+    ("codes", "transient"),
+    [
+        (["TransactionConflict", "None"], True),
+        (["ThrottlingError", "None"], True),
+        (["ConditionalCheckFailed", "None"], False),
+        (["ValidationError", "None"], False),
+        ([], False),
+    ],
+)
+def test_cancellation_reasons_tell_a_transient_cancel_from_a_failed_condition(
+    codes: list[str], transient: bool
+) -> None:
+    from botocore.exceptions import ClientError
+
+    err = ClientError(
+        {
+            "Error": {"Code": "TransactionCanceledException"},
+            "CancellationReasons": [{"Code": c} for c in codes],
+        },
+        "TransactWriteItems",
+    )
+    assert state._transient_cancel(err) is transient
+    assert state._conditional_failed(err) is ("ConditionalCheckFailed" in codes)
+
+
+def test_reconciler_settings_come_from_the_environment_with_the_agreed_defaults() -> None:
+    from switcher import contract
+    from switcher.settings import Settings, SettingsError
+
+    env = {
+        contract.ENV_TABLE_NAME: "t",
+        contract.ENV_TOPIC_ARN: "arn:aws:sns:us-east-1:1:t",
+        contract.ENV_BLACKHOLE_SG_ID: "sg-1",
+        contract.ENV_VPC_NAME: "prod",
+        contract.ENV_VPC_ID: "vpc-1",
+    }
+    defaults = Settings.from_env(env)
+    assert (defaults.reconcile_interval_seconds, defaults.switch_overdue_seconds) == (60, 1800)
+    custom = Settings.from_env(
+        {**env, contract.ENV_RECONCILE_INTERVAL_SECONDS: "120", contract.ENV_SWITCH_OVERDUE_SECONDS: "600"}
+    )
+    assert (custom.reconcile_interval_seconds, custom.switch_overdue_seconds) == (120, 600)
+    with pytest.raises(SettingsError, match="SWR_RECONCILE_INTERVAL_SECONDS"):
+        Settings.from_env({**env, contract.ENV_RECONCILE_INTERVAL_SECONDS: "often"})
+    with pytest.raises(SettingsError, match="switch_overdue_seconds=0"):
+        Settings.from_env({**env, contract.ENV_SWITCH_OVERDUE_SECONDS: "0"})
+    assert contract.METRIC_DIMENSIONS == ("service", "vpc")
+    assert contract.RECONCILE_EVENT_SOURCE == "swr.reconciler"
