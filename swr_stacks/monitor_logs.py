@@ -15,14 +15,7 @@ MONITOR_LOG_UID = "1000"
 MONITOR_LOG_GID = "1000"
 
 
-def secure_file_system(
-    scope: Construct,
-    id_: str,
-    *,
-    network_vpc: ec2.IVpc,
-    subnets: ec2.SubnetSelection,
-    security_group: ec2.ISecurityGroup,
-) -> efs.FileSystem:
+class SecureFileSystem(efs.FileSystem):
     """An encrypted EFS file system with a mount target in every selected subnet, TLS enforced.
 
     Its policy only denies plain NFS. Because a file-system policy exists, EFS's default policy (full
@@ -33,35 +26,44 @@ def secure_file_system(
     https://docs.aws.amazon.com/efs/latest/ug/iam-access-control-nfs-efs.html, and "Network File System
     (NFS) level users, groups, and permissions",
     https://docs.aws.amazon.com/efs/latest/ug/accessing-fs-nfs-permissions.html). So each node role
-    carries the client actions it needs on its own file systems (ProtectedNode).
+    carries the client actions it needs on its own file systems (NodeRole).
     """
-    file_system = efs.FileSystem(
-        scope,
-        id_,
-        vpc=network_vpc,
-        vpc_subnets=subnets,
-        security_group=security_group,
-        encrypted=True,
-        # Survives a switch by design: the data must also survive an accidental stack deletion.
-        removal_policy=RemovalPolicy.RETAIN,
-        enable_automatic_backups=True,
-        # CDK's name for "add no statement of your own": with the feature flag
-        # @aws-cdk/aws-efs:denyAnonymousAccess (cdk.json) the CDK would otherwise add one granting
-        # ClientRootAccess and ClientWrite to every principal, and without the flag none, so the
-        # deployed access would depend on how the app is synthesized. Anonymous clients stay refused:
-        # the policy below exists and allows nothing (see the docstring).
-        allow_anonymous_access=True,
-    )
-    # Mounts use amazon-efs-utils with `tls`: refuse any unencrypted client.
-    file_system.add_to_resource_policy(
-        iam.PolicyStatement(
-            effect=iam.Effect.DENY,
-            principals=[iam.AnyPrincipal()],
-            actions=["*"],
-            conditions={"Bool": {"aws:SecureTransport": "false"}},
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        network_vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        security_group: ec2.ISecurityGroup,
+    ) -> None:
+        super().__init__(
+            scope,
+            id_,
+            vpc=network_vpc,
+            vpc_subnets=subnets,
+            security_group=security_group,
+            encrypted=True,
+            # Survives a switch by design: the data must also survive an accidental stack deletion.
+            removal_policy=RemovalPolicy.RETAIN,
+            enable_automatic_backups=True,
+            # CDK's name for "add no statement of your own": with the feature flag
+            # @aws-cdk/aws-efs:denyAnonymousAccess (cdk.json) the CDK would otherwise add one granting
+            # ClientRootAccess and ClientWrite to every principal, and without the flag none, so the
+            # deployed access would depend on how the app is synthesized. Anonymous clients stay refused:
+            # the policy below exists and allows nothing (see the docstring).
+            allow_anonymous_access=True,
         )
-    )
-    return file_system
+        # Mounts use amazon-efs-utils with `tls`: refuse any unencrypted client.
+        self.add_to_resource_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["*"],
+                conditions={"Bool": {"aws:SecureTransport": "false"}},
+            )
+        )
 
 
 class MonitorLogs(Construct):
@@ -85,7 +87,7 @@ class MonitorLogs(Construct):
             description="swr monitor-log EFS: NFS from nodes",
             allow_all_outbound=False,
         )
-        self.file_system = secure_file_system(
+        self.file_system = SecureFileSystem(
             self, "FileSystem", network_vpc=network_vpc, subnets=subnets, security_group=self.security_group
         )
         self.log_group = logs.LogGroup(

@@ -92,3 +92,14 @@ class NoticeTopic(Construct):
                 conditions=conditions,
             )
         )
+
+
+class SwrRegion(Construct):
+    """What the switchers of one region share: the state table (``table``) and notice topic (``topic``)."""
+
+    def __init__(self, scope: Construct, id_: str) -> None:
+        super().__init__(scope, id_)
+        self.state = StateTable(self, "State")
+        self.notices = NoticeTopic(self, "Notices")
+        self.table = self.state.table
+        self.topic = self.notices.topic
