@@ -264,7 +264,7 @@ def test_runs_as_a_script_calls_faultscript_and_stops_on_sigterm(tmp_path, fault
         assert wait_for(lambda: len(call_lines(fault_calls)) == 1)
     finally:
         daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(timeout=10) == 0
+        assert daemon.wait(timeout=60) == 0
     log = read_events(tmp_path / "logs" / "7" / "monitor.log")
     assert log[0]["event"] == "monitor_started"
     assert log[-1]["event"] == "monitor_stopped"
