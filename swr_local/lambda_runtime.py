@@ -20,16 +20,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from swr_cli.aws import AwsTarget
+from swr_local.emulator import LOCAL_ACCOUNT_ID, REGION
+from swr_local.errors import LocalRunError
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
 @dataclass
 class LambdaContext:
-    """The attributes of the Lambda context object that handlers and Powertools read."""
+    """The attributes of the Lambda context object that handlers and Powertools read (the one fake context
+    of the local drill, the tests and the benchmarks)."""
 
-    function_name: str
-    function_arn: str
+    function_name: str = "swr-prod-switcher"
+    function_arn: str = f"arn:aws:lambda:{REGION}:{LOCAL_ACCOUNT_ID}:function:swr-prod-switcher"
     memory_limit_in_mb: int = 256
     timeout_seconds: int = 900
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
@@ -100,11 +103,12 @@ def load_handler(spec: str) -> Handler:
 
 
 def _cold_start(handler: Handler) -> None:
-    """Each in-process invocation is a cold start: drop the boto3 clients a previous invocation cached in
-    the handler's module (`_clients`), which may point at another, already stopped, emulator."""
+    """Each in-process invocation is a cold start: the clients a previous invocation left in the handler's
+    module may point at another, already stopped, emulator (`reset_clients`, the handler's public way)."""
     module = sys.modules.get(getattr(handler, "__module__", ""))
-    if module is not None and getattr(module, "_clients", None) is not None:
-        setattr(module, "_clients", None)  # noqa: B010 - a private attribute of another package
+    reset = getattr(module, "reset_clients", None)
+    if callable(reset):
+        reset()
 
 
 @contextmanager
@@ -145,7 +149,10 @@ class ResponseInbox:
     """Responses PUT by custom-resource handlers to the pre-signed ResponseURL CloudFormation gives them."""
 
     base_url: str
+    #: request path (the request id) -> the response PUT there
     received: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: every response, in the order they arrived
+    responses: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url_for(self, request_id: str) -> str:
@@ -154,7 +161,8 @@ class ResponseInbox:
 
 @contextmanager
 def response_inbox() -> Iterator[ResponseInbox]:
-    """A tiny HTTP server on 127.0.0.1 standing in for CloudFormation's response bucket."""
+    """A tiny HTTP server on 127.0.0.1 standing in for CloudFormation's response bucket (the one stand-in
+    of the local drill and the tests)."""
     inbox_ref: list[ResponseInbox] = []
 
     class _Handler(BaseHTTPRequestHandler):
@@ -163,7 +171,9 @@ def response_inbox() -> Iterator[ResponseInbox]:
             body = self.rfile.read(length)
             inbox = inbox_ref[0]
             with inbox._lock:
-                inbox.received[self.path.strip("/")] = json.loads(body or b"{}")
+                response = json.loads(body or b"{}")
+                inbox.received[self.path.strip("/")] = response
+                inbox.responses.append(response)
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -183,7 +193,7 @@ def response_inbox() -> Iterator[ResponseInbox]:
         thread.join(timeout=5)
 
 
-class CustomResourceFailed(RuntimeError):
+class CustomResourceFailed(LocalRunError):
     """The handler answered FAILED (or never answered) to a custom-resource request."""
 
 

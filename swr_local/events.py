@@ -1,4 +1,8 @@
-"""Events exactly as AWS delivers them to an EventBridge rule's target (the switcher Lambda)."""
+"""The one event factory: events exactly as AWS delivers them to an EventBridge rule's target (the switcher
+Lambda), for the local drill, the tests and the benchmarks.
+
+The shapes follow AWS's samples kept in tests/events/*.json (tests/local/test_events.py compares them).
+"""
 
 from __future__ import annotations
 
@@ -7,22 +11,32 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from switcher import contract
+from switcher import aws, contract
+
+from swr_local.emulator import LOCAL_ACCOUNT_ID, REGION
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def ec2_state_change(instance_id: str, state: str, *, account_id: str, region: str) -> dict[str, Any]:
-    """ "EC2 Instance State-change Notification", as EC2 emits it when the FaultScript stops the instance."""
+def ec2_state_change(
+    instance_id: str,
+    state: str,
+    *,
+    account_id: str = LOCAL_ACCOUNT_ID,
+    region: str = REGION,
+    time: str | None = None,
+) -> dict[str, Any]:
+    """ "EC2 Instance State-change Notification", as EC2 emits it when the FaultScript stops the instance
+    (`time`: the event's ISO time, default now)."""
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
         "detail-type": contract.EC2_STATE_CHANGE_DETAIL_TYPE,
         "source": contract.EC2_EVENT_SOURCE,
         "account": account_id,
-        "time": _now(),
+        "time": time or _now(),
         "region": region,
         "resources": [f"arn:aws:ec2:{region}:{account_id}:instance/{instance_id}"],
         "detail": {"instance-id": instance_id, "state": state},
@@ -67,18 +81,27 @@ def _metric_config(alarm: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def alarm_state_change(
-    alarm: dict[str, Any], *, previous_state: str = "OK", account_id: str, region: str
+    alarm: dict[str, Any],
+    *,
+    previous_state: str = "OK",
+    account_id: str = LOCAL_ACCOUNT_ID,
+    region: str = REGION,
+    time: str | None = None,
 ) -> dict[str, Any]:
     """The alarm state-change event of an alarm as `describe_alarms` returns it (now in ALARM)."""
     timestamp = alarm.get("StateUpdatedTimestamp")
-    stamp = timestamp.strftime("%Y-%m-%dT%H:%M:%S.000+0000") if isinstance(timestamp, datetime) else _now()
+    stamp = (
+        timestamp.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+        if isinstance(timestamp, datetime)
+        else time or _now()
+    )
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
         "detail-type": contract.ALARM_STATE_CHANGE_DETAIL_TYPE,
         "source": contract.ALARM_EVENT_SOURCE,
         "account": account_id,
-        "time": _now(),
+        "time": time or _now(),
         "region": region,
         "resources": [alarm["AlarmArn"]],
         "detail": {
@@ -95,4 +118,35 @@ def alarm_state_change(
                 "metrics": _metric_config(alarm),
             },
         },
+    }
+
+
+def node_alarm(
+    alarm_name: str,
+    instance_id: str,
+    *,
+    status_check: bool,
+    monitor_process: str = "swr-monitor",
+    account_id: str = LOCAL_ACCOUNT_ID,
+    region: str = REGION,
+) -> dict[str, Any]:
+    """A node's alarm in ALARM as `describe_alarms` returns it (metric, dimensions and period as the switcher
+    puts them), without asking the emulator: what `alarm_state_change` takes."""
+    if status_check:
+        namespace, metric, period = contract.STATUS_METRIC_NAMESPACE, contract.STATUS_METRIC_NAME, 60
+        dimensions = [{"Name": "InstanceId", "Value": instance_id}]
+    else:
+        namespace, metric = contract.MONITOR_METRIC_NAMESPACE, contract.MONITOR_METRIC_NAME
+        period = contract.MONITOR_INTERVAL_SECONDS
+        dimensions = aws.monitor_alarm_dimensions(instance_id, monitor_process)
+    return {
+        "AlarmName": alarm_name,
+        "AlarmArn": f"arn:aws:cloudwatch:{region}:{account_id}:alarm:{alarm_name}",
+        "StateValue": contract.ALARM_TRIGGER_STATE,
+        "StateReason": "Threshold Crossed",
+        "Namespace": namespace,
+        "MetricName": metric,
+        "Dimensions": dimensions,
+        "Period": period,
+        "Statistic": "Maximum",
     }
