@@ -10,10 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from swr_cli import PROJECT_ROOT
 from swr_local.errors import LocalRunError
-
-#: The repository root: where app.py and cdk.json live.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class SynthError(LocalRunError):

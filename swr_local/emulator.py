@@ -13,8 +13,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 #: moto's default account; nothing here ever talks to a real account.
@@ -61,26 +61,32 @@ def port_is_open(host: str, port: int) -> bool:
 
 
 @contextmanager
-def fake_credentials(region: str | None = None) -> Iterator[None]:
-    """Fake AWS credentials (and `region` as AWS_DEFAULT_REGION, if given) in the environment for the
-    block, every profile and config file hidden; the environment is restored afterwards."""
-    fake = dict(FAKE_CREDENTIALS)
-    fake.update(dict.fromkeys(_CONFIG_FILES, os.devnull))
-    if region is not None:
-        fake["AWS_DEFAULT_REGION"] = region
-    keys = [*fake, *_REAL_CREDENTIAL_SOURCES]
-    saved = {key: os.environ.get(key) for key in keys}
-    try:
-        for key in _REAL_CREDENTIAL_SOURCES:
-            os.environ.pop(key, None)
-        os.environ.update(fake)
-        yield
-    finally:
-        for key, value in saved.items():
+def environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (None: remove) these environment variables for the block; restore every one afterwards."""
+    saved = {key: os.environ.get(key) for key in values}
+
+    def apply(settings: Mapping[str, str | None]) -> None:
+        for key, value in settings.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+    apply(values)
+    try:
+        yield
+    finally:
+        apply(saved)
+
+
+def fake_credentials(region: str | None = None) -> AbstractContextManager[None]:
+    """Fake AWS credentials (and `region` as AWS_DEFAULT_REGION, if given) in the environment for the
+    block, every profile and config file hidden; the environment is restored afterwards."""
+    fake: dict[str, str | None] = {**FAKE_CREDENTIALS, **dict.fromkeys(_CONFIG_FILES, os.devnull)}
+    fake.update(dict.fromkeys(_REAL_CREDENTIAL_SOURCES))
+    if region is not None:
+        fake["AWS_DEFAULT_REGION"] = region
+    return environment(fake)
 
 
 def _wait_open(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:

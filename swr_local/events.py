@@ -20,6 +20,22 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _envelope(
+    detail_type: str, source: str, *, account_id: str, region: str, time: str | None, resource: str
+) -> dict[str, Any]:
+    """The fields EventBridge puts around every event's `detail`."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": account_id,
+        "time": time or _now(),
+        "region": region,
+        "resources": [resource],
+    }
+
+
 def ec2_state_change(
     instance_id: str,
     state: str,
@@ -31,14 +47,14 @@ def ec2_state_change(
     """ "EC2 Instance State-change Notification", as EC2 emits it when the FaultScript stops the instance
     (`time`: the event's ISO time, default now)."""
     return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": contract.EC2_STATE_CHANGE_DETAIL_TYPE,
-        "source": contract.EC2_EVENT_SOURCE,
-        "account": account_id,
-        "time": time or _now(),
-        "region": region,
-        "resources": [f"arn:aws:ec2:{region}:{account_id}:instance/{instance_id}"],
+        **_envelope(
+            contract.EC2_STATE_CHANGE_DETAIL_TYPE,
+            contract.EC2_EVENT_SOURCE,
+            account_id=account_id,
+            region=region,
+            time=time,
+            resource=f"arn:aws:ec2:{region}:{account_id}:instance/{instance_id}",
+        ),
         "detail": {"instance-id": instance_id, "state": state},
     }
 
@@ -96,14 +112,14 @@ def alarm_state_change(
         else time or _now()
     )
     return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": contract.ALARM_STATE_CHANGE_DETAIL_TYPE,
-        "source": contract.ALARM_EVENT_SOURCE,
-        "account": account_id,
-        "time": time or _now(),
-        "region": region,
-        "resources": [alarm["AlarmArn"]],
+        **_envelope(
+            contract.ALARM_STATE_CHANGE_DETAIL_TYPE,
+            contract.ALARM_EVENT_SOURCE,
+            account_id=account_id,
+            region=region,
+            time=time,
+            resource=alarm["AlarmArn"],
+        ),
         "detail": {
             "alarmName": alarm["AlarmName"],
             "state": {

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from swr_cli.aws import AwsTarget
-from swr_local.emulator import LOCAL_ACCOUNT_ID, REGION
+from swr_local.emulator import LOCAL_ACCOUNT_ID, REGION, environment
 from swr_local.errors import LocalRunError
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -111,10 +110,9 @@ def _cold_start(handler: Handler) -> None:
         reset()
 
 
-@contextmanager
-def lambda_environment(function: DeployedFunction, target: AwsTarget) -> Iterator[None]:
+def lambda_environment(function: DeployedFunction, target: AwsTarget) -> AbstractContextManager[None]:
     """The process environment a Lambda runtime gives the function, for the duration of the block."""
-    env = dict(function.environment)
+    env: dict[str, str | None] = dict(function.environment)
     env.update(
         AWS_REGION=target.region,
         AWS_DEFAULT_REGION=target.region,
@@ -123,16 +121,7 @@ def lambda_environment(function: DeployedFunction, target: AwsTarget) -> Iterato
     )
     if target.endpoint_url:
         env["AWS_ENDPOINT_URL"] = target.endpoint_url
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return environment(env)
 
 
 def invoke(function: DeployedFunction, target: AwsTarget, event: dict[str, Any]) -> Any:
