@@ -11,14 +11,18 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 all: test
 
+## First run: several minutes of downloads (aws-cdk-lib, moto, matplotlib); pip shows its progress.
 $(BIN)/.installed: pyproject.toml
+	@echo "setup 1/3: Python virtualenv in $(VENV)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --upgrade --progress-bar on pip
+	@echo "setup 2/3: swr with the dev, bench and local (emulator) extras, editable"
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev,bench,local]'
 	touch $@
 
 node_modules/.installed: package.json
-	npm install --no-audit --no-fund --loglevel=error
+	@echo "setup 3/3: Node.js 22 and the AWS CDK CLI into node_modules"
+	npm install --no-audit --no-fund --loglevel=http
 	touch $@
 
 setup: $(BIN)/.installed node_modules/.installed
@@ -55,7 +59,7 @@ typecheck: $(BIN)/.installed
 pytest: setup
 	$(BIN)/pytest
 
-## The main job: a local failover drill against moto on 127.0.0.1, no AWS account needed.
+## The main job: a local failover drill against moto on 127.0.0.1, no AWS account needed (the local extra).
 demo: setup
 	$(BIN)/swr demo
 

@@ -1,6 +1,6 @@
 """Drive the real switcher (`switcher.switch.run_event`) against moto with the latency model applied.
 
-A `Deployment` is one moto server with the stable resources built (bench/world.py) and nodes
+A `Deployment` is one moto server with the stable resources built (swr_local/world.py) and nodes
 provisioned through the switcher's own custom-resource path (`switcher.provision.handle`), adopting
 instances placed round-robin over the AZs. Events are shaped like EventBridge delivers them.
 """
@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,8 +23,9 @@ from switcher.switch import SwitchResult, run_event
 
 from bench.aws_model import ModeledAws
 from bench.deployment_config import TargetGroupHealth
-from bench.moto_process import REGION, moto_server_process
-from bench.world import AZS, World, build_world
+from swr_local import events
+from swr_local.emulator import REGION, moto_server
+from swr_local.world import AZS, World, build_world, each_client
 
 #: Modeled time 0 of every run maps to this epoch (timelines are epoch-based ISO strings).
 EPOCH_BASE = 1_800_000_000.0
@@ -41,14 +42,7 @@ def modeled_to_iso(modeled: float) -> str:
 
 def settings_for(world: World, order: str) -> Settings:
     """The switcher's settings as the stacks would set them; everything else at its production default."""
-    return Settings(
-        table_name=world.table_name,
-        topic_arn=world.topic_arn,
-        blackhole_sg_id=world.blackhole_sg_id,
-        vpc_name=world.vpc_name,
-        vpc_id=world.vpc_id,
-        switch_order=order,
-    )
+    return replace(world.settings, switch_order=order)
 
 
 def plain_clients(endpoint_url: str) -> Clients:
@@ -63,14 +57,7 @@ def modeled_clients(endpoint_url: str, modeled: ModeledAws, settings: Settings) 
         endpoint_url=endpoint_url,
         config=retry_config(settings.retry_mode, settings.retry_max_attempts),
     )
-    for client in (
-        clients.ec2,
-        clients.elbv2,
-        clients.cloudwatch,
-        clients.dynamodb,
-        clients.sns,
-        clients.events,
-    ):
+    for client in each_client(clients):
         modeled.attach(client)
     return clients
 
@@ -94,11 +81,11 @@ def _launch_tagged(clients: Clients, world: World, node_id: int, az: str) -> str
     """An instance carrying the node's tags in `az`, as an operator's existing node would be."""
     tags = [
         {"Key": contract.TAG_NODE_ID, "Value": str(node_id)},
-        {"Key": contract.TAG_VPC, "Value": world.vpc_name},
+        {"Key": contract.TAG_VPC, "Value": world.settings.vpc_name},
     ]
     response = clients.ec2.run_instances(
         LaunchTemplate={"LaunchTemplateId": world.launch_template_id, "Version": "$Latest"},
-        SubnetId=world.subnet_by_az[az],
+        SubnetId=world.subnets[az],
         MinCount=1,
         MaxCount=1,
         TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
@@ -119,19 +106,23 @@ def provision_nodes(deployment: Deployment, node_ids: list[int], *, now: float) 
             "RequestId": uuid.uuid4().hex,
             "LogicalResourceId": f"Node{node_id}",
             "ResourceType": contract.NODE_RESOURCE_TYPE,
-            "ResourceProperties": {
-                contract.PROP_NODE_ID: str(node_id),
-                contract.PROP_VPC_NAME: world.vpc_name,
-                contract.PROP_LAUNCH_TEMPLATE_ID: world.launch_template_id,
-                contract.PROP_LAUNCH_TEMPLATE_VERSION: "$Latest",
-                contract.PROP_TARGET_GROUP_ARN: world.target_group_by_node[node_id],
-                contract.PROP_MONITOR_PROCESS: "swr-monitor",
-            },
+            "ResourceProperties": world.node_props(
+                node_id, **{contract.PROP_LAUNCH_TEMPLATE_VERSION: "$Latest"}
+            ),
         }
         _, data = provision.handle(event, clients=clients, settings=settings, now=lambda: EPOCH_BASE + now)
         if data.get("InstanceId") != instance_id:
             raise RuntimeError(f"node {node_id}: provisioning did not adopt {instance_id}: {data}")
         deployment.nodes[node_id] = Node(node_id=node_id, instance_id=instance_id, az=az)
+
+
+def health_check_options(health: TargetGroupHealth) -> dict[str, int]:
+    """create_target_group arguments that give a target group the synthesized template's health check."""
+    return {
+        "HealthCheckIntervalSeconds": health.interval_seconds,
+        "HealthyThresholdCount": health.healthy_threshold,
+        "UnhealthyThresholdCount": health.unhealthy_threshold,
+    }
 
 
 @contextmanager
@@ -140,15 +131,15 @@ def deployment(node_ids: list[int], health: TargetGroupHealth) -> Iterator[Deplo
     # The switcher logs JSON lines at INFO; in a benchmark they are noise. Its EMF metrics are never
     # printed here: `invoke` drops them after each invocation, as the Lambda decorator would flush them.
     logger.setLevel(logging.ERROR)
-    with moto_server_process() as endpoint_url:
+    with moto_server(own_process=True, region=REGION) as server:
+        endpoint_url = server.endpoint_url
         clients = plain_clients(endpoint_url)
         world = build_world(
-            ec2=clients.ec2,
-            elbv2=clients.elbv2,
-            dynamodb=clients.dynamodb,
-            sns=clients.sns,
+            endpoint_url=endpoint_url,
+            clients=clients,
+            vpc_name="bench",
             node_ids=node_ids,
-            health=health,
+            target_group_options=health_check_options(health),
         )
         built = Deployment(endpoint_url=endpoint_url, world=world, clients=clients)
         provision_nodes(built, node_ids, now=-3600.0)
@@ -164,56 +155,11 @@ def invoke(event: dict[str, Any], *, clients: Clients, settings: Settings, now: 
         metrics.clear_metrics()
 
 
-# --- events as EventBridge delivers them ------------------------------------------------------------
+# --- events as EventBridge delivers them (swr_local.events), at modeled times ------------------------
 def ec2_state_event(instance_id: str, instance_state: str, at: float) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": contract.EC2_STATE_CHANGE_DETAIL_TYPE,
-        "source": contract.EC2_EVENT_SOURCE,
-        "account": "123456789012",
-        "time": modeled_to_iso(at),
-        "region": REGION,
-        "resources": [f"arn:aws:ec2:{REGION}:123456789012:instance/{instance_id}"],
-        "detail": {"instance-id": instance_id, "state": instance_state},
-    }
+    return events.ec2_state_change(instance_id, instance_state, time=modeled_to_iso(at))
 
 
 def alarm_event(alarm_name: str, instance_id: str, at: float, *, status_check: bool) -> dict[str, Any]:
-    if status_check:
-        namespace, metric, dimensions = contract.STATUS_METRIC_NAMESPACE, contract.STATUS_METRIC_NAME, {}
-    else:
-        namespace, metric = contract.MONITOR_METRIC_NAMESPACE, contract.MONITOR_METRIC_NAME
-        dimensions = {"pid_finder": contract.MONITOR_PID_FINDER}
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": contract.ALARM_STATE_CHANGE_DETAIL_TYPE,
-        "source": contract.ALARM_EVENT_SOURCE,
-        "account": "123456789012",
-        "time": modeled_to_iso(at),
-        "region": REGION,
-        "resources": [f"arn:aws:cloudwatch:{REGION}:123456789012:alarm:{alarm_name}"],
-        "detail": {
-            "alarmName": alarm_name,
-            "state": {"value": contract.ALARM_TRIGGER_STATE, "reason": "bench"},
-            "previousState": {"value": "OK"},
-            "configuration": {
-                "metrics": [
-                    {
-                        "id": "m1",
-                        "metricStat": {
-                            "metric": {
-                                "namespace": namespace,
-                                "name": metric,
-                                "dimensions": {"InstanceId": instance_id, **dimensions},
-                            },
-                            "period": 10 if not status_check else 60,
-                            "stat": "Minimum" if not status_check else "Maximum",
-                        },
-                        "returnData": True,
-                    }
-                ]
-            },
-        },
-    }
+    alarm = events.node_alarm(alarm_name, instance_id, status_check=status_check)
+    return events.alarm_state_change(alarm, time=modeled_to_iso(at))

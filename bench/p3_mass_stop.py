@@ -50,7 +50,7 @@ from bench.latency_model import LatencyModel, Sampler
 from bench.model_clock import ScaledClock
 from bench.results_io import REPO_ROOT, run_metadata, write_result
 from bench.token_bucket import TokenBucket
-from bench.world import AZS
+from swr_local.world import AZS
 
 DEFAULT_NODES = (50, 200)
 FAILED_AZ = AZS[0]
@@ -127,7 +127,7 @@ class MassStopRun:
             self._push(
                 Invocation(stop_seen, ec2_state_event(instance_id, "stopping", 0.0), node_id, "state-change")
             )
-            alarm = contract.status_alarm_name(world.vpc_name, node_id)
+            alarm = contract.status_alarm_name(world.settings.vpc_name, node_id)
             self._push(
                 Invocation(
                     alarm_seen,
@@ -253,7 +253,10 @@ def audit(deployed: Deployment, failed: list[int]) -> dict[str, Any]:
                     launched_by_switch[node_id] += 1
                 if instance["State"]["Name"] not in ("terminated", "shutting-down"):
                     live_by_node[node_id].append(instance)
-    records = {n.node_id: n for n in state.list_nodes(clients.dynamodb, world.table_name, world.vpc_name)}
+    records = {
+        n.node_id: n
+        for n in state.list_nodes(clients.dynamodb, world.settings.table_name, world.settings.vpc_name)
+    }
     failed_set = set(failed)
     switched, double, lost, wrong = [], [], [], []
     for node_id, node in deployed.nodes.items():
@@ -383,7 +386,9 @@ def _switch_history(deployed: Deployment, failed: list[int]) -> list[dict[str, A
     clients, world = deployed.clients, deployed.world
     history = []
     for node_id in failed:
-        for switch in state.list_switches(clients.dynamodb, world.table_name, world.vpc_name, node_id):
+        for switch in state.list_switches(
+            clients.dynamodb, world.settings.table_name, world.settings.vpc_name, node_id
+        ):
             if switch.outcome != state.SUCCEEDED:
                 continue
             timeline = {key: iso_to_modeled(value) for key, value in switch.timeline.items()}

@@ -101,7 +101,7 @@ class SwitchRunner:
         else:
             status = case == "status_check"
             name = (contract.status_alarm_name if status else contract.monitor_alarm_name)(
-                world.vpc_name, node_id
+                world.settings.vpc_name, node_id
             )
             event = alarm_event(name, node.instance_id, detection.detected_at, status_check=status)
 

@@ -1,22 +1,22 @@
-"""Inject a fault the way the real one happens, deliver the resulting event, follow the switch."""
+"""Inject a fault the way the real one happens, follow the switch, check its invariants.
+
+Against AWS, EventBridge delivers the event the fault causes; on the local emulator `swr_local.drill`
+delivers it (the emulator delivers no events)."""
 
 from __future__ import annotations
 
 import base64
 import json
 import re
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from switcher import contract, state
 
-from swr_cli import events, moto_gaps
 from swr_cli.aws import AwsTarget
 from swr_cli.discovery import Switcher
-from swr_cli.inprocess import DeployedFunction, invoke
 from swr_cli.render import Check
 
 FAULTS = ("app", "monitor", "status")
@@ -27,16 +27,21 @@ class DrillError(RuntimeError):
     """The drill could not be run (the message says which step and why)."""
 
 
-@dataclass
-class Delivery:
-    """The event a fault produced and the deployed rule that matched it."""
+@dataclass(frozen=True)
+class InjectedFault:
+    """What a drill did to a node: what AWS emits an event about."""
 
-    event: dict[str, Any]
-    rule_name: str
+    fault: str
+    account_id: str
+    region: str
+    instance_id: str
+    #: the alarm as `describe_alarms` returns it after it went to ALARM (monitor and status faults)
+    alarm: dict[str, Any] | None = None
+    previous_state: str = "OK"
 
 
-def inject_fault(target: AwsTarget, switcher: Switcher, node: state.NodeRecord, fault: str) -> dict[str, Any]:
-    """Cause the failure as it happens in production; return the event AWS emits for it.
+def inject_fault(target: AwsTarget, switcher: Switcher, node: state.NodeRecord, fault: str) -> InjectedFault:
+    """Cause the failure as it happens in production.
 
     app: the FaultScript stops the instance (StopInstances on itself) → EC2 state change `stopping`.
     monitor / status: the alarm goes to ALARM → CloudWatch alarm state change.
@@ -46,11 +51,10 @@ def inject_fault(target: AwsTarget, switcher: Switcher, node: state.NodeRecord, 
     if not node.current_instance_id:
         raise DrillError(f"node {node.node_id} has no current instance to fail")
     account = target.client("sts").get_caller_identity()["Account"]
+    injected = InjectedFault(fault, account, target.region, node.current_instance_id)
     if fault == "app":
         target.client("ec2").stop_instances(InstanceIds=[node.current_instance_id])
-        return events.ec2_state_change(
-            node.current_instance_id, "stopping", account_id=account, region=target.region
-        )
+        return injected
     name = (contract.monitor_alarm_name if fault == "monitor" else contract.status_alarm_name)(
         switcher.vpc_name, node.node_id
     )
@@ -66,25 +70,7 @@ def inject_fault(target: AwsTarget, switcher: Switcher, node: state.NodeRecord, 
         StateReasonData=json.dumps({"drill": fault}),
     )
     alarm = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
-    return events.alarm_state_change(alarm, previous_state=previous, account_id=account, region=target.region)
-
-
-def matching_rule(target: AwsTarget, switcher: Switcher, event: dict[str, Any]) -> str:
-    """The deployed EventBridge rule that targets the switcher and whose pattern matches the event."""
-    ev = target.client("events")
-    tried = []
-    for page in ev.get_paginator("list_rule_names_by_target").paginate(TargetArn=switcher.function_arn):
-        for name in page["RuleNames"]:
-            rule = ev.describe_rule(Name=name)
-            pattern = rule.get("EventPattern")
-            if pattern and rule.get("State", "ENABLED") == "ENABLED":
-                tried.append(name)
-                if moto_gaps.event_pattern_matches(ev, pattern, event):
-                    return str(name)
-    raise DrillError(
-        f"no enabled rule targeting {switcher.function_name} matches the {event['detail-type']!r} event"
-        + (f" (rules tried: {', '.join(tried)})" if tried else " (no rule targets it)")
-    )
+    return replace(injected, alarm=alarm, previous_state=previous)
 
 
 @dataclass
@@ -96,54 +82,7 @@ class FollowResult:
     seen_phases: list[str] = field(default_factory=list)
 
 
-def deliver_and_follow(
-    target: AwsTarget,
-    switcher: Switcher,
-    node_id: int,
-    event: dict[str, Any],
-    *,
-    on_phase: Callable[[str, str], None],
-    timeout: float = 60.0,
-    poll: float = 0.05,
-) -> FollowResult:
-    """Run the deployed handler in-process on the event (moto delivers no events) while following the
-    record; on_phase(phase, timestamp) is called for each phase as it is recorded."""
-    function = DeployedFunction.describe(target, switcher.function_arn)
-    ddb = target.client("dynamodb")
-    before = {s.sk for s in state.list_switches(ddb, switcher.table_name, switcher.vpc_name, node_id)}
-    result = FollowResult(switch=None, node=None)
-
-    def run() -> None:
-        try:
-            result.handler_result = invoke(function, target, event)
-        except BaseException as err:  # noqa: BLE001 - reported to the operator below
-            result.handler_error = err
-
-    worker = threading.Thread(target=run, name="switcher-in-process", daemon=True)
-    worker.start()
-    result.switch = follow(
-        target,
-        switcher,
-        node_id,
-        before,
-        on_phase=on_phase,
-        timeout=timeout,
-        poll=poll,
-        alive=worker.is_alive,
-        seen=result.seen_phases,
-    )
-    worker.join(timeout=max(0.0, timeout))
-    if result.switch is not None and result.switch.outcome == state.IN_PROGRESS:
-        result.switch = state.get_switch(
-            ddb, switcher.table_name, switcher.vpc_name, node_id, result.switch.sk
-        )
-        if result.switch is not None:
-            _report_new_phases(result.switch, result.seen_phases, on_phase)
-    result.node = state.get_node(ddb, switcher.table_name, switcher.vpc_name, node_id)
-    return result
-
-
-def _report_new_phases(
+def report_new_phases(
     switch: state.SwitchRecord, seen: list[str], on_phase: Callable[[str, str], None]
 ) -> None:
     for phase, stamp in sorted(switch.timeline.items(), key=lambda kv: kv[1]):
@@ -183,47 +122,13 @@ def follow(
                 state.get_switch(ddb, switcher.table_name, switcher.vpc_name, node_id, current.sk) or current
             )
         if current is not None:
-            _report_new_phases(current, seen, on_phase)
+            report_new_phases(current, seen, on_phase)
             if current.outcome != state.IN_PROGRESS:
                 return current
         elif not alive():
             return None
         time.sleep(poll)
     return current
-
-
-def redeliver_is_ignored(
-    target: AwsTarget, switcher: Switcher, node_id: int, event: dict[str, Any], *, what: str
-) -> Check:
-    """Deliver a late or duplicate event (through the deployed rule) and check that it changes nothing:
-    no new switch, the node's record untouched, still exactly one live instance with the node's id."""
-    ddb = target.client("dynamodb")
-    switches = len(state.list_switches(ddb, switcher.table_name, switcher.vpc_name, node_id))
-    node = state.get_node(ddb, switcher.table_name, switcher.vpc_name, node_id)
-    matching_rule(target, switcher, event)  # raises if no deployed rule would deliver it
-    result = invoke(DeployedFunction.describe(target, switcher.function_arn), target, event)
-    after_switches = len(state.list_switches(ddb, switcher.table_name, switcher.vpc_name, node_id))
-    after = state.get_node(ddb, switcher.table_name, switcher.vpc_name, node_id)
-    live = [
-        inst["InstanceId"]
-        for res in target.client("ec2").describe_instances(
-            Filters=[
-                {"Name": f"tag:{contract.TAG_NODE_ID}", "Values": [str(node_id)]},
-                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
-            ]
-        )["Reservations"]
-        for inst in res["Instances"]
-    ]
-    outcome = result.get("outcome") if isinstance(result, dict) else result
-    reason = result.get("reason", "") if isinstance(result, dict) else ""
-    ok = after_switches == switches and after == node and len(live) == 1
-    return Check(
-        f"{what} changes nothing",
-        ok,
-        f"{outcome}"
-        + (f" ({reason})" if reason else "")
-        + f"; switches {switches}→{after_switches}; live instances: {', '.join(live) or 'none'}",
-    )
 
 
 # --- invariants ----------------------------------------------------------------------------------------

@@ -6,19 +6,24 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from importlib import metadata
+from types import ModuleType
 
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from switcher import state
 
 from swr_cli import drill
-from swr_cli.assembly import SynthError
 from swr_cli.aws import AwsTarget
 from swr_cli.discovery import NotFound, find_node, find_switchers
-from swr_cli.inprocess import CustomResourceFailed
-from swr_cli.localdeploy import DeployError
 from swr_cli.render import checks_table, timeline_table
+
+#: How to get the local emulator (the `local` extra: moto's server).
+INSTALL_LOCAL = "pip install 'swr[local]'"
+#: Exit code of a local command (`swr demo`, `swr drill` on an emulator) without the `local` extra.
+EXIT_NEEDS_LOCAL_EXTRA = 3
 
 
 def _target(args: argparse.Namespace) -> AwsTarget:
@@ -107,6 +112,21 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _local(console: Console, what: str) -> ModuleType | None:
+    """`swr_local.cli` (the emulator's side of the CLI), or None after telling the user which extra to
+    install: the operator CLI itself installs and runs without the emulator."""
+    try:
+        from swr_local import cli
+    except ModuleNotFoundError as err:
+        console.print(
+            f"[red]error:[/] {what} needs the local emulator, which is not installed "
+            f"({err.name} is missing): {escape(INSTALL_LOCAL)}",
+            soft_wrap=True,
+        )
+        return None
+    return cli
+
+
 def cmd_drill(args: argparse.Namespace, console: Console) -> int:
     target = _target(args)
     if not target.is_local and not args.yes:
@@ -115,6 +135,9 @@ def cmd_drill(args: argparse.Namespace, console: Console) -> int:
             "Re-run with --yes if that is what you want."
         )
         return 2
+    local = _local(console, "`swr drill` on a local endpoint") if target.is_local else None
+    if target.is_local and local is None:
+        return EXIT_NEEDS_LOCAL_EXTRA
     switcher, node = find_node(target, args.node, args.vpc)
     if node.state != state.ACTIVE:
         console.print(f"[red]node {node.node_id} is {node.state}[/]: a drill needs an ACTIVE node")
@@ -127,19 +150,15 @@ def cmd_drill(args: argparse.Namespace, console: Console) -> int:
             target.client("dynamodb"), switcher.table_name, switcher.vpc_name, node.node_id
         )
     }
-    event = drill.inject_fault(target, switcher, node, args.fault)
+    injected = drill.inject_fault(target, switcher, node, args.fault)
     console.print(f"injected {args.fault} fault on node {node.node_id} ({node.current_instance_id})")
 
     def on_phase(phase: str, stamp: str) -> None:
         console.print(f"  · {phase:<18} {stamp}")
 
-    if target.is_local:
+    if local is not None:
         # An emulator delivers no events: act as EventBridge, through the deployed rule's pattern.
-        rule = drill.matching_rule(target, switcher, event)
-        console.print(f"delivering {event['detail-type']!r} via rule {rule} to {switcher.function_name}")
-        outcome = drill.deliver_and_follow(
-            target, switcher, node.node_id, event, on_phase=on_phase, timeout=args.timeout
-        )
+        outcome = local.deliver(target, switcher, node.node_id, injected, console, on_phase, args.timeout)
     else:
         switch = drill.follow(target, switcher, node.node_id, known, on_phase=on_phase, timeout=args.timeout)
         outcome = drill.FollowResult(
@@ -161,9 +180,10 @@ def cmd_drill(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, console: Console) -> int:
-    from swr_cli.demo import run_demo
-
-    return run_demo(console, node_id=args.node)
+    local = _local(console, "`swr demo`")
+    if local is None:
+        return EXIT_NEEDS_LOCAL_EXTRA
+    return int(local.demo(console, node_id=args.node))
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
@@ -174,6 +194,7 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="swr", description="Smart Workload Recovery for AWS: operator CLI")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {metadata.version('swr')}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION / profile)")
     common.add_argument(
@@ -216,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("node", type=int, metavar="NODE", help="node id")
     p.set_defaults(func=cmd_resume)
 
-    p = sub.add_parser("demo", help="local failover drill against moto on 127.0.0.1 (no AWS account)")
+    p = sub.add_parser(
+        "demo", help="local failover drill against moto on 127.0.0.1 (no AWS account; needs swr[local])"
+    )
     p.add_argument("--node", type=int, help="node id to fail (default: the lowest)")
     p.set_defaults(func=cmd_demo)
     return parser
@@ -233,9 +256,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         state.TransitionError,
         state.ConflictError,
         drill.DrillError,
-        SynthError,
-        DeployError,
-        CustomResourceFailed,
         ValueError,
     ) as err:
         console.print(f"[red]error:[/] {err}")

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from rich.console import Console
 from switcher import contract, state
 
-from swr_cli.assembly import PROJECT_ROOT
+from swr_cli import PROJECT_ROOT
 from swr_cli.aws import AwsTarget
 from swr_cli.discovery import NotFound, Switcher, find_switchers
 from swr_cli.drill import launch_template_efs_ids

@@ -34,6 +34,14 @@ def _get_clients(settings: Settings) -> Clients:
     return _clients
 
 
+def reset_clients(clients: Clients | None = None) -> None:
+    """Replace the clients warm invocations reuse; None: the next invocation builds them, as a cold start
+    does. For runners that call the handler in their own process (the local drill, tests), whose endpoint
+    changes between invocations; Lambda itself never calls it."""
+    global _clients
+    _clients = clients
+
+
 @logger.inject_lambda_context(clear_state=True)
 @quiet_when_no_metrics
 @metrics.log_metrics

@@ -6,7 +6,6 @@ import statistics
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
@@ -70,14 +69,12 @@ def test_a_template_without_an_explicit_health_check_is_refused_not_guessed() ->
 
 @mock_aws
 def test_the_bench_deploys_target_groups_with_the_synthesized_health_check() -> None:
-    from bench.world import build_world
+    from bench.harness import health_check_options
+    from swr_local.world import build_world
 
-    clients = {
-        name: boto3.client(name, region_name="us-east-1") for name in ("ec2", "elbv2", "dynamodb", "sns")
-    }
     health = from_templates([("swr.template.json", _template())]).health("nlb")
-    world = build_world(**clients, node_ids=[1], health=health)
-    group = clients["elbv2"].describe_target_groups(TargetGroupArns=[world.target_group_by_node[1]])
+    world = build_world(node_ids=[1], target_group_options=health_check_options(health))
+    group = world.clients.elbv2.describe_target_groups(TargetGroupArns=[world.target_group_by_node[1]])
     deployed = group["TargetGroups"][0]
     assert (deployed["HealthCheckIntervalSeconds"], deployed["HealthyThresholdCount"]) == (30, 5)
     assert deployed["UnhealthyThresholdCount"] == 3

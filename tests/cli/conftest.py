@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from swr_cli.assembly import read_assembly
 from swr_cli.aws import AwsTarget
-from swr_cli.localdeploy import deploy_assembly, provision_nodes
 from swr_cli.main import main
-from swr_cli.moto_server import LOCAL_ACCOUNT_ID, moto_server
+from swr_local.assembly import read_assembly
+from swr_local.deploy import deploy_assembly, provision_nodes
+from swr_local.emulator import LOCAL_ACCOUNT_ID, moto_server
 
 from .cli_helpers import synthesize_in_process
 

@@ -247,8 +247,9 @@ def test_switch_invariants_fail_when_the_world_disagrees(deployment) -> None:
 def swr_drill_result(target, switcher, node):  # type: ignore[no-untyped-def]
     """Run a real monitor-fault switch of the node (in-process delivery) and return its result."""
     from swr_cli import drill
+    from swr_local import drill as local_drill
 
-    event = drill.inject_fault(target, switcher, node, "monitor")
-    return drill.deliver_and_follow(
+    event = local_drill.event_of(drill.inject_fault(target, switcher, node, "monitor"))
+    return local_drill.deliver_and_follow(
         target, switcher, node.node_id, event, on_phase=lambda *_: None, timeout=60
     )

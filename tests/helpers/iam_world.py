@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from switcher import contract
 
+from swr_local.world import each_client
 from tests.helpers.iam_policy import Decision, Request, Statement, evaluate
 from tests.helpers.iam_requests import (
     Authorization,
@@ -32,7 +33,8 @@ from tests.helpers.iam_requests import (
     to_request,
 )
 from tests.helpers.iam_templates import ACCOUNT, Deployment
-from tests.helpers.world import REGION, World, _session, build_world
+from tests.helpers.world import REGION, World, build_world
+from tests.helpers.world import session as shared_session
 
 SWITCHER_HANDLER = "switcher.handler.lambda_handler"
 #: Where the IAM coverage test leaves the operations it covered, for the end of the pytest output (one
@@ -280,7 +282,7 @@ def _single_ref(value: Any) -> str:
 def build_iam_world(templates: dict[str, dict[str, Any]], *, order: str = "swr") -> IamWorld:
     """Build the switcher world and bind the synthesized VPC stack's resources to it."""
     world = build_world(vpc_name=VPC_NAME, order=order)
-    session = _session()
+    session = shared_session()
     deployment = Deployment(templates=templates, region=REGION)
     (vpc_stack,) = [name for name in templates if name.endswith(f"-{VPC_NAME}")]
     (regional,) = [name for name in templates if name != vpc_stack]
@@ -376,14 +378,7 @@ def build_iam_world(templates: dict[str, dict[str, Any]], *, order: str = "swr")
         node_target_group=target_group,
     )
     iam_world.tag_target_group(world.target_group_arn)
-    for client in (
-        world.clients.ec2,
-        world.clients.elbv2,
-        world.clients.cloudwatch,
-        world.clients.dynamodb,
-        world.clients.sns,
-        world.clients.events,
-    ):
+    for client in each_client(world.clients):
         client.meta.events.register("before-parameter-build", iam_world._on_call)
     return iam_world
 

@@ -15,10 +15,11 @@ if str(REPO_ROOT) not in sys.path:
 
 from moto import mock_aws  # noqa: E402
 
+from swr_local.emulator import fake_credentials  # noqa: E402
 from tests.helpers.aws_faults import FaultInjector, aws_faults  # noqa: E402
 from tests.helpers.iam_templates import synthesize  # noqa: E402
 from tests.helpers.iam_world import COVERAGE_KEY  # noqa: E402
-from tests.helpers.world import AZS, FAKE_CREDENTIALS, IMAGE_ID, REGION  # noqa: E402
+from tests.helpers.world import AZS, IMAGE_ID, REGION  # noqa: E402
 
 #: The config the IAM world stands for: the test world's region, AZs and image; node 1 with a key pair
 #: and a data EFS (every kind of resource a launch can name), node 2 an ALB node watching RMS.
@@ -69,11 +70,8 @@ def iam_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[st
 @pytest.fixture(scope="module")
 def moto_iam() -> Iterator[FaultInjector]:
     """moto in-process with the shared AWS-fidelity patches, fake credentials, for one module."""
-    with pytest.MonkeyPatch.context() as patch:
-        for var, value in FAKE_CREDENTIALS.items():
-            patch.setenv(var, value)
-        with mock_aws(), aws_faults() as injector:
-            yield injector
+    with fake_credentials(REGION), mock_aws(), aws_faults() as injector:
+        yield injector
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

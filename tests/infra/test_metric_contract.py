@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from moto import mock_aws
 from switcher import contract, handler
 
+from swr_local.emulator import fake_credentials
+from swr_local.lambda_runtime import LambdaContext
 from swr_stacks.app_builder import vpc_stack_name
 from swr_stacks.reconcile import reconcile_event
 from tests.helpers.aws_faults import FaultInjector, aws_faults
-from tests.helpers.world import FAKE_CREDENTIALS, World, build_world
+from tests.helpers.world import REGION, World, build_world
 
 CONTRACT_KEYS = frozenset(contract.METRIC_DIMENSIONS)
 
@@ -97,26 +98,10 @@ def test_the_dashboard_graphs_and_the_alarms_watch_the_reconciler_and_switch_met
 # --- what the switcher actually emits -------------------------------------------------------------
 
 
-@dataclass
-class _Context:
-    """The parts of the Lambda context the handler and Powertools use."""
-
-    function_name: str = "swr-prod-switcher"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:swr-prod-switcher"
-    aws_request_id: str = "11111111-2222-3333-4444-555555555555"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
-
-
 @pytest.fixture(scope="module")
 def moto_module() -> Iterator[FaultInjector]:
-    with pytest.MonkeyPatch.context() as patch:
-        for var, value in FAKE_CREDENTIALS.items():
-            patch.setenv(var, value)
-        with mock_aws(), aws_faults() as injector:
-            yield injector
+    with fake_credentials(REGION), mock_aws(), aws_faults() as injector:
+        yield injector
 
 
 @pytest.fixture
@@ -124,16 +109,7 @@ def deployed(moto_module: FaultInjector, monkeypatch: pytest.MonkeyPatch) -> Ite
     """A moto world with the switcher's environment set as the stacks set it."""
     moto_module.faults.clear()
     world = build_world()
-    s = world.settings
-    for var, value in {
-        contract.ENV_TABLE_NAME: s.table_name,
-        contract.ENV_TOPIC_ARN: s.topic_arn,
-        contract.ENV_BLACKHOLE_SG_ID: s.blackhole_sg_id,
-        contract.ENV_VPC_NAME: s.vpc_name,
-        contract.ENV_VPC_ID: s.vpc_id,
-    }.items():
-        monkeypatch.setenv(var, value)
-    monkeypatch.setattr(handler, "_clients", None)
+    world.as_function(monkeypatch)
     yield world
     moto_module.faults.clear()
 
@@ -156,7 +132,7 @@ def _emitted(stdout: str) -> dict[str, list[frozenset[str]]]:
 def _switch_through_the_handler(world: World) -> None:
     source = world.provision(1)
     world.clients.ec2.stop_instances(InstanceIds=[source])
-    handler.lambda_handler(world.event("ec2_state_stopping", source), _Context())
+    handler.lambda_handler(world.event("ec2_state_stopping", source), LambdaContext())
 
 
 def test_a_switch_emits_switch_count_and_duration_with_exactly_the_contract_dimension_set(
@@ -189,7 +165,7 @@ def test_a_reconcile_run_started_by_the_schedule_emits_its_metrics_with_exactly_
     deployed.provision(1)
     capfd.readouterr()
     # Exactly the Input the VPC's schedule sends.
-    handler.lambda_handler(reconcile_event(), _Context())
+    handler.lambda_handler(reconcile_event(), LambdaContext())
     emitted = _emitted(capfd.readouterr().out)
     for name in (
         contract.METRIC_RECONCILE_HEARTBEAT,

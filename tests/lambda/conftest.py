@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,16 @@ if str(REPO_ROOT) not in sys.path:
 
 from moto import mock_aws  # noqa: E402
 
+from swr_local.emulator import REGION, fake_credentials  # noqa: E402
+from swr_local.lambda_runtime import LambdaContext  # noqa: E402
 from tests.helpers.aws_faults import FaultInjector, aws_faults  # noqa: E402
-from tests.helpers.world import FAKE_CREDENTIALS, World, build_world  # noqa: E402
+from tests.helpers.world import World, build_world  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def aws_credentials() -> Iterator[None]:
     """Fake credentials and an explicit region, so nothing can reach a real account."""
-    with pytest.MonkeyPatch.context() as patch:
-        for var, value in FAKE_CREDENTIALS.items():
-            patch.setenv(var, value)
+    with fake_credentials(REGION):
         yield
 
 
@@ -50,22 +49,7 @@ def world(faults: FaultInjector) -> World:
     return build_world()
 
 
-@dataclass
-class FakeLambdaContext:
-    """The parts of the Lambda context the handler and Powertools use."""
-
-    function_name: str = "swr-prod-switcher"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:swr-prod-switcher"
-    aws_request_id: str = "11111111-2222-3333-4444-555555555555"
-    remaining_ms: int = 900_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        """Time left in the invocation."""
-        return self.remaining_ms
-
-
 @pytest.fixture
-def lambda_context() -> FakeLambdaContext:
+def lambda_context() -> LambdaContext:
     """A Lambda context with 900 s left."""
-    return FakeLambdaContext()
+    return LambdaContext(timeout_seconds=900)

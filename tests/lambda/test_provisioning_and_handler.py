@@ -4,56 +4,28 @@ CloudFormation's URL) and EventBridge events, with the environment validated at 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
 from switcher import contract, handler, provision, state
 from switcher.settings import SettingsError
 
+from swr_local.lambda_runtime import response_inbox
 from tests.helpers.world import World
 
 
 @pytest.fixture
 def cfn_endpoint() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A stand-in for CloudFormation's pre-signed response URL on 127.0.0.1; collects the PUT bodies."""
-    received: list[dict[str, Any]] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append(json.loads(body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:  # keep the test output quiet
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/response", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with response_inbox() as inbox:
+        yield inbox.url_for("response"), inbox.responses
 
 
 @pytest.fixture
 def env(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
     """The switcher's environment as the stacks set it, for this world; clients rebuilt lazily."""
-    s = world.settings
-    for var, value in {
-        contract.ENV_TABLE_NAME: s.table_name,
-        contract.ENV_TOPIC_ARN: s.topic_arn,
-        contract.ENV_BLACKHOLE_SG_ID: s.blackhole_sg_id,
-        contract.ENV_VPC_NAME: s.vpc_name,
-        contract.ENV_VPC_ID: s.vpc_id,
-    }.items():
-        monkeypatch.setenv(var, value)
-    monkeypatch.setattr(handler, "_clients", None)
+    world.as_function(monkeypatch)
     return world
 
 

@@ -125,16 +125,7 @@ def test_an_alarm_named_with_a_non_canonical_node_id_does_not_switch_the_node(
 @pytest.fixture
 def handler_env(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     """The switcher's environment for this world, with the handler using (and recording) its clients."""
-    s = world.settings
-    for var, value in {
-        contract.ENV_TABLE_NAME: s.table_name,
-        contract.ENV_TOPIC_ARN: s.topic_arn,
-        contract.ENV_BLACKHOLE_SG_ID: s.blackhole_sg_id,
-        contract.ENV_VPC_NAME: s.vpc_name,
-        contract.ENV_VPC_ID: s.vpc_id,
-    }.items():
-        monkeypatch.setenv(var, value)
-    monkeypatch.setattr(handler, "_clients", world.clients)
+    world.as_function(monkeypatch, clients=world.clients)
     yield world
 
 

@@ -7,12 +7,12 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from moto.server import ThreadedMotoServer
 from switcher import contract
 from switcher.switch import SwitchResult
 
+from swr_local.emulator import REGION, moto_server
 from tests.helpers.aws_faults import aws_faults
-from tests.helpers.world import FAKE_CREDENTIALS, World, build_world
+from tests.helpers.world import World, build_world
 
 REPETITIONS = 50
 TRIGGERS = ("ec2_state_stopping", "ec2_state_stopped", "alarm_monitor_alarm")
@@ -21,16 +21,8 @@ TRIGGERS = ("ec2_state_stopping", "ec2_state_stopped", "alarm_monitor_alarm")
 @pytest.fixture(scope="module")
 def server_world() -> Iterator[World]:
     """One moto server (and one world) for the module; each repetition uses a fresh node."""
-    with pytest.MonkeyPatch.context() as patch, aws_faults():
-        for var, value in FAKE_CREDENTIALS.items():
-            patch.setenv(var, value)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        try:
-            host, port = server.get_host_and_port()
-            yield build_world(endpoint_url=f"http://{host}:{port}")
-        finally:
-            server.stop()
+    with aws_faults(), moto_server(region=REGION) as server:
+        yield build_world(endpoint_url=server.endpoint_url)
 
 
 def _every_instance_of(world: World, node_id: int) -> set[str]:

@@ -6,7 +6,7 @@ these helpers on a local emulator (see `swr_cli.aws.is_local_endpoint`).
 1. CloudFormation custom resources backed by a Lambda: moto would invoke the function in Docker. We
    strip them from the template, keep their properties as stack outputs (so CloudFormation itself
    resolves every Ref/GetAtt/ImportValue in them) and then: `Custom::SwrNode` gets the Create request
-   sent to the switcher in-process (`swr_cli.inprocess`); CDK's `Custom::VpcRestrictDefaultSG` is done
+   sent to the switcher in-process (`swr_local.lambda_runtime`); CDK's `Custom::VpcRestrictDefaultSG` is done
    here (`restrict_default_security_group`: remove every rule of the VPC's default group, as its handler
    does). Standalone `AWS::EC2::SecurityGroupEgress` resources, which moto does not model, are stripped
    the same way and authorized through the EC2 API (`authorize_standalone_egress`).

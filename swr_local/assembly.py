@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-#: The repository root: where app.py and cdk.json live.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from swr_cli import PROJECT_ROOT
+from swr_local.errors import LocalRunError
 
 
-class SynthError(RuntimeError):
+class SynthError(LocalRunError):
     """The CDK app failed to synthesize."""
 
 

@@ -9,27 +9,29 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from swr_cli.aws import AwsTarget
+from swr_local.emulator import LOCAL_ACCOUNT_ID, REGION, environment
+from swr_local.errors import LocalRunError
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
 @dataclass
 class LambdaContext:
-    """The attributes of the Lambda context object that handlers and Powertools read."""
+    """The attributes of the Lambda context object that handlers and Powertools read (the one fake context
+    of the local drill, the tests and the benchmarks)."""
 
-    function_name: str
-    function_arn: str
+    function_name: str = "swr-prod-switcher"
+    function_arn: str = f"arn:aws:lambda:{REGION}:{LOCAL_ACCOUNT_ID}:function:swr-prod-switcher"
     memory_limit_in_mb: int = 256
     timeout_seconds: int = 900
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
@@ -100,17 +102,17 @@ def load_handler(spec: str) -> Handler:
 
 
 def _cold_start(handler: Handler) -> None:
-    """Each in-process invocation is a cold start: drop the boto3 clients a previous invocation cached in
-    the handler's module (`_clients`), which may point at another, already stopped, emulator."""
+    """Each in-process invocation is a cold start: the clients a previous invocation left in the handler's
+    module may point at another, already stopped, emulator (`reset_clients`, the handler's public way)."""
     module = sys.modules.get(getattr(handler, "__module__", ""))
-    if module is not None and getattr(module, "_clients", None) is not None:
-        setattr(module, "_clients", None)  # noqa: B010 - a private attribute of another package
+    reset = getattr(module, "reset_clients", None)
+    if callable(reset):
+        reset()
 
 
-@contextmanager
-def lambda_environment(function: DeployedFunction, target: AwsTarget) -> Iterator[None]:
+def lambda_environment(function: DeployedFunction, target: AwsTarget) -> AbstractContextManager[None]:
     """The process environment a Lambda runtime gives the function, for the duration of the block."""
-    env = dict(function.environment)
+    env: dict[str, str | None] = dict(function.environment)
     env.update(
         AWS_REGION=target.region,
         AWS_DEFAULT_REGION=target.region,
@@ -119,16 +121,7 @@ def lambda_environment(function: DeployedFunction, target: AwsTarget) -> Iterato
     )
     if target.endpoint_url:
         env["AWS_ENDPOINT_URL"] = target.endpoint_url
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return environment(env)
 
 
 def invoke(function: DeployedFunction, target: AwsTarget, event: dict[str, Any]) -> Any:
@@ -145,7 +138,10 @@ class ResponseInbox:
     """Responses PUT by custom-resource handlers to the pre-signed ResponseURL CloudFormation gives them."""
 
     base_url: str
+    #: request path (the request id) -> the response PUT there
     received: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: every response, in the order they arrived
+    responses: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url_for(self, request_id: str) -> str:
@@ -154,7 +150,8 @@ class ResponseInbox:
 
 @contextmanager
 def response_inbox() -> Iterator[ResponseInbox]:
-    """A tiny HTTP server on 127.0.0.1 standing in for CloudFormation's response bucket."""
+    """A tiny HTTP server on 127.0.0.1 standing in for CloudFormation's response bucket (the one stand-in
+    of the local drill and the tests)."""
     inbox_ref: list[ResponseInbox] = []
 
     class _Handler(BaseHTTPRequestHandler):
@@ -163,7 +160,9 @@ def response_inbox() -> Iterator[ResponseInbox]:
             body = self.rfile.read(length)
             inbox = inbox_ref[0]
             with inbox._lock:
-                inbox.received[self.path.strip("/")] = json.loads(body or b"{}")
+                response = json.loads(body or b"{}")
+                inbox.received[self.path.strip("/")] = response
+                inbox.responses.append(response)
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -183,7 +182,7 @@ def response_inbox() -> Iterator[ResponseInbox]:
         thread.join(timeout=5)
 
 
-class CustomResourceFailed(RuntimeError):
+class CustomResourceFailed(LocalRunError):
     """The handler answered FAILED (or never answered) to a custom-resource request."""
 
 

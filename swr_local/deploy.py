@@ -17,10 +17,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 from switcher import contract
 
-from swr_cli import moto_gaps
-from swr_cli.assembly import Assembly, StackArtifact
 from swr_cli.aws import AwsTarget
-from swr_cli.inprocess import DeployedFunction, response_inbox, run_custom_resource_create
+from swr_local import gaps
+from swr_local.assembly import Assembly, StackArtifact
+from swr_local.errors import LocalRunError
+from swr_local.lambda_runtime import DeployedFunction, response_inbox, run_custom_resource_create
 
 #: What `cdk bootstrap` (modern template) writes into the version parameter.
 BOOTSTRAP_VERSION = 21
@@ -28,7 +29,7 @@ BOOTSTRAP_VERSION = 21
 Progress = Callable[[str], None]
 
 
-class DeployError(RuntimeError):
+class DeployError(LocalRunError):
     """A stack or an asset could not be deployed."""
 
 
@@ -40,9 +41,7 @@ class DeployedStack:
     outputs: dict[str, str]
     #: logical id -> (physical id, resource type)
     resources: dict[str, tuple[str, str]]
-    custom_resources: list[tuple[moto_gaps.StrippedCustomResource, dict[str, Any]]] = field(
-        default_factory=list
-    )
+    custom_resources: list[tuple[gaps.StrippedCustomResource, dict[str, Any]]] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)
 
     def physical_ids(self) -> dict[str, str]:
@@ -130,15 +129,15 @@ def _resolve(value: Any, physical_ids: dict[str, str]) -> Any:
 def deploy_stack(
     stack: StackArtifact, target: AwsTarget, account_id: str, progress: Progress
 ) -> DeployedStack:
-    """Create one stack (custom resources stripped, see moto_gaps) and correct moto's gaps after it."""
+    """Create one stack (custom resources stripped, see swr_local.gaps) and correct moto's gaps after it."""
     ensure_bootstrap_parameter(stack, target)
     assets = publish_assets(stack, target, account_id)
     if assets:
         progress(f"{stack.name}: published {assets} asset(s)")
-    template, stripped = moto_gaps.strip_custom_resources(stack.template)
+    template, stripped = gaps.strip_custom_resources(stack.template)
     cfn = target.client("cloudformation")
     try:
-        with moto_gaps.patched_cloudformation():
+        with gaps.patched_cloudformation():
             stack_id = cfn.create_stack(
                 StackName=stack.name,
                 TemplateBody=json.dumps(template),
@@ -176,16 +175,16 @@ def deploy_stack(
     )
     physical = deployed.physical_ids()
     ec2 = target.client("ec2")
-    egress = {k: _resolve(v, physical) for k, v in moto_gaps.declared_egress(template).items()}
-    fixed_groups = moto_gaps.fix_security_group_egress(template, egress, physical, ec2)
+    egress = {k: _resolve(v, physical) for k, v in gaps.declared_egress(template).items()}
+    fixed_groups = gaps.fix_security_group_egress(template, egress, physical, ec2)
     if fixed_groups:
         deployed.fixes.append(f"egress of {len(fixed_groups)} security group(s) set to the declared rules")
     for item in stripped:
-        if item.resource_type == moto_gaps.STANDALONE_EGRESS:
-            moto_gaps.authorize_standalone_egress(item.resolve(outputs), ec2)
+        if item.resource_type == gaps.STANDALONE_EGRESS:
+            gaps.authorize_standalone_egress(item.resolve(outputs), ec2)
             deployed.fixes.append(f"standalone egress {item.logical_id} authorized")
-        elif item.resource_type == moto_gaps.RESTRICT_DEFAULT_SG:
-            deployed.fixes.append(moto_gaps.restrict_default_security_group(item.resolve(outputs), ec2))
+        elif item.resource_type == gaps.RESTRICT_DEFAULT_SG:
+            deployed.fixes.append(gaps.restrict_default_security_group(item.resolve(outputs), ec2))
     message = f"{stack.name}: {len(resources)} resources created"
     if deployed.fixes:
         message += f"; corrected: {'; '.join(deployed.fixes)}"

@@ -17,13 +17,18 @@ from typing import Any
 from rich.console import Console
 from switcher import state
 
-from swr_cli import drill, events
-from swr_cli.assembly import PROJECT_ROOT, read_assembly, synthesize
+from swr_cli import drill
 from swr_cli.aws import AwsTarget
 from swr_cli.discovery import find_node, find_switchers
-from swr_cli.localdeploy import deploy_assembly, provision_nodes
-from swr_cli.moto_server import LOCAL_ACCOUNT_ID, moto_server
 from swr_cli.render import OK_MARK, checks_table, timeline_table
+from swr_local import drill as local_drill
+from swr_local import events
+from swr_local.assembly import PROJECT_ROOT, read_assembly, synthesize
+from swr_local.deploy import deploy_assembly, provision_nodes
+from swr_local.emulator import LOCAL_ACCOUNT_ID, moto_server
+
+#: Every duration the demo shows is measured on the emulator, on this machine.
+EMULATOR_TIME = "emulator time, not an AWS recovery time; see the modeled RTO in bench/RESULTS.md"
 
 #: The two failure cases of the spec, in the order the demo runs them.
 CASES = (
@@ -111,20 +116,21 @@ def run_demo(console: Console, *, app_dir: Path = PROJECT_ROOT, node_id: int | N
             switcher, before = find_node(target, chosen)
             assert before.config is not None
             efs_before = drill.launch_template_efs_ids(target, before.config.launch_template_id)
-            event = drill.inject_fault(target, switcher, before, fault)
-            rule = drill.matching_rule(target, switcher, event)
+            event = local_drill.event_of(drill.inject_fault(target, switcher, before, fault))
+            rule = local_drill.matching_rule(target, switcher, event)
             console.print(f"  event {event['detail-type']!r} matches deployed rule {rule}")
             t0 = time.monotonic()
-            outcome = drill.deliver_and_follow(
+            outcome = local_drill.deliver_and_follow(
                 target,
                 switcher,
                 chosen,
                 event,
                 on_phase=lambda phase, stamp: console.print(f"    · {phase:<18} {stamp}"),
             )
-            console.print(f"  handler returned in {time.monotonic() - t0:.2f}s")
+            console.print(f"  handler returned in {time.monotonic() - t0:.2f}s [dim]({EMULATOR_TIME})[/]")
             if outcome.switch is not None:
                 console.print(timeline_table(outcome.switch))
+                console.print(f"  [dim]the RTO above is {EMULATOR_TIME}[/]")
             checks = drill.check_switch(target, switcher, before, efs_before, outcome)
             if fault == "app" and before.current_instance_id:
                 # EC2 goes on to emit `stopped` for the source: a late event about a replaced instance
@@ -132,14 +138,14 @@ def run_demo(console: Console, *, app_dir: Path = PROJECT_ROOT, node_id: int | N
                     before.current_instance_id, "stopped", account_id=LOCAL_ACCOUNT_ID, region=region
                 )
                 checks.append(
-                    drill.redeliver_is_ignored(
+                    local_drill.redeliver_is_ignored(
                         target, switcher, chosen, late, what="the late `stopped` event of the source"
                     )
                 )
             else:
                 # EventBridge and Lambda deliver at least once: the same alarm event again
                 checks.append(
-                    drill.redeliver_is_ignored(
+                    local_drill.redeliver_is_ignored(
                         target, switcher, chosen, event, what="a duplicate delivery of the event"
                     )
                 )

@@ -1,0 +1,49 @@
+"""The emulator's side of the operator CLI: what `swr demo` and `swr drill` on a local endpoint run.
+
+`swr_cli.main` imports this module only when such a command runs; importing it needs the `local` extra
+(moto), so that a missing extra is one clear message, not a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import moto.server  # noqa: F401 - fails here, naming the missing module, without the `local` extra
+from rich.console import Console
+
+from swr_cli.aws import AwsTarget
+from swr_cli.discovery import Switcher
+from swr_cli.drill import FollowResult, InjectedFault
+from swr_local import drill as local_drill
+from swr_local.demo import run_demo
+from swr_local.errors import LocalRunError
+
+__all__ = ["LocalRunError", "deliver", "demo"]
+
+
+def demo(console: Console, *, node_id: int | None = None) -> int:
+    """`swr demo`: the exit code (0 when every invariant holds); a failed local step is reported, exit 1."""
+    try:
+        return run_demo(console, node_id=node_id)
+    except LocalRunError as err:
+        console.print(f"[red]error:[/] {err}")
+        return 1
+
+
+def deliver(
+    target: AwsTarget,
+    switcher: Switcher,
+    node_id: int,
+    injected: InjectedFault,
+    console: Console,
+    on_phase: Callable[[str, str], None],
+    timeout: float,
+) -> FollowResult:
+    """Deliver the injected fault's event through the deployed rule that matches it, run the switcher
+    in-process and follow the switch (an emulator delivers no events)."""
+    event = local_drill.event_of(injected)
+    rule = local_drill.matching_rule(target, switcher, event)
+    console.print(f"delivering {event['detail-type']!r} via rule {rule} to {switcher.function_name}")
+    return local_drill.deliver_and_follow(
+        target, switcher, node_id, event, on_phase=on_phase, timeout=timeout
+    )

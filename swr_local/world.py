@@ -1,0 +1,202 @@
+"""The one world builder: the AWS side of an swr deployment, built with plain boto3 calls on the emulator.
+
+What the stacks create and the switcher relies on: a VPC with one tagged subnet per AZ (plus an untagged
+subnet and a second VPC, which the switcher must never use), the blackhole security group (no rule at
+all), an application security group, an instance profile, a launch template, the state table, the notice
+topic and target groups. Built without a CDK deploy so that hundreds of nodes are ready in seconds; the
+switcher tests and the benchmarks share it (`tests/helpers/world.py` adds the tests' shortcuts).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import boto3
+from switcher import contract
+from switcher.clients import Clients, make_clients, retry_config
+from switcher.settings import Settings
+
+from swr_local.emulator import REGION
+
+AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
+USER_DATA = "IyEvYmluL2Jhc2gKZWNobyBzd3I="  # base64 of a tiny script
+IMAGE_ID = "ami-12c6146b"  # one of moto's stock AMIs
+_ids = itertools.count(1)
+
+
+@functools.cache
+def session() -> boto3.session.Session:
+    """One session for every world: botocore loads its service models once, not once per world."""
+    return boto3.session.Session(region_name=REGION)
+
+
+def each_client(clients: Clients) -> list[Any]:
+    """Every client of the bundle (to attach botocore event handlers to all of them)."""
+    return [getattr(clients, f.name) for f in fields(clients)]
+
+
+@dataclass(kw_only=True)
+class World:
+    """Identifiers of what was built, the switcher's settings for it and clients that reach it."""
+
+    clients: Clients
+    settings: Settings
+    vpc_id: str
+    other_vpc_id: str
+    subnets: dict[str, str]
+    app_sg: str
+    blackhole_sg: str
+    launch_template_id: str
+    #: the target group every node without one of its own uses
+    target_group_arn: str
+    profile_arn: str
+    key_name: str
+    target_group_by_node: dict[int, str] = field(default_factory=dict)
+
+    def target_group_for(self, node_id: int) -> str:
+        """The node's own target group if it was built with one, else the shared one."""
+        return self.target_group_by_node.get(node_id, self.target_group_arn)
+
+    def node_props(self, node_id: int, **overrides: str) -> dict[str, str]:
+        """`Custom::SwrNode` properties of a node in this world, as the stacks set them."""
+        props = {
+            contract.PROP_NODE_ID: str(node_id),
+            contract.PROP_VPC_NAME: self.settings.vpc_name,
+            contract.PROP_LAUNCH_TEMPLATE_ID: self.launch_template_id,
+            contract.PROP_LAUNCH_TEMPLATE_VERSION: "1",
+            contract.PROP_TARGET_GROUP_ARN: self.target_group_for(node_id),
+            contract.PROP_MONITOR_PROCESS: "swr-monitor",
+        }
+        props.update(overrides)
+        return props
+
+    def function_environment(self) -> dict[str, str]:
+        """The switcher function's environment as the stacks set it for this world."""
+        s = self.settings
+        return {
+            contract.ENV_TABLE_NAME: s.table_name,
+            contract.ENV_TOPIC_ARN: s.topic_arn,
+            contract.ENV_BLACKHOLE_SG_ID: s.blackhole_sg_id,
+            contract.ENV_VPC_NAME: s.vpc_name,
+            contract.ENV_VPC_ID: s.vpc_id,
+        }
+
+
+def _tags(pairs: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in pairs.items()]
+
+
+def _create_table(dynamodb: Any, name: str) -> None:
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": contract.TABLE_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": contract.TABLE_SORT_KEY, "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": contract.TABLE_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": contract.TABLE_SORT_KEY, "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def build_world(
+    *,
+    endpoint_url: str | None = None,
+    clients: Clients | None = None,
+    vpc_name: str = "prod",
+    node_ids: Iterable[int] = (),
+    target_group_options: Mapping[str, Any] | None = None,
+    **settings: Any,
+) -> World:
+    """Create the world's resources on the emulator at `endpoint_url` (None: moto in this process).
+
+    clients: the clients to build with and to hand out (default: standard retries, 5 attempts);
+    node_ids: nodes that get a target group of their own, created with `target_group_options` (e.g. the
+    synthesized health check); settings: the switcher's settings beyond the world's identifiers.
+    """
+    clients = clients or make_clients(
+        session=session(), region_name=REGION, endpoint_url=endpoint_url, config=retry_config("standard", 5)
+    )
+    ec2 = clients.ec2
+    vpc_tag = {contract.TAG_VPC: vpc_name}
+    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.create_tags(Resources=[vpc_id], Tags=_tags({"Name": vpc_name, **vpc_tag}))
+    other_vpc_id = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    subnets: dict[str, str] = {}
+    for i, az in enumerate(AZS):
+        subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=az)["Subnet"]
+        ec2.create_tags(
+            Resources=[subnet["SubnetId"]],
+            Tags=_tags({contract.TAG_SUBNET: contract.TAG_SUBNET_VALUE, **vpc_tag}),
+        )
+        subnets[az] = subnet["SubnetId"]
+    # An untagged subnet: the switcher must never place a node there.
+    ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.0.9.0/24", AvailabilityZone=AZS[1])
+    suffix = next(_ids)
+    app_sg = ec2.create_security_group(GroupName=f"app-{suffix}", Description="app", VpcId=vpc_id)["GroupId"]
+    blackhole_sg = ec2.create_security_group(GroupName=f"bh-{suffix}", Description="blackhole", VpcId=vpc_id)[
+        "GroupId"
+    ]
+    # A new security group allows all egress; the blackhole group must allow nothing at all.
+    ec2.revoke_security_group_egress(
+        GroupId=blackhole_sg, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    )
+    # moto does not validate key names by default; creating one costs an RSA key generation per world.
+    key_name = f"swr-key-{suffix}"
+    iam = session().client("iam", endpoint_url=endpoint_url)
+    profile_arn = iam.create_instance_profile(InstanceProfileName=f"swr-node-{suffix}")["InstanceProfile"][
+        "Arn"
+    ]
+    image_id = ec2.describe_images(ImageIds=[IMAGE_ID])["Images"][0]["ImageId"]
+    launch_template_id = ec2.create_launch_template(
+        LaunchTemplateName=f"swr-{vpc_name}-{suffix}",
+        LaunchTemplateData={
+            "ImageId": image_id,
+            "InstanceType": "t3.small",
+            "KeyName": key_name,
+            "SecurityGroupIds": [app_sg],
+            "IamInstanceProfile": {"Arn": profile_arn},
+            "UserData": USER_DATA,
+        },
+    )["LaunchTemplate"]["LaunchTemplateId"]
+
+    def target_group(name: str, options: Mapping[str, Any]) -> str:
+        return str(
+            clients.elbv2.create_target_group(
+                Name=name, Protocol="TCP", Port=80, VpcId=vpc_id, TargetType="ip", **options
+            )["TargetGroups"][0]["TargetGroupArn"]
+        )
+
+    table = f"swr-state-{suffix}"
+    _create_table(clients.dynamodb, table)
+    topic_arn = clients.sns.create_topic(Name=f"swr-{vpc_name}-{suffix}")["TopicArn"]
+    return World(
+        clients=clients,
+        settings=Settings(
+            table_name=table,
+            topic_arn=topic_arn,
+            blackhole_sg_id=blackhole_sg,
+            vpc_name=vpc_name,
+            vpc_id=vpc_id,
+            **settings,
+        ),
+        vpc_id=vpc_id,
+        other_vpc_id=other_vpc_id,
+        subnets=subnets,
+        app_sg=app_sg,
+        blackhole_sg=blackhole_sg,
+        launch_template_id=launch_template_id,
+        target_group_arn=target_group(f"swr-{vpc_name}-{suffix}", {}),
+        profile_arn=profile_arn,
+        key_name=key_name,
+        target_group_by_node={
+            node_id: target_group(f"swr-{vpc_name}-{suffix}-{node_id}", target_group_options or {})
+            for node_id in node_ids
+        },
+    )
