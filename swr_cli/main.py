@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -38,8 +41,25 @@ def _json(args: argparse.Namespace) -> bool:
 def _done(args: argparse.Namespace, code: ExitCode, document: dict[str, Any]) -> ExitCode:
     """Print the command's JSON document (in --output json) with its exit code; return the code."""
     if _json(args):
-        print_json({"command": args.command, "exit_code": int(code), **document})
+        print_json({"command": args.command, "exit_code": int(code), **document}, file=args.json_stream)
     return code
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Keep stdout for the JSON document alone: what the in-process switcher of a local drill prints
+    (Powertools EMF metrics with print(), log handlers that hold sys.stdout) goes to stderr."""
+    swapped: list[tuple[logging.StreamHandler[Any], Any]] = []
+    for lg in [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]:
+        for handler in getattr(lg, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.__stdout__):
+                swapped.append((handler, handler.setStream(sys.stderr)))
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        for handler, stream in swapped:
+            handler.setStream(stream)
 
 
 def cmd_status(args: argparse.Namespace, console: Console) -> ExitCode:
@@ -357,6 +377,7 @@ _FAILURES = (
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     json_mode = args.output == "json"
+    args.json_stream = sys.stdout
     # The console keeps its own reference to the terminal: `swr demo` redirects sys.stdout (switcher logs).
     # In --output json, stdout holds only the JSON document: what people read (progress, errors) goes to
     # stderr.
@@ -376,7 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(code)
 
     try:
-        return int(args.func(args, console))
+        with _stdout_to_stderr() if json_mode else contextlib.nullcontext():
+            return int(args.func(args, console))
     except ProfileNotFound as err:
         return fail(ExitCode.USAGE, "usage", "error", err)
     except (Refused, state.TransitionError) as err:

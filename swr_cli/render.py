@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Group
 from rich.table import Table
@@ -108,7 +108,8 @@ def switch_json(switch: state.SwitchRecord) -> dict[str, Any]:
     }
 
 
-def print_json(document: dict[str, Any]) -> None:
+def print_json(document: dict[str, Any], *, file: TextIO | None = None) -> None:
     """One JSON document on stdout (plain print: no console markup or wrapping)."""
-    sys.stdout.write(json.dumps(document, indent=2) + "\n")
-    sys.stdout.flush()
+    stream = file or sys.stdout
+    stream.write(json.dumps(document, indent=2) + "\n")
+    stream.flush()

@@ -14,6 +14,7 @@ from switcher import contract, state
 from switcher.phases import CLAIMED, DETECTED, plan
 
 from swr_cli.discovery import find_node
+from swr_cli.exitcodes import ExitCode
 
 
 def test_status_lists_every_node_with_its_instance(deployment, swr) -> None:
@@ -114,7 +115,7 @@ def test_drill_yes_lifts_the_real_account_refusal(deployment, swr) -> None:
     switcher, node = find_node(deployment.target, 1)
     cloudwatch = deployment.target.client("cloudwatch")
     alarm = contract.status_alarm_name(switcher.vpc_name, 1)
-    assert swr(*args, *real).code == 2  # the same target without --yes is refused
+    assert swr(*args, *real).code == ExitCode.REFUSED  # the same target without --yes is refused
     try:
         result = swr(*args, *real, "--yes")
         assert "refusing" not in result.out
@@ -176,7 +177,7 @@ def node_in_state(target: Any, node_id: int, node_state: str) -> Iterator[state.
 def test_hold_refuses_a_node_that_cannot_be_held(deployment, swr, node_state: str) -> None:
     with node_in_state(deployment.target, 1, node_state) as node:
         result = swr("hold", "1", "--reason", "patching", *deployment.args)
-        assert result.code == 1, result.out
+        assert result.code == ExitCode.REFUSED, result.out
         assert f"node 1 is {node_state}: cannot hold it now" in result.out
         assert find_node(deployment.target, 1)[1] == node, "the record must be left as it was"
 
@@ -185,7 +186,7 @@ def test_hold_refuses_a_node_that_cannot_be_held(deployment, swr, node_state: st
 def test_resume_refuses_a_node_that_is_not_held_or_failed(deployment, swr, node_state: str) -> None:
     with node_in_state(deployment.target, 1, node_state) as node:
         result = swr("resume", "1", *deployment.args)
-        assert result.code == 1, result.out
+        assert result.code == ExitCode.REFUSED, result.out
         assert f"node 1 is {node_state}: only HOLD or FAILED can be resumed" in result.out
         assert find_node(deployment.target, 1)[1] == node, "the record must be left as it was"
 
