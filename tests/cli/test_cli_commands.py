@@ -33,7 +33,7 @@ def test_hold_blocks_a_drill_until_resume(deployment, swr) -> None:
     status = swr("status", *deployment.args)
     assert re.search(r"│ 2 .*HOLD \(patching\)", status.out), status.out
     refused = swr("drill", "2", "--fault", "app", *deployment.args)
-    assert refused.code == 1 and "node 2 is HOLD" in refused.out
+    assert refused.code == ExitCode.REFUSED and "node 2 is HOLD" in refused.out
     resumed = swr("resume", "2", *deployment.args)
     assert resumed.code == 0 and "is ACTIVE" in resumed.out
     assert find_node(deployment.target, 2)[1].state == state.ACTIVE
@@ -62,11 +62,11 @@ def test_drill_status_fault_switches_the_node_and_history_shows_it(deployment, s
 
 def test_drill_refuses_a_real_account_without_yes(swr, monkeypatch) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    # a non-local endpoint: any AWS call would fail; the refusal must come first (exit 2)
+    # a non-local endpoint: any AWS call would fail; the refusal must come first
     result = swr(
         "drill", "1", "--fault", "app", "--region", "eu-west-1", "--endpoint-url", "https://ec2.invalid"
     )
-    assert result.code == 2
+    assert result.code == ExitCode.REFUSED
     assert "refusing" in result.out and "--yes" in result.out
 
 
