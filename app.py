@@ -43,7 +43,8 @@ def main() -> None:
     try:
         config = config_from_context(app)
     except ConfigError as err:
-        sys.exit(f"swr config error: {err}")
+        # every error, each with the file and line where the config came from a file
+        sys.exit("\n".join(f"swr config error: {line}" for line in err.describe().splitlines()))
     build_app(app, config)
     app.synth()
 

@@ -15,8 +15,8 @@ from botocore.config import Config
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 _CACHE_LOCK = threading.Lock()
-_CLIENTS: dict[tuple[str, str, str | None, str | None], Any] = {}
-_SESSIONS: dict[tuple[str, str | None, str | None], boto3.session.Session] = {}
+_CLIENTS: dict[tuple[str, str, str | None, str | None, str | None], Any] = {}
+_SESSIONS: dict[tuple[str, str | None, str | None, str | None], boto3.session.Session] = {}
 
 _RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 
@@ -35,18 +35,38 @@ class AwsTarget:
     region: str
     endpoint_url: str | None = None
     _session: Any = field(default=None, compare=False, repr=False)
+    #: A named profile of the shared config/credentials files (--profile); None: boto3's default chain.
+    profile: str | None = None
 
     @classmethod
-    def from_args(cls, region: str | None, endpoint_url: str | None) -> AwsTarget:
-        """Region from --region, AWS_REGION or AWS_DEFAULT_REGION; endpoint from --endpoint-url or
-        AWS_ENDPOINT_URL (which boto3 itself also honours)."""
+    def from_args(cls, region: str | None, endpoint_url: str | None, profile: str | None = None) -> AwsTarget:
+        """Region from --region, AWS_REGION, AWS_DEFAULT_REGION or the profile; endpoint from --endpoint-url
+        or AWS_ENDPOINT_URL (which boto3 itself also honours). An unknown profile raises botocore's
+        ProfileNotFound."""
         resolved_region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if profile:
+            boto3.session.Session(profile_name=profile)  # ProfileNotFound now, not at the first call
         if not resolved_region:
-            session_region = boto3.session.Session().region_name
+            session_region = boto3.session.Session(profile_name=profile).region_name
             if not session_region:
                 raise ValueError("no AWS region: pass --region or set AWS_REGION")
             resolved_region = session_region
-        return cls(region=resolved_region, endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL"))
+        return cls(
+            region=resolved_region,
+            endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL"),
+            profile=profile,
+        )
+
+    def has_credentials(self) -> bool:
+        """True when boto3's credential chain (with the profile) finds credentials; no AWS call."""
+        return self._boto_session().get_credentials() is not None
+
+    def _boto_session(self) -> boto3.session.Session:
+        if self._session is not None:
+            return self._session
+        key = (self.region, self.endpoint_url, os.environ.get("AWS_ACCESS_KEY_ID"), self.profile)
+        with _CACHE_LOCK:
+            return _SESSIONS.setdefault(key, boto3.session.Session(profile_name=self.profile))
 
     @property
     def is_local(self) -> bool:
@@ -62,10 +82,10 @@ class AwsTarget:
                 service, region_name=self.region, endpoint_url=self.endpoint_url, config=_RETRY_CONFIG
             )
         # Keyed on the credentials in the environment too: a local run swaps in fake ones.
-        key = (service, self.region, self.endpoint_url, os.environ.get("AWS_ACCESS_KEY_ID"))
+        key = (service, self.region, self.endpoint_url, os.environ.get("AWS_ACCESS_KEY_ID"), self.profile)
+        session = self._boto_session()
         with _CACHE_LOCK:
             if key not in _CLIENTS:
-                session = _SESSIONS.setdefault(key[1:], boto3.session.Session())
                 factory = session.client
                 _CLIENTS[key] = factory(
                     service, region_name=self.region, endpoint_url=self.endpoint_url, config=_RETRY_CONFIG

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TextIO
 
 from rich.console import Group
 from rich.table import Table
@@ -74,3 +77,39 @@ def checks_table(title: str, checks: Iterable[Check]) -> Table:
         mark = f"[green]{OK_MARK}[/]" if check.ok else f"[red]{FAIL_MARK}[/]"
         table.add_row(mark, check.name, check.detail)
     return table
+
+
+# --- `--output json`: the documents of docs/cli.md ("JSON output"); keys are stable -------------------
+
+
+def check_json(check: Check) -> dict[str, Any]:
+    """A check as `{"name", "ok", "detail"}`."""
+    return {"name": check.name, "ok": check.ok, "detail": check.detail}
+
+
+def switch_json(switch: state.SwitchRecord) -> dict[str, Any]:
+    """A switch with its timeline (phase, timestamp, seconds since detection) and RTO."""
+    return {
+        "switch_id": switch.switch_id,
+        "vpc": switch.vpc_name,
+        "node_id": switch.node_id,
+        "outcome": switch.outcome,
+        "reason": switch.reason,
+        "source_instance_id": switch.source_instance_id,
+        "source_az": switch.source_az,
+        "replacement_instance_id": switch.replacement_instance_id,
+        "replacement_az": switch.replacement_az,
+        "error": switch.error,
+        "rto_seconds": rto_seconds(switch),
+        "timeline": [
+            {"phase": phase, "at": stamp, "offset_seconds": offset}
+            for phase, stamp, offset in timeline_rows(switch)
+        ],
+    }
+
+
+def print_json(document: dict[str, Any], *, file: TextIO | None = None) -> None:
+    """One JSON document on stdout (plain print: no console markup or wrapping)."""
+    stream = file or sys.stdout
+    stream.write(json.dumps(document, indent=2) + "\n")
+    stream.flush()

@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from switcher import contract, state
 
@@ -16,7 +16,8 @@ from swr_cli import PROJECT_ROOT
 from swr_cli.aws import AwsTarget
 from swr_cli.discovery import NotFound, Switcher, find_switchers
 from swr_cli.drill import launch_template_efs_ids
-from swr_cli.render import Check, checks_table
+from swr_cli.exitcodes import ExitCode
+from swr_cli.render import Check, check_json, checks_table
 from swr_stacks.config import (
     ENDPOINT_SERVICES,
     ConfigError,
@@ -25,6 +26,7 @@ from swr_stacks.config import (
     VpcConfig,
     load_config_file,
     parse_config,
+    yaml_lines,
 )
 
 DEFAULTS_CONTEXT_KEY = "swr:defaults"
@@ -40,17 +42,20 @@ _ENDPOINT_GONE_STATES = {"deleted", "deleting", "rejected", "failed", "expired"}
 
 
 def load_config(config_file: str | None) -> SwrConfig:
-    """The user's file, or the default config kept in cdk.json (`swr:defaults`), validated."""
+    """The user's file, or the default config kept in cdk.json (`swr:defaults`), validated; every error
+    carries its file and line."""
     if config_file:
         return load_config_file(config_file)
     cdk_json = Path("cdk.json") if Path("cdk.json").is_file() else PROJECT_ROOT / "cdk.json"
     try:
-        context = json.loads(cdk_json.read_text(encoding="utf-8")).get("context", {})
+        text = cdk_json.read_text(encoding="utf-8")
+        context = json.loads(text).get("context", {})
     except (OSError, json.JSONDecodeError) as err:
         raise ConfigError(f"no --config given and {cdk_json} cannot be read: {err}") from err
     if DEFAULTS_CONTEXT_KEY not in context:
         raise ConfigError(f"no --config given and {cdk_json} has no {DEFAULTS_CONTEXT_KEY} context")
-    return parse_config(context[DEFAULTS_CONTEXT_KEY])
+    lines = yaml_lines(text, at=("context", DEFAULTS_CONTEXT_KEY), name=str(cdk_json))
+    return parse_config(context[DEFAULTS_CONTEXT_KEY], source=str(cdk_json), lines=lines)
 
 
 def check_tagged_subnets(target: AwsTarget, vpc: VpcConfig, switcher: Switcher) -> Check:
@@ -334,20 +339,75 @@ def validate_region(target: AwsTarget, config: SwrConfig) -> list[Check]:
     return checks
 
 
+def _error_json(err: ConfigError) -> dict[str, Any]:
+    return {"file": err.source, "line": err.line, "path": err.path, "message": err.message}
+
+
 def run_validate(
-    console: Console, *, config_file: str | None, region: str | None, endpoint_url: str | None
-) -> int:
+    console: Console,
+    *,
+    config_file: str | None,
+    region: str | None,
+    endpoint_url: str | None,
+    profile: str | None = None,
+    show: bool = True,
+) -> tuple[ExitCode, dict[str, Any]]:
+    """The offline config checks (every error, with file and line), then the live checks per region.
+
+    Returns the exit code and the JSON document of docs/cli.md; prints the tables when `show`."""
+
+    def say(*renderables: Any) -> None:
+        if show:
+            console.print(*renderables)
+
+    source = config_file or DEFAULTS_CONTEXT_KEY + " in cdk.json"
     try:
         config = load_config(config_file)
     except ConfigError as err:
-        console.print(checks_table("swr validate", [Check("config is valid", False, str(err))]))
-        return 1
-    checks = [Check("config is valid", True, config_file or "swr:defaults in cdk.json")]
+        say(
+            checks_table(
+                "swr validate · offline: the config", [Check("config is valid", False, err.describe())]
+            )
+        )
+        say(f"[red]{len(err.errors)} config error(s)[/]; live checks not run")
+        return ExitCode.FAILED, {
+            "ok": False,
+            "config": {"source": source, "valid": False, "errors": [_error_json(e) for e in err.errors]},
+            "live": {"status": "not_run", "reason": "the config is invalid", "checks": []},
+        }
+    say(checks_table("swr validate · offline: the config", [Check("config is valid", True, source)]))
+    config_doc = {"source": source, "valid": True, "errors": []}
     env_region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     regions = [region] if region else [env_region] if env_region else [r.name for r in config.regions]
-    for name in regions:
-        checks += validate_region(AwsTarget.from_args(name, endpoint_url), config)
-    console.print(checks_table("swr validate", checks))
+    targets = [AwsTarget.from_args(name, endpoint_url, profile) for name in regions]
+    if not all(t.has_credentials() for t in targets):
+        reason = "no AWS credentials found (pass --profile, set AWS_PROFILE, or export AWS credentials)"
+        say(f"[green]offline checks passed[/]; [yellow]live checks skipped[/]: {reason}")
+        return ExitCode.LIVE_SKIPPED, {
+            "ok": False,
+            "config": config_doc,
+            "live": {"status": "skipped", "reason": reason, "checks": []},
+        }
+    checks: list[Check] = []
+    try:
+        for target in targets:
+            checks += validate_region(target, config)
+    except (ClientError, BotoCoreError) as err:
+        say(f"[red]AWS error:[/] {err}")
+        return ExitCode.AWS_ERROR, {
+            "ok": False,
+            "config": config_doc,
+            "live": {"status": "error", "reason": str(err), "checks": [check_json(c) for c in checks]},
+        }
+    say(checks_table(f"swr validate · live: {', '.join(regions)}", checks))
     failed = sum(not c.ok for c in checks)
-    console.print(f"[red]{failed} check(s) failed[/]" if failed else "[green]all checks passed[/]")
-    return 1 if failed else 0
+    say(f"[red]{failed} check(s) failed[/]" if failed else "[green]all checks passed[/]")
+    return ExitCode.FAILED if failed else ExitCode.OK, {
+        "ok": not failed,
+        "config": config_doc,
+        "live": {
+            "status": "failed" if failed else "passed",
+            "reason": None,
+            "checks": [check_json(c) for c in checks],
+        },
+    }

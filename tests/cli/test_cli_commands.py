@@ -14,6 +14,7 @@ from switcher import contract, state
 from switcher.phases import CLAIMED, DETECTED, plan
 
 from swr_cli.discovery import find_node
+from swr_cli.exitcodes import ExitCode
 
 
 def test_status_lists_every_node_with_its_instance(deployment, swr) -> None:
@@ -32,7 +33,7 @@ def test_hold_blocks_a_drill_until_resume(deployment, swr) -> None:
     status = swr("status", *deployment.args)
     assert re.search(r"│ 2 .*HOLD \(patching\)", status.out), status.out
     refused = swr("drill", "2", "--fault", "app", *deployment.args)
-    assert refused.code == 1 and "node 2 is HOLD" in refused.out
+    assert refused.code == ExitCode.REFUSED and "node 2 is HOLD" in refused.out
     resumed = swr("resume", "2", *deployment.args)
     assert resumed.code == 0 and "is ACTIVE" in resumed.out
     assert find_node(deployment.target, 2)[1].state == state.ACTIVE
@@ -61,11 +62,11 @@ def test_drill_status_fault_switches_the_node_and_history_shows_it(deployment, s
 
 def test_drill_refuses_a_real_account_without_yes(swr, monkeypatch) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    # a non-local endpoint: any AWS call would fail; the refusal must come first (exit 2)
+    # a non-local endpoint: any AWS call would fail; the refusal must come first
     result = swr(
         "drill", "1", "--fault", "app", "--region", "eu-west-1", "--endpoint-url", "https://ec2.invalid"
     )
-    assert result.code == 2
+    assert result.code == ExitCode.REFUSED
     assert "refusing" in result.out and "--yes" in result.out
 
 
@@ -114,7 +115,7 @@ def test_drill_yes_lifts_the_real_account_refusal(deployment, swr) -> None:
     switcher, node = find_node(deployment.target, 1)
     cloudwatch = deployment.target.client("cloudwatch")
     alarm = contract.status_alarm_name(switcher.vpc_name, 1)
-    assert swr(*args, *real).code == 2  # the same target without --yes is refused
+    assert swr(*args, *real).code == ExitCode.REFUSED  # the same target without --yes is refused
     try:
         result = swr(*args, *real, "--yes")
         assert "refusing" not in result.out
@@ -176,7 +177,7 @@ def node_in_state(target: Any, node_id: int, node_state: str) -> Iterator[state.
 def test_hold_refuses_a_node_that_cannot_be_held(deployment, swr, node_state: str) -> None:
     with node_in_state(deployment.target, 1, node_state) as node:
         result = swr("hold", "1", "--reason", "patching", *deployment.args)
-        assert result.code == 1, result.out
+        assert result.code == ExitCode.REFUSED, result.out
         assert f"node 1 is {node_state}: cannot hold it now" in result.out
         assert find_node(deployment.target, 1)[1] == node, "the record must be left as it was"
 
@@ -185,7 +186,7 @@ def test_hold_refuses_a_node_that_cannot_be_held(deployment, swr, node_state: st
 def test_resume_refuses_a_node_that_is_not_held_or_failed(deployment, swr, node_state: str) -> None:
     with node_in_state(deployment.target, 1, node_state) as node:
         result = swr("resume", "1", *deployment.args)
-        assert result.code == 1, result.out
+        assert result.code == ExitCode.REFUSED, result.out
         assert f"node 1 is {node_state}: only HOLD or FAILED can be resumed" in result.out
         assert find_node(deployment.target, 1)[1] == node, "the record must be left as it was"
 

@@ -9,6 +9,8 @@ from importlib import metadata
 
 import pytest
 
+from swr_cli.exitcodes import ExitCode
+
 #: Runs the CLI with moto unimportable (a None entry in sys.modules makes `import moto` fail as if it
 #: were not installed); prints the modules the run imported that belong to the emulator.
 _RUN_WITHOUT_MOTO = """
@@ -72,7 +74,7 @@ def test_version_is_the_package_version() -> None:
 def test_a_local_command_without_the_extra_says_what_to_install(args: tuple[str, ...], what: str) -> None:
     proc = _swr(*args)
     lines = [line for line in proc.stdout.splitlines() if not line.startswith("EMULATOR-MODULES:")]
-    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert proc.returncode == ExitCode.NEEDS_LOCAL_EXTRA, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     assert len(lines) == 1, lines
     assert what in lines[0] and "pip install 'swr[local]'" in lines[0] and "moto" in lines[0]

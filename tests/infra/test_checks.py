@@ -56,12 +56,14 @@ def test_python3_app_py_synthesizes_the_default_config_offline(tmp_path):
     # How long it takes is measured by bench/p4_cost.py (synth time), not asserted here.
 
 
-def test_a_bad_config_file_fails_synth_with_its_message(tmp_path):
+def test_a_bad_config_file_fails_synth_with_every_error_its_file_and_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "regions:\n- name: eu-west-1\n  vpcs:\n  - name: a\n    cidr: 10.0.0.0/16\n"
         "    availability_zones: [eu-west-1a, eu-west-1b]\n"
-        "    nodes: [{id: 1, ami: ami-0123456789abcdef0, instance_type: t3.small, lb: elb}]\n"
+        "    nodes:\n"
+        "    - {id: 1, ami: ami-0123456789abcdef0, instance_type: t3.small, lb: elb}\n"
+        "    - {id: 2, ami: ami-0123456789abcdef0, instance_type: m6i.lrage, lb: nlb}\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", "import sys, app; sys.argv[:] = ['app.py']; app.main()"],
@@ -76,10 +78,14 @@ def test_a_bad_config_file_fails_synth_with_its_message(tmp_path):
         timeout=60,
     )
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1] == (
-        "swr config error: regions[0].vpcs[0].nodes[0].lb: "
-        "unknown load balancer kind 'elb' (expected nlb|alb)"
-    )
+    assert result.stderr.strip().splitlines()[-2:] == [
+        f"swr config error: {bad}:8: regions[0].vpcs[0].nodes[0].lb: "
+        "unknown load balancer kind 'elb' (expected nlb|alb)",
+        # an instance type EC2 does not have fails synth too (botocore's EC2 model, offline)
+        f"swr config error: {bad}:9: regions[0].vpcs[0].nodes[1].instance_type: "
+        "unknown instance type 'm6i.lrage' (did you mean 'm6i.large'?)",
+    ]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_cdk_json_runs_app_py_and_keeps_the_defaults():

@@ -317,3 +317,144 @@ def test_bad_reconcile_settings_name_the_value(reconcile, message):
 
 def test_a_switch_is_never_overdue_while_it_still_holds_its_lease():
     assert MIN_SWITCH_OVERDUE_SECONDS > LEASE_SECONDS
+
+
+# --- every error at once, with its file and line; names checked against botocore's lists -----------
+
+
+def _all_errors(config: dict) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        parse_config(config)
+    return [e.message for e in err.value.errors]
+
+
+def test_every_error_of_a_config_is_reported_at_once():
+    config = _config()
+    _node(config, 0)["lb"] = "elb"
+    _node(config, 1)["target_port"] = 0
+    config["regions"][0]["vpcs"][0]["cidr"] = "10.0.0.1/16"
+    config["flap_guard"]["max_switches"] = 0
+    assert sorted(_all_errors(config)) == sorted(
+        [
+            "regions[0].vpcs[0].nodes[0].lb: unknown load balancer kind 'elb' (expected nlb|alb)",
+            "regions[0].vpcs[0].nodes[1].target_port: port 0 is out of range (1..65535)",
+            "regions[0].vpcs[0].cidr: malformed IPv4 CIDR '10.0.0.1/16' (10.0.0.1/16 has host bits set)",
+            "flap_guard.max_switches: 0 is out of range (1..100)",
+        ]
+    )
+
+
+def test_an_invalid_section_does_not_hide_the_checks_across_sections():
+    # the second node is both malformed and a duplicate: both are said
+    config = _config()
+    _node(config, 1).update(id=1, ami="ami-123")
+    assert _all_errors(config) == [
+        "regions[0].vpcs[0].nodes[1].ami: malformed AMI id 'ami-123' (expected ami- and 8 or 17 hex digits)",
+        "regions[0].vpcs[0].nodes[1].id: duplicate node id 1 in region 'eu-west-1' "
+        "(also at regions[0].vpcs[0].nodes[0].id)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda c: _node(c).update(instance_type="m6i.lrage"),
+            "regions[0].vpcs[0].nodes[0].instance_type: unknown instance type 'm6i.lrage' "
+            "(did you mean 'm6i.large'?)",
+        ),
+        (
+            lambda c: c["regions"][0].update(name="eu-wset-1"),
+            "regions[0].name: unknown region name 'eu-wset-1' (did you mean 'eu-west-1'?)",
+        ),
+        (
+            lambda c: c["regions"][0].update(name="eu-west-9"),
+            "regions[0].name: unknown region name 'eu-west-9' (did you mean 'eu-west-",
+        ),
+        (
+            lambda c: _node(c).update(intance_type=_node(c).pop("instance_type")),
+            "regions[0].vpcs[0].nodes[0]: unknown key(s) 'intance_type' (allowed: ",
+        ),
+    ],
+    ids=["instance_type", "region_typo", "region_unknown", "key"],
+)
+def test_misspelt_names_are_caught_offline_with_a_suggestion(change, message):
+    config = _config()
+    change(config)
+    errors = _all_errors(config)
+    assert any(e.startswith(message) for e in errors), errors
+    if "unknown key" in message:
+        assert errors[0].endswith(": did you mean 'instance_type'?"), errors
+
+
+def test_a_region_and_instance_type_botocore_knows_are_accepted():
+    config = _config()
+    config["regions"][0]["name"] = "ap-southeast-4"
+    config["regions"][0]["vpcs"][0]["availability_zones"] = ["ap-southeast-4a", "ap-southeast-4b"]
+    _node(config)["instance_type"] = "c7g.medium"
+    assert parse_config(config).regions[0].name == "ap-southeast-4"
+
+
+BAD_YAML = """\
+regions:
+  - name: eu-west-1
+    vpcs:
+      - name: demo
+        cidr: 10.0.0.0/16
+        availability_zones: [eu-west-1a, eu-west-1b]
+        nodes:
+          - id: 1
+            ami: ami-0123456789abcdef0
+            instance_type: m6i.lrage
+            lb: nlb
+          - {id: 2, ami: ami-0123456789abcdef0, instance_type: t3.small, lb: elb, helth_check: {}}
+flap_gaurd: {}
+"""
+
+
+def test_errors_of_a_yaml_file_carry_the_file_and_line(tmp_path):
+    path = tmp_path / "swr.yaml"
+    path.write_text(BAD_YAML)
+    with pytest.raises(ConfigError) as raised:
+        load_config_file(path)
+    located = [(e.source, e.line, e.path) for e in raised.value.errors]
+    assert located == [
+        (str(path), 10, "regions[0].vpcs[0].nodes[0].instance_type"),
+        (str(path), 12, "regions[0].vpcs[0].nodes[1]"),  # the unknown key helth_check
+        (str(path), 12, "regions[0].vpcs[0].nodes[1].lb"),
+        (str(path), 13, "config"),  # the unknown top-level key flap_gaurd
+    ]
+    described = raised.value.describe().splitlines()
+    assert described[0] == (
+        f"{path}:10: regions[0].vpcs[0].nodes[0].instance_type: unknown instance type 'm6i.lrage' "
+        "(did you mean 'm6i.large'?)"
+    )
+    assert described[3].startswith(f"{path}:13: config: unknown key(s) 'flap_gaurd'")
+    assert described[3].endswith("did you mean 'flap_guard'?")
+
+
+def test_errors_of_a_json_file_carry_the_line_too(tmp_path):
+    config = _config()
+    _node(config, 1)["lb"] = "elb"
+    path = tmp_path / "swr.json"
+    path.write_text(json.dumps(config, indent=2))
+    with pytest.raises(ConfigError) as raised:
+        load_config_file(path)
+    lines = path.read_text().splitlines()
+    assert raised.value.source == str(path)
+    assert raised.value.line is not None and lines[raised.value.line - 1].strip() == '"lb": "elb",'
+
+
+def test_a_yaml_syntax_error_names_the_file_and_line_not_a_unicode_string(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("regions:\n  - name: eu-west-1\n    vpcs: [\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config_file(broken)
+    assert "<unicode string>" not in str(raised.value)
+    assert f'in "{broken}", line 4' in str(raised.value)
+    assert (raised.value.source, raised.value.line) == (str(broken), 4)
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text('{\n  "regions": [\n}\n')
+    with pytest.raises(ConfigError) as raised:
+        load_config_file(bad_json)
+    assert (raised.value.source, raised.value.line) == (str(bad_json), 3)
