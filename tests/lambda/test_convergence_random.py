@@ -31,7 +31,8 @@ from switcher.clients import make_clients, retry_config
 
 from tests.helpers.aws_faults import FaultInjector
 from tests.helpers.lambda_runtime import INVOCATION_SECONDS, Attempt, LambdaRuntime, PlannedFault
-from tests.helpers.world import AZS, REGION, World, _session, build_world
+from tests.helpers.world import AZS, REGION, World, build_world
+from tests.helpers.world import session as _session
 
 TRIALS = int(os.environ.get("SWR_CONVERGENCE_TRIALS", "12"))
 INTERVAL = 60.0
