@@ -1,6 +1,6 @@
 """The swr contract: names that the stacks, the switcher, the CLI and the on-instance agent share.
 
-This module is the single source of these spellings (DESIGN.md §2). It is stdlib-only and has no
+This module is the single source of these spellings (docs/design.md, "Contract"). It is stdlib-only and has no
 side effects, so the CDK app (`swr_stacks`), the switcher Lambda, the CLI and the tests can all
 import it. Users' existing deployments depend on these values: change them only with a migration note.
 """

@@ -1,4 +1,4 @@
-"""The state record: the ONE module that owns the DynamoDB schema (DESIGN §2), used by the switcher and CLI.
+"""The state record: the ONE module that owns the DynamoDB schema (docs/design.md, "State record"), used by the switcher and CLI.
 
 Layout (table keys `pk`/`sk`, strings):
 - node item:   pk = ``NODE#<vpc>``, sk = ``NODE#<node_id>`` — current instance, state, config, version, lease.
