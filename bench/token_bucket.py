@@ -1,9 +1,9 @@
 """EC2's API rate limit as a token bucket, on a modeled clock.
 
 AWS documents RunInstances as a token bucket per account and region: 1,000 tokens of burst, refilled
-at 2 tokens per second (EC2 API reference, "Request throttling"; see bench/latency_model.json). A call takes one token; with none left, EC2 answers
-`RequestLimitExceeded`. The benchmark scales the bucket down so a run of a few hundred nodes
-actually exercises throttling.
+at 2 tokens per second (EC2 API reference, "Request throttling"; see bench/latency_model.json). A call
+takes one token; with none left, EC2 answers `RequestLimitExceeded`. The benchmark scales the bucket
+down so a run of a few hundred nodes actually exercises throttling.
 """
 
 from __future__ import annotations

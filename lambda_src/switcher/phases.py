@@ -1,7 +1,7 @@
 """The phase plan of a switch: one abstraction for both orders (pure, no AWS).
 
-`swr` order (docs/design.md, "The switch, in order"): keep the fenced source until the replacement runs, then terminate it; the
-replacement's target is registered as soon as it is launched.
+`swr` order (docs/design.md, "The switch, in order"): keep the fenced source until the replacement
+runs, then terminate it; the replacement's target is registered as soon as it is launched.
 `vendor` order: terminate the source and wait until it is gone, then launch (the vendor's sequence).
 """
 

@@ -1,4 +1,6 @@
-"""Provisioning of a node through its CloudFormation custom resource (`Custom::SwrNode`; docs/design.md, "Who owns what").
+"""Provisioning of a node through its CloudFormation custom resource `Custom::SwrNode`.
+
+Who owns what: docs/design.md.
 
 CloudFormation owns the stable parts; the switcher owns the node's instance and alarms, so the first
 instance is launched here through the same adapters a switch uses. Node config lives in the node's

@@ -1,4 +1,6 @@
-"""The state record: the ONE module that owns the DynamoDB schema (docs/design.md, "State record"), used by the switcher and CLI.
+"""The state record: the ONE module that owns the DynamoDB schema, used by the switcher and the CLI.
+
+The schema is described in docs/design.md, "State record".
 
 Layout (table keys `pk`/`sk`, strings):
 - node item:   pk = ``NODE#<vpc>``, sk = ``NODE#<node_id>`` — current instance, state, config, version, lease.
