@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from switcher import aws, contract
 
 from swr_local.emulator import LOCAL_ACCOUNT_ID, REGION
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch.type_defs import DimensionTypeDef
 
 
 def _now() -> str:
@@ -150,7 +153,7 @@ def node_alarm(
     puts them), without asking the emulator: what `alarm_state_change` takes."""
     if status_check:
         namespace, metric, period = contract.STATUS_METRIC_NAMESPACE, contract.STATUS_METRIC_NAME, 60
-        dimensions = [{"Name": "InstanceId", "Value": instance_id}]
+        dimensions: list[DimensionTypeDef] = [{"Name": "InstanceId", "Value": instance_id}]
     else:
         namespace, metric = contract.MONITOR_METRIC_NAMESPACE, contract.MONITOR_METRIC_NAME
         period = contract.MONITOR_INTERVAL_SECONDS

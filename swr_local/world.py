@@ -13,7 +13,7 @@ import functools
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from switcher import contract
@@ -21,6 +21,9 @@ from switcher.clients import Clients, make_clients, retry_config
 from switcher.settings import Settings
 
 from swr_local.emulator import REGION
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2.type_defs import TagTypeDef
 
 AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
 USER_DATA = "IyEvYmluL2Jhc2gKZWNobyBzd3I="  # base64 of a tiny script
@@ -86,7 +89,7 @@ class World:
         }
 
 
-def _tags(pairs: Mapping[str, str]) -> list[dict[str, str]]:
+def _tags(pairs: Mapping[str, str]) -> list[TagTypeDef]:
     return [{"Key": key, "Value": value} for key, value in pairs.items()]
 
 

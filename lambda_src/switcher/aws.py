@@ -8,11 +8,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
 from switcher import contract
+
+if TYPE_CHECKING:
+    # boto3-stubs (dev extra): for the type checker only, the Lambda runtime has no stubs.
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_cloudwatch.type_defs import DimensionTypeDef
+    from mypy_boto3_cloudwatch.type_defs import TagTypeDef as AlarmTagTypeDef
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ec2.literals import ResourceTypeType
+    from mypy_boto3_ec2.type_defs import (
+        FilterTypeDef,
+        TagSpecificationTypeDef,
+        TagTypeDef,
+        WaiterConfigTypeDef,
+    )
+    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
+    from mypy_boto3_elbv2.type_defs import TargetDescriptionTypeDef
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_sns import SNSClient
 
 #: Instance states that mean the instance is gone or going: nothing to fence, switch or terminate.
 GONE_STATES = frozenset({"shutting-down", "terminated"})
@@ -23,15 +41,16 @@ def error_code(err: ClientError) -> str:
     return str(err.response.get("Error", {}).get("Code", ""))
 
 
-def waiter_config(delay: float, max_attempts: int) -> dict[str, Any]:
+def waiter_config(delay: float, max_attempts: int) -> WaiterConfigTypeDef:
     """WaiterConfig for botocore waiters (delay scaled by the harness through Settings)."""
-    return {"Delay": delay, "MaxAttempts": max_attempts}
+    # The stubs say Delay is an int; botocore's waiter only sleeps it, and the harness scales it below 1 s.
+    return cast("WaiterConfigTypeDef", {"Delay": delay, "MaxAttempts": max_attempts})
 
 
 # --- EC2 ---------------------------------------------------------------------------------------------
 
 
-def describe_instance(ec2: Any, instance_id: str) -> dict[str, Any] | None:
+def describe_instance(ec2: EC2Client, instance_id: str) -> dict[str, Any] | None:
     """The instance's description, or None if EC2 does not know it."""
     try:
         resp = ec2.describe_instances(InstanceIds=[instance_id])
@@ -59,10 +78,13 @@ def user_tags(tags: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def tagged_subnets(ec2: Any, vpc_id: str) -> list[dict[str, str]]:
+def tagged_subnets(ec2: EC2Client, vpc_id: str) -> list[dict[str, str]]:
     """Subnets of the VPC carrying the subnet tag (may receive a node), as {subnet_id, az}."""
     paginator = ec2.get_paginator("describe_subnets")
-    filters = [{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "tag-key", "Values": [contract.TAG_SUBNET]}]
+    filters: list[FilterTypeDef] = [
+        {"Name": "vpc-id", "Values": [vpc_id]},
+        {"Name": "tag-key", "Values": [contract.TAG_SUBNET]},
+    ]
     return [
         {"subnet_id": s["SubnetId"], "az": s["AvailabilityZone"]}
         for page in paginator.paginate(Filters=filters)
@@ -75,17 +97,17 @@ LIVE_STATES = ("pending", "running", "stopping", "stopped")
 
 
 def live_node_instances(
-    ec2: Any, vpc_id: str, node_id: int, *, states: Sequence[str] = LIVE_STATES
+    ec2: EC2Client, vpc_id: str, node_id: int, *, states: Sequence[str] = LIVE_STATES
 ) -> list[dict[str, Any]]:
     """Instances of the VPC tagged with this node id in `states` (default: not gone)."""
     paginator = ec2.get_paginator("describe_instances")
-    filters = [
+    filters: list[FilterTypeDef] = [
         {"Name": "vpc-id", "Values": [vpc_id]},
         {"Name": f"tag:{contract.TAG_NODE_ID}", "Values": [str(node_id)]},
         {"Name": "instance-state-name", "Values": list(states)},
     ]
     return [
-        instance
+        dict(instance)
         for page in paginator.paginate(Filters=filters)
         for reservation in page["Reservations"]
         for instance in reservation["Instances"]
@@ -131,7 +153,7 @@ def snapshot_instance(
 
 
 def fence(
-    ec2: Any, instance_id: str, *, current_state: str, blackhole_sg_id: str, waiter: Mapping[str, Any]
+    ec2: EC2Client, instance_id: str, *, current_state: str, blackhole_sg_id: str, waiter: WaiterConfigTypeDef
 ) -> None:
     """Isolate the source: blackhole SG, then force-stop and wait stopped (an SG change keeps open flows).
 
@@ -143,7 +165,7 @@ def fence(
     ec2.modify_instance_attribute(InstanceId=instance_id, Groups=[blackhole_sg_id])
     if current_state != "stopped":
         ec2.stop_instances(InstanceIds=[instance_id], Force=True)
-        ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance_id], WaiterConfig=dict(waiter))
+        ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance_id], WaiterConfig=waiter)
 
 
 #: RunInstances TagSpecifications resource types: every resource a launch creates carries swr's tags, so
@@ -153,16 +175,16 @@ def fence(
 #: instance type must have an EBS volume (every Nitro type does). Tagging on creation is authorised as
 #: ec2:CreateTags with `ec2:CreateAction=RunInstances` ("Grant permission to tag Amazon EC2 resources during
 #: creation", EC2 User Guide).
-LAUNCH_TAGGED_RESOURCE_TYPES = ("instance", "volume", "network-interface")
+LAUNCH_TAGGED_RESOURCE_TYPES: tuple[ResourceTypeType, ...] = ("instance", "volume", "network-interface")
 
 
-def launch_tag_specifications(tags: Mapping[str, str]) -> list[dict[str, Any]]:
+def launch_tag_specifications(tags: Mapping[str, str]) -> list[TagSpecificationTypeDef]:
     """TagSpecifications giving every resource RunInstances creates the same tags."""
     return [{"ResourceType": kind, "Tags": _tag_list(tags)} for kind in LAUNCH_TAGGED_RESOURCE_TYPES]
 
 
 def launch_replacement(
-    ec2: Any,
+    ec2: EC2Client,
     *,
     snapshot: Mapping[str, Any],
     launch_template_id: str,
@@ -195,7 +217,7 @@ def launch_replacement(
 
 
 def launch_first(
-    ec2: Any,
+    ec2: EC2Client,
     *,
     launch_template_id: str,
     launch_template_version: str,
@@ -215,7 +237,7 @@ def launch_first(
     return dict(resp["Instances"][0])
 
 
-def tag_for_adoption(ec2: Any, instance: Mapping[str, Any], vpc_name: str) -> bool:
+def tag_for_adoption(ec2: EC2Client, instance: Mapping[str, Any], vpc_name: str) -> bool:
     """Tag an adopted (e.g. vendor-era) instance `swr:vpc=<vpc>`, the one tag swr's IAM policy keys on.
 
     Nothing else may touch an instance before this: fence, stop, terminate are allowed only on instances
@@ -228,10 +250,10 @@ def tag_for_adoption(ec2: Any, instance: Mapping[str, Any], vpc_name: str) -> bo
 
 
 def live_switch_replacement(
-    ec2: Any, *, vpc_id: str, switch_id: str, subnet_id: str
+    ec2: EC2Client, *, vpc_id: str, switch_id: str, subnet_id: str
 ) -> dict[str, Any] | None:
     """The live instance a switch launched into `subnet_id` (found by its swr:switch-id tag), if any."""
-    filters = [
+    filters: list[FilterTypeDef] = [
         {"Name": "vpc-id", "Values": [vpc_id]},
         {"Name": "subnet-id", "Values": [subnet_id]},
         {"Name": f"tag:{contract.TAG_SWITCH_ID}", "Values": [switch_id]},
@@ -244,12 +266,12 @@ def live_switch_replacement(
     return None
 
 
-def wait_running(ec2: Any, instance_id: str, *, waiter: Mapping[str, Any]) -> None:
+def wait_running(ec2: EC2Client, instance_id: str, *, waiter: WaiterConfigTypeDef) -> None:
     """Block until the instance is running (botocore waiter)."""
-    ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig=dict(waiter))
+    ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig=waiter)
 
 
-def terminate_once(ec2: Any, instance_id: str, *, wait: bool, waiter: Mapping[str, Any]) -> bool:
+def terminate_once(ec2: EC2Client, instance_id: str, *, wait: bool, waiter: WaiterConfigTypeDef) -> bool:
     """Terminate the instance unless it is already going; optionally wait until terminated.
 
     Returns True if this call issued the TerminateInstances (a resumed switch does not repeat it).
@@ -260,18 +282,18 @@ def terminate_once(ec2: Any, instance_id: str, *, wait: bool, waiter: Mapping[st
         ec2.terminate_instances(InstanceIds=[instance_id])
         issued = True
     if wait and instance is not None:
-        ec2.get_waiter("instance_terminated").wait(InstanceIds=[instance_id], WaiterConfig=dict(waiter))
+        ec2.get_waiter("instance_terminated").wait(InstanceIds=[instance_id], WaiterConfig=waiter)
     return issued
 
 
-def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+def _tag_list(tags: Mapping[str, str]) -> list[TagTypeDef]:
     return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
 
 
 # --- Load balancer -----------------------------------------------------------------------------------
 
 
-def point_target_group(elbv2: Any, target_group_arn: str, *, ip: str) -> None:
+def point_target_group(elbv2: ElasticLoadBalancingv2Client, target_group_arn: str, *, ip: str) -> None:
     """Make `ip` the node's only target: register it, then deregister every other target.
 
     The target group serves one node, so anything else in it is stale: the source, a replacement that
@@ -281,10 +303,12 @@ def point_target_group(elbv2: Any, target_group_arn: str, *, ip: str) -> None:
     clear_target_group(elbv2, target_group_arn, keep=ip)
 
 
-def clear_target_group(elbv2: Any, target_group_arn: str, *, keep: str | None = None) -> None:
+def clear_target_group(
+    elbv2: ElasticLoadBalancingv2Client, target_group_arn: str, *, keep: str | None = None
+) -> None:
     """Deregister every target of the group but `keep` (IP targets: any address deregisters cleanly)."""
     health = elbv2.describe_target_health(TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
-    stale = [
+    stale: list[TargetDescriptionTypeDef] = [
         {"Id": d["Target"]["Id"], "Port": d["Target"]["Port"]}
         for d in health
         if d["Target"]["Id"] != keep and d.get("TargetHealth", {}).get("State") != "draining"
@@ -304,7 +328,7 @@ def private_ip(instance: Mapping[str, Any]) -> str:
 # --- Alarms ------------------------------------------------------------------------------------------
 
 
-def monitor_alarm_dimensions(instance_id: str, monitor_process: str) -> list[dict[str, str]]:
+def monitor_alarm_dimensions(instance_id: str, monitor_process: str) -> list[DimensionTypeDef]:
     """Dimensions of the CloudWatch agent's procstat pid-count metric (the one place they are built)."""
     return [
         {"Name": "InstanceId", "Value": instance_id},
@@ -314,14 +338,14 @@ def monitor_alarm_dimensions(instance_id: str, monitor_process: str) -> list[dic
 
 
 def put_node_alarms(
-    cloudwatch: Any, *, vpc_name: str, node_id: int, instance_id: str, monitor_process: str
+    cloudwatch: CloudWatchClient, *, vpc_name: str, node_id: int, instance_id: str, monitor_process: str
 ) -> list[str]:
     """Create or rewrite the node's two alarms for `instance_id`; returns their names.
 
     Missing data is `missing` (not breaching): a replacement still booting, or an instance the FaultScript
     stopped, publishes nothing and must not raise a second alarm; a live agent reporting 0 processes does.
     """
-    vpc_tag = [{"Key": contract.TAG_VPC, "Value": vpc_name}]
+    vpc_tag: list[AlarmTagTypeDef] = [{"Key": contract.TAG_VPC, "Value": vpc_name}]
     monitor = contract.monitor_alarm_name(vpc_name, node_id)
     cloudwatch.put_metric_alarm(
         AlarmName=monitor,
@@ -363,7 +387,7 @@ def put_node_alarms(
     return [monitor, status]
 
 
-def delete_node_alarms(cloudwatch: Any, *, vpc_name: str, node_id: int) -> None:
+def delete_node_alarms(cloudwatch: CloudWatchClient, *, vpc_name: str, node_id: int) -> None:
     """Delete the node's two alarms (deleting an absent alarm is not an error in CloudWatch)."""
     cloudwatch.delete_alarms(
         AlarmNames=[
@@ -376,7 +400,9 @@ def delete_node_alarms(cloudwatch: Any, *, vpc_name: str, node_id: int) -> None:
 # --- Notices -----------------------------------------------------------------------------------------
 
 
-def notify(sns: Any, events: Any, *, topic_arn: str, detail_type: str, detail: Mapping[str, Any]) -> None:
+def notify(
+    sns: SNSClient, events: EventBridgeClient, *, topic_arn: str, detail_type: str, detail: Mapping[str, Any]
+) -> None:
     """Publish a notice on the SNS topic and as an EventBridge event (`source: swr`)."""
     body = json.dumps(detail, sort_keys=True, default=str)
     sns.publish(TopicArn=topic_arn, Subject=detail_type[:100], Message=body)

@@ -3,30 +3,40 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config
 
 from switcher import placement
 
+if TYPE_CHECKING:
+    # The boto3-stubs types (dev extra) exist only for the type checker: the Lambda runtime has no stubs.
+    from botocore.config import _RetryDict
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_sns import SNSClient
+
 
 @dataclass(frozen=True)
 class Clients:
     """One client per service; built by `make_clients` (lazily, at the first invocation, never at import)."""
 
-    ec2: Any
-    elbv2: Any
-    cloudwatch: Any
-    dynamodb: Any
-    sns: Any
-    events: Any
+    ec2: EC2Client
+    elbv2: ElasticLoadBalancingv2Client
+    cloudwatch: CloudWatchClient
+    dynamodb: DynamoDBClient
+    sns: SNSClient
+    events: EventBridgeClient
 
 
 def retry_config(mode: str = "adaptive", max_attempts: int = 10) -> Config:
     """botocore retry config: throttling (RequestLimitExceeded, Throttling) is retried with backoff."""
-    retries: Any = {"mode": mode, "max_attempts": max_attempts}
-    return Config(retries=retries)
+    # `mode` comes from settings as a string; botocore validates it when the client is created.
+    return Config(retries=cast("_RetryDict", {"mode": mode, "max_attempts": max_attempts}))
 
 
 #: botocore emits `needs-retry.<service>.<operation>` after every attempt; the most specific handler is
@@ -60,17 +70,15 @@ def make_clients(
     session = session or boto3.session.Session()
     cfg = config or retry_config()
 
-    def client(service: str) -> Any:
-        factory: Any = session.client
-        return factory(service, region_name=region_name, endpoint_url=endpoint_url, config=cfg)
-
-    ec2 = client("ec2")
-    ec2.meta.events.register(RUN_INSTANCES_NEEDS_RETRY, no_retry_on_capacity_error)
+    at, url = region_name, endpoint_url
+    ec2 = session.client("ec2", region_name=at, endpoint_url=url, config=cfg)
+    # botocore-stubs types event handlers as returning None; needs-retry handlers return their answer.
+    ec2.meta.events.register(RUN_INSTANCES_NEEDS_RETRY, no_retry_on_capacity_error)  # type: ignore[arg-type]
     return Clients(
         ec2=ec2,
-        elbv2=client("elbv2"),
-        cloudwatch=client("cloudwatch"),
-        dynamodb=client("dynamodb"),
-        sns=client("sns"),
-        events=client("events"),
+        elbv2=session.client("elbv2", region_name=at, endpoint_url=url, config=cfg),
+        cloudwatch=session.client("cloudwatch", region_name=at, endpoint_url=url, config=cfg),
+        dynamodb=session.client("dynamodb", region_name=at, endpoint_url=url, config=cfg),
+        sns=session.client("sns", region_name=at, endpoint_url=url, config=cfg),
+        events=session.client("events", region_name=at, endpoint_url=url, config=cfg),
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, WaiterError
 from botocore.waiter import WaiterModel, create_waiter_with_client
@@ -21,6 +21,9 @@ from switcher import aws, contract, placement, state
 from switcher.clients import Clients
 from switcher.observability import logger
 from switcher.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
 
 
 class PropertyError(ValueError):
@@ -411,7 +414,7 @@ def _mark_deleted(
     raise RuntimeError(f"node {node_id} kept changing during the delete: CloudFormation may retry")
 
 
-def clear_quietly(elbv2: Any, target_group_arn: str) -> None:
+def clear_quietly(elbv2: ElasticLoadBalancingv2Client, target_group_arn: str) -> None:
     """Empty the node's target group; one already deleted (stack teardown order) is not an error."""
     try:
         aws.clear_target_group(elbv2, target_group_arn)

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -35,6 +35,11 @@ from switcher import aws, contract, decide, state, switch
 from switcher.clients import Clients
 from switcher.observability import logger, metrics
 from switcher.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ec2.type_defs import FilterTypeDef
 
 #: A switch is started or resumed only with at least this much invocation time left; a node not reached
 #: is taken by the next run (runs overlap: each is its own invocation).
@@ -242,25 +247,28 @@ def _report_repair(run: switch.Run, report: ReconcileReport, node_id: int, what:
     run.notify(contract.DRIFT_REPAIRED_DETAIL_TYPE, {"vpc": s.vpc_name, "node_id": node_id, "repaired": what})
 
 
-def _node_instances(ec2: Any, vpc_id: str) -> dict[str, dict[str, Any]]:
+def _node_instances(ec2: EC2Client, vpc_id: str) -> dict[str, dict[str, Any]]:
     """Every instance of the VPC carrying the node tag (terminated ones stay visible for about an hour)."""
     paginator = ec2.get_paginator("describe_instances")
-    filters = [{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "tag-key", "Values": [contract.TAG_NODE_ID]}]
+    filters: list[FilterTypeDef] = [
+        {"Name": "vpc-id", "Values": [vpc_id]},
+        {"Name": "tag-key", "Values": [contract.TAG_NODE_ID]},
+    ]
     return {
-        instance["InstanceId"]: instance
+        instance["InstanceId"]: dict(instance)
         for page in paginator.paginate(Filters=filters)
         for reservation in page["Reservations"]
         for instance in reservation["Instances"]
     }
 
 
-def _node_alarms(cloudwatch: Any, vpc_name: str) -> dict[str, dict[str, Any]]:
+def _node_alarms(cloudwatch: CloudWatchClient, vpc_name: str) -> dict[str, dict[str, Any]]:
     """The VPC's metric alarms by name. Metric alarms only: CloudWatch API Reference, DescribeAlarms —
     composite alarms need `cloudwatch:DescribeAlarms` scoped to `*`; the switcher's is scoped to its own
     alarms' ARNs (`swr-<vpc>-*`)."""
     paginator = cloudwatch.get_paginator("describe_alarms")
     return {
-        alarm["AlarmName"]: alarm
+        alarm["AlarmName"]: dict(alarm)
         for page in paginator.paginate(
             AlarmNamePrefix=contract.alarm_prefix(vpc_name), AlarmTypes=["MetricAlarm"]
         )

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError, WaiterError
@@ -24,6 +24,9 @@ from switcher.clients import Clients
 from switcher.observability import logger, metrics
 from switcher.phases import CLAIMED, DETECTED, Phase, remaining
 from switcher.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2.type_defs import WaiterConfigTypeDef
 
 #: Called as hook(phase, moment) with moment "acted" (AWS action done, not yet recorded) or "recorded".
 #: Tests raise from it to simulate a crash at that point; production passes None.
@@ -175,7 +178,7 @@ class _Run:
             seconds = self.remaining_ms() / 1000 + LEASE_MARGIN_SECONDS
         return state.lease_deadline(self.now(), seconds)
 
-    def waiter(self) -> dict[str, Any]:
+    def waiter(self) -> WaiterConfigTypeDef:
         return aws.waiter_config(self.settings.waiter_delay_seconds, self.settings.waiter_max_attempts)
 
     def policy(self) -> decide.Policy:
