@@ -107,7 +107,9 @@ def test_an_instance_ec2_no_longer_describes_is_reported_by_the_reconciler() -> 
 
 
 def test_a_flapping_node_is_held_instead_of_switched() -> None:
-    node = replace(_active(), recent_switches=tuple({"at": int(NOW) - i, "az": "az-a"} for i in range(3)))
+    node = replace(
+        _active(), recent_switches=tuple(state.RecentSwitch(at=int(NOW) - i, az="az-a") for i in range(3))
+    )
     for cause in (EVENT, RECONCILE):
         d = decide(node, _seen(cause), now=NOW, policy=POLICY)
         assert d.action == HOLD and "flap guard" in d.reason

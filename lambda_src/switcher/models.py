@@ -1,0 +1,134 @@
+"""The state records of the switcher: node and switch, their states and outcomes (no AWS, no I/O).
+
+The DynamoDB item format lives in `switcher.store`, the allowed changes in `switcher.transitions`;
+docs/design.md, "State record", describes the schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from switcher import contract
+
+
+class NodeState(StrEnum):
+    """A node's state. StrEnum: the values are the strings stored in the table and shown by the CLI."""
+
+    ACTIVE = "ACTIVE"
+    SWITCHING = "SWITCHING"
+    HOLD = "HOLD"
+    FAILED = "FAILED"
+    DELETED = "DELETED"
+
+
+class Outcome(StrEnum):
+    """The outcome of a switch (the `outcome` attribute of its item)."""
+
+    IN_PROGRESS = "IN_PROGRESS"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    #: The node was deleted (stack Delete) while the switch ran: the Delete removed what the switch created.
+    CANCELLED = "CANCELLED"
+
+
+ACTIVE = NodeState.ACTIVE
+SWITCHING = NodeState.SWITCHING
+HOLD = NodeState.HOLD
+FAILED = NodeState.FAILED
+DELETED = NodeState.DELETED
+NODE_STATES = tuple(NodeState)
+
+IN_PROGRESS = Outcome.IN_PROGRESS
+SUCCEEDED = Outcome.SUCCEEDED
+SWITCH_FAILED = Outcome.FAILED
+SWITCH_CANCELLED = Outcome.CANCELLED
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """The node's configuration, stored from the custom resource's properties (not the Lambda environment)."""
+
+    launch_template_id: str
+    launch_template_version: str
+    target_group_arn: str
+    monitor_process: str = "swr-monitor"
+
+    def __post_init__(self) -> None:
+        if self.monitor_process not in contract.MONITOR_PROCESS_PATTERNS:
+            raise ValueError(
+                f"{contract.PROP_MONITOR_PROCESS}={self.monitor_process!r}: expected one of "
+                f"{', '.join(contract.MONITOR_PROCESS_PATTERNS)}"
+            )
+
+
+@dataclass(frozen=True)
+class RecentSwitch:
+    """A switch the node went through lately: when (epoch seconds) and the AZ its source failed in."""
+
+    at: int
+    az: str | None
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """One node: its current instance, state and the lease of a switch in progress."""
+
+    vpc_name: str
+    node_id: int
+    state: NodeState = NodeState.ACTIVE
+    version: int = 0
+    config: NodeConfig | None = None
+    current_instance_id: str | None = None
+    current_az: str | None = None
+    switch_id: str | None = None
+    switch_sk: str | None = None
+    lease_owner: str | None = None
+    lease_until: int = 0
+    hold_reason: str | None = None
+    #: A config stored by a Custom::SwrNode Update that arrived during a switch: applied once it closes.
+    pending_config: NodeConfig | None = None
+    #: Recent switches: flap guard and AZ preference.
+    recent_switches: tuple[RecentSwitch, ...] = ()
+    updated_at: str = ""
+
+    def lease_live(self, now: float) -> bool:
+        """True while a switch in progress still holds the node."""
+        return self.state == NodeState.SWITCHING and self.lease_until > now
+
+    def held_by(self, owner: str, switch_id: str) -> bool:
+        """True if this switch, driven by `owner`, still holds the node (not taken over, not deleted)."""
+        return self.state == NodeState.SWITCHING and self.lease_owner == owner and self.switch_id == switch_id
+
+
+@dataclass
+class SwitchRecord:
+    """One switch of a node: source, replacement, reason and the timestamp of every phase."""
+
+    switch_id: str
+    vpc_name: str
+    node_id: int
+    sk: str
+    reason: str
+    order: str
+    source_instance_id: str
+    source_az: str | None = None
+    outcome: Outcome = Outcome.IN_PROGRESS
+    timeline: dict[str, str] = field(default_factory=dict)
+    snapshot: dict[str, Any] | None = None
+    #: The node's launch template as the snapshot saw it: a resumed launch repeats its ClientToken, and EC2
+    #: refuses a token reused with other parameters, so a deploy mid-switch must not change them.
+    launch_template_id: str | None = None
+    launch_template_version: str | None = None
+    candidates: list[dict[str, str]] = field(default_factory=list)
+    replacement_instance_id: str | None = None
+    replacement_az: str | None = None
+    replacement_subnet_id: str | None = None
+    #: Its target in the node's target group (known from RunInstances, before it runs).
+    replacement_private_ip: str | None = None
+    az_errors: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    attempts: int = 1
+    started_at: float = 0.0
+    expires_at: int = 0
