@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 from botocore.exceptions import ClientError
 
 from switcher import contract
+from switcher.models import Snapshot
 
 if TYPE_CHECKING:
     # boto3-stubs (dev extra): for the type checker only, the Lambda runtime has no stubs.
@@ -124,7 +125,7 @@ def snapshot_instance(
     blackhole_sg_id: str,
     *,
     groups_before_fence: list[str] | None = None,
-) -> dict[str, Any]:
+) -> Snapshot:
     """What a replacement inherits from its source (spec: 'What the new instance inherits').
 
     A source fenced by an earlier switch (which FAILED, and the operator resumed the node) carries only
@@ -139,17 +140,17 @@ def snapshot_instance(
             f"{blackhole_sg_id} and no earlier switch recorded its groups: nothing to give its replacement"
         )
     profile = instance.get("IamInstanceProfile") or {}
-    return {
-        "instance_id": instance["InstanceId"],
-        "image_id": instance["ImageId"],
-        "instance_type": instance["InstanceType"],
-        "key_name": instance.get("KeyName"),
-        "security_group_ids": groups,
-        "tags": user_tags(tags_of(instance)),
-        "iam_instance_profile_arn": profile.get("Arn"),
-        "subnet_id": instance.get("SubnetId"),
-        "az": instance.get("Placement", {}).get("AvailabilityZone"),
-    }
+    return Snapshot(
+        instance_id=instance["InstanceId"],
+        image_id=instance["ImageId"],
+        instance_type=instance["InstanceType"],
+        key_name=instance.get("KeyName"),
+        security_group_ids=tuple(groups),
+        tags=user_tags(tags_of(instance)),
+        iam_instance_profile_arn=profile.get("Arn"),
+        subnet_id=instance.get("SubnetId"),
+        az=instance.get("Placement", {}).get("AvailabilityZone"),
+    )
 
 
 def fence(
@@ -186,7 +187,7 @@ def launch_tag_specifications(tags: Mapping[str, str]) -> list[TagSpecificationT
 def launch_replacement(
     ec2: EC2Client,
     *,
-    snapshot: Mapping[str, Any],
+    snapshot: Snapshot,
     launch_template_id: str,
     launch_template_version: str,
     subnet_id: str,
@@ -202,17 +203,17 @@ def launch_replacement(
     """
     params: dict[str, Any] = {
         "LaunchTemplate": {"LaunchTemplateId": launch_template_id, "Version": launch_template_version},
-        "ImageId": snapshot["image_id"],
-        "InstanceType": snapshot["instance_type"],
-        "SecurityGroupIds": list(snapshot["security_group_ids"]),
+        "ImageId": snapshot.image_id,
+        "InstanceType": snapshot.instance_type,
+        "SecurityGroupIds": list(snapshot.security_group_ids),
         "SubnetId": subnet_id,
         "MinCount": 1,
         "MaxCount": 1,
         "ClientToken": client_token,
         "TagSpecifications": launch_tag_specifications(tags),
     }
-    if snapshot.get("key_name"):
-        params["KeyName"] = snapshot["key_name"]
+    if snapshot.key_name:
+        params["KeyName"] = snapshot.key_name
     return dict(ec2.run_instances(**params)["Instances"][0])
 
 

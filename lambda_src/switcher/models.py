@@ -64,6 +64,37 @@ class NodeConfig:
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    """What a replacement inherits from its source instance, as the snapshot phase recorded it.
+
+    Stored in the switch item's JSON body in this field order (a deployed table holds such bodies).
+    """
+
+    instance_id: str
+    image_id: str
+    instance_type: str
+    key_name: str | None
+    security_group_ids: tuple[str, ...]
+    tags: dict[str, str]
+    iam_instance_profile_arn: str | None
+    subnet_id: str | None
+    az: str | None
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Snapshot:
+        """A snapshot from the JSON object of a switch item's body."""
+        return cls(**{**raw, "security_group_ids": tuple(raw["security_group_ids"])})
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A subnet a replacement may be launched in: one per AZ, in the order they are tried."""
+
+    az: str
+    subnet_id: str
+
+
+@dataclass(frozen=True)
 class RecentSwitch:
     """A switch the node went through lately: when (epoch seconds) and the AZ its source failed in."""
 
@@ -116,12 +147,12 @@ class SwitchRecord:
     source_az: str | None = None
     outcome: Outcome = Outcome.IN_PROGRESS
     timeline: dict[str, str] = field(default_factory=dict)
-    snapshot: dict[str, Any] | None = None
+    snapshot: Snapshot | None = None
     #: The node's launch template as the snapshot saw it: a resumed launch repeats its ClientToken, and EC2
     #: refuses a token reused with other parameters, so a deploy mid-switch must not change them.
     launch_template_id: str | None = None
     launch_template_version: str | None = None
-    candidates: list[dict[str, str]] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)
     replacement_instance_id: str | None = None
     replacement_az: str | None = None
     replacement_subnet_id: str | None = None

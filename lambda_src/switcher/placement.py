@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from switcher.models import Candidate
+
 #: RunInstances error codes meaning "this AZ cannot take the instance now": try the next AZ at once.
 #: Checked against "Error codes for the Amazon EC2 API"
 #: (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html):
@@ -21,7 +23,7 @@ CAPACITY_ERROR_CODES = frozenset(
 
 def rank_candidates(
     subnets: Iterable[Mapping[str, str]], *, source_az: str | None, failures_by_az: Mapping[str, int]
-) -> list[dict[str, str]]:
+) -> list[Candidate]:
     """Tagged subnets as launch candidates: one per AZ, never the source's AZ, fewest recent failures first.
 
     `subnets` items have `subnet_id` and `az`. Ties are broken by AZ name, and within an AZ the lowest
@@ -35,7 +37,7 @@ def rank_candidates(
         if az not in per_az or subnet_id < per_az[az]:
             per_az[az] = subnet_id
     ordered = sorted(per_az, key=lambda az: (failures_by_az.get(az, 0), az))
-    return [{"az": az, "subnet_id": per_az[az]} for az in ordered]
+    return [Candidate(az=az, subnet_id=per_az[az]) for az in ordered]
 
 
 def client_token(switch_id: str, az: str) -> str:

@@ -210,14 +210,14 @@ def _launch_first(
                 clients.ec2,
                 launch_template_id=props.config.launch_template_id,
                 launch_template_version=props.config.launch_template_version,
-                subnet_id=candidate["subnet_id"],
+                subnet_id=candidate.subnet_id,
                 tags=tags,
-                client_token=placement.client_token(token_base, candidate["az"]),
+                client_token=placement.client_token(token_base, candidate.az),
             )
         except ClientError as err:
             if aws.error_code(err) not in placement.CAPACITY_ERROR_CODES:
                 raise
-            refused.append(f"{candidate['az']}: {aws.error_code(err)}")
+            refused.append(f"{candidate.az}: {aws.error_code(err)}")
     raise RuntimeError(f"node {props.node_id}: no AZ could launch the first instance ({'; '.join(refused)})")
 
 

@@ -24,11 +24,13 @@ from botocore.exceptions import ClientError
 from switcher import contract
 from switcher.models import (
     SWITCHING,
+    Candidate,
     NodeConfig,
     NodeRecord,
     NodeState,
     Outcome,
     RecentSwitch,
+    Snapshot,
     SwitchRecord,
 )
 from switcher.transitions import TransitionError, hold_node, iso, renew, resume_node
@@ -172,6 +174,9 @@ def switch_from_item(item: Item) -> SwitchRecord:
     """A switch record from a DynamoDB item."""
     body = json.loads(_string(item, "body"))
     body["outcome"] = Outcome(body.get("outcome", Outcome.IN_PROGRESS))
+    if body.get("snapshot") is not None:
+        body["snapshot"] = Snapshot.from_json(body["snapshot"])
+    body["candidates"] = [Candidate(**c) for c in body.get("candidates", [])]
     return SwitchRecord(**body)
 
 

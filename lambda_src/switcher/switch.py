@@ -640,7 +640,7 @@ def _act(
         switch.snapshot = aws.snapshot_instance(
             source, s.blackhole_sg_id, groups_before_fence=_groups_before_fence(run, switch, source)
         )
-        switch.source_az = switch.snapshot["az"]
+        switch.source_az = switch.snapshot.az
         switch.launch_template_id = config.launch_template_id
         switch.launch_template_version = config.launch_template_version
         switch.candidates = placement.rank_candidates(
@@ -747,7 +747,7 @@ def _groups_before_fence(run: _Run, switch: state.SwitchRecord, source: dict[str
         for e in state.list_switches(run.clients.dynamodb, s.table_name, s.vpc_name, switch.node_id)
         if e.snapshot and e.switch_id != switch.switch_id and e.source_instance_id == source["InstanceId"]
     ]
-    return list(earlier[0]["security_group_ids"]) if earlier else None
+    return list(earlier[0].security_group_ids) if earlier else None
 
 
 #: EC2's answer to a ClientToken reused with other parameters ("Ensuring idempotency in Amazon EC2 API
@@ -759,13 +759,13 @@ def _launch(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> No
     c, config, snapshot = run.clients, node.config, switch.snapshot
     assert config is not None and snapshot is not None
     tags = {
-        **snapshot["tags"],
+        **snapshot.tags,
         contract.TAG_VPC: run.settings.vpc_name,
         contract.TAG_NODE_ID: str(node.node_id),
         contract.TAG_SWITCH_ID: switch.switch_id,
     }
     for candidate in switch.candidates:
-        az = candidate["az"]
+        az = candidate.az
         if az in switch.az_errors:
             continue  # already refused in an earlier attempt of this switch
         token = placement.client_token(switch.switch_id, az)
@@ -776,7 +776,7 @@ def _launch(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> No
                 # The template as the snapshot recorded it (a switch recorded before the field existed: now).
                 launch_template_id=switch.launch_template_id or config.launch_template_id,
                 launch_template_version=switch.launch_template_version or config.launch_template_version,
-                subnet_id=candidate["subnet_id"],
+                subnet_id=candidate.subnet_id,
                 tags=tags,
                 client_token=token,
             )
@@ -784,7 +784,7 @@ def _launch(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> No
             code = aws.error_code(err)
             message = err.response.get("Error", {}).get("Message", "")
             if code == IDEMPOTENT_PARAMETER_MISMATCH:
-                earlier = _earlier_launch(run, switch, candidate["subnet_id"], token)
+                earlier = _earlier_launch(run, switch, candidate.subnet_id, token)
                 if earlier is None:
                     switch.az_errors[az] = (
                         f"{code}: ClientToken {token} was used before with other launch parameters "
@@ -800,7 +800,7 @@ def _launch(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> No
                 raise
         switch.replacement_instance_id = launched["InstanceId"]
         switch.replacement_az = az
-        switch.replacement_subnet_id = candidate["subnet_id"]
+        switch.replacement_subnet_id = candidate.subnet_id
         switch.replacement_private_ip = launched.get("PrivateIpAddress")
         return
     if not switch.candidates:

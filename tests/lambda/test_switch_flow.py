@@ -51,7 +51,7 @@ def test_switch_replaces_the_node_in_another_az_with_everything_it_inherits(
     assert tags[contract.TAG_SWITCH_ID] == switch.switch_id
     # The source carries AWS-reserved tags (launch template id); they are never copied.
     assert aws_tags(old)
-    assert switch.snapshot is not None and not any(k.startswith("aws:") for k in switch.snapshot["tags"])
+    assert switch.snapshot is not None and not any(k.startswith("aws:") for k in switch.snapshot.tags)
 
     assert world.state_of(source) == "terminated"
     assert world.targets() == {replacement}
@@ -125,7 +125,7 @@ def test_source_is_fenced_before_it_is_terminated_and_the_record_has_a_full_time
     expected = ["detected", "claimed", *(p.value for p in plan(switch.order))]
     assert list(switch.timeline) == expected
     assert sorted(switch.timeline.values()) == list(switch.timeline.values())  # phases in time order
-    assert switch.snapshot is not None and switch.snapshot["security_group_ids"] == [world.app_sg]
+    assert switch.snapshot is not None and switch.snapshot.security_group_ids == (world.app_sg,)
 
 
 def test_completion_notice_is_published_on_sns_and_eventbridge(world: World) -> None:

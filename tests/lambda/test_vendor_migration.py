@@ -78,7 +78,7 @@ def test_the_switcher_tags_an_adopted_vendor_instance_first_and_gives_the_replac
     (launch,) = world.calls.named("RunInstances")
     assert "IamInstanceProfile" not in launch.params
     (switch,) = world.switches(5)
-    assert switch.snapshot is not None and switch.snapshot["iam_instance_profile_arn"] == vendor_profile
+    assert switch.snapshot is not None and switch.snapshot.iam_instance_profile_arn == vendor_profile
 
 
 def test_provisioning_adopts_a_vendor_instance_tagging_it_first_then_it_switches_under_the_policy(

@@ -4,7 +4,7 @@ still load, and a record loaded from one is written back unchanged (no AWS invol
 from __future__ import annotations
 
 from switcher import store
-from switcher.models import NodeState, Outcome, RecentSwitch
+from switcher.models import Candidate, NodeState, Outcome, RecentSwitch
 
 TG = "arn:aws:elasticloadbalancing:us-east-1:111122223333:targetgroup/swr-prod-1/0123456789abcdef"
 
@@ -100,3 +100,9 @@ def test_switch_items_of_a_deployed_table_load_typed_and_are_written_back_byte_f
         switch = store.switch_from_item(item)
         assert switch.outcome is outcome
         assert store.switch_to_item(switch) == item
+    finished = store.switch_from_item(SWITCH_ITEM)
+    assert finished.snapshot is not None and finished.snapshot.security_group_ids == ("sg-app",)
+    assert (finished.snapshot.key_name, finished.snapshot.tags) == ("ops", {"Name": "app"})
+    assert finished.candidates == [Candidate("us-east-1c", "subnet-c"), Candidate("us-east-1b", "subnet-b")]
+    claimed = store.switch_from_item(CLAIMED_ITEM)
+    assert claimed.snapshot is None and claimed.candidates == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from switcher import contract, state
 from switcher.aws import monitor_alarm_dimensions, snapshot_instance, user_tags
+from switcher.models import Candidate
 from switcher.phases import Phase, plan, remaining
 from switcher.placement import client_token, rank_candidates
 from switcher.settings import Settings, SettingsError
@@ -54,12 +55,12 @@ SUBNETS = [
 
 def test_candidates_exclude_the_source_az_one_subnet_per_az_in_a_stable_order() -> None:
     ranked = rank_candidates(SUBNETS, source_az="az-a", failures_by_az={})
-    assert ranked == [{"az": "az-b", "subnet_id": "subnet-b1"}, {"az": "az-c", "subnet_id": "subnet-c"}]
+    assert ranked == [Candidate("az-b", "subnet-b1"), Candidate("az-c", "subnet-c")]
 
 
 def test_candidates_prefer_azs_with_fewer_recent_failures() -> None:
     ranked = rank_candidates(SUBNETS, source_az="az-a", failures_by_az={"az-b": 2, "az-c": 1})
-    assert [c["az"] for c in ranked] == ["az-c", "az-b"]
+    assert [c.az for c in ranked] == ["az-c", "az-b"]
 
 
 def test_no_other_az_means_no_candidate() -> None:
@@ -258,14 +259,14 @@ def test_snapshot_keeps_user_tags_and_original_groups_never_the_blackhole() -> N
         ],
     }
     snap = snapshot_instance(source, "sg-bh")
-    assert snap["security_group_ids"] == ["sg-app"] and snap["tags"] == {"Name": "app"}
-    assert (snap["image_id"], snap["instance_type"], snap["key_name"], snap["az"]) == (
+    assert snap.security_group_ids == ("sg-app",) and snap.tags == {"Name": "app"}
+    assert (snap.image_id, snap.instance_type, snap.key_name, snap.az) == (
         "ami-1",
         "m6i.large",
         "ops",
         "az-a",
     )
-    assert snap["iam_instance_profile_arn"] == "arn:aws:iam::1:instance-profile/node"
+    assert snap.iam_instance_profile_arn == "arn:aws:iam::1:instance-profile/node"
     with pytest.raises(ValueError, match="blackhole"):
         snapshot_instance({**source, "SecurityGroups": [{"GroupId": "sg-bh"}]}, "sg-bh")
     assert user_tags({"aws:x": "1", "k": "v"}) == {"k": "v"}
