@@ -3,7 +3,7 @@ still load, and a record loaded from one is written back unchanged (no AWS invol
 
 from __future__ import annotations
 
-from switcher import store
+from switcher import store, transitions
 from switcher.models import Candidate, NodeState, Outcome, RecentSwitch
 
 TG = "arn:aws:elasticloadbalancing:us-east-1:111122223333:targetgroup/swr-prod-1/0123456789abcdef"
@@ -106,3 +106,13 @@ def test_switch_items_of_a_deployed_table_load_typed_and_are_written_back_byte_f
     assert finished.candidates == [Candidate("us-east-1c", "subnet-c"), Candidate("us-east-1b", "subnet-b")]
     claimed = store.switch_from_item(CLAIMED_ITEM)
     assert claimed.snapshot is None and claimed.candidates == []
+
+
+def test_a_loaded_flap_history_drives_the_flap_guard_and_the_az_preference() -> None:
+    node = store.node_from_item(NODE_ITEM)
+    now = 1767221000 + 60
+    # Both switches count for the flap guard; only the one with a known AZ counts against that AZ.
+    assert transitions.switches_in_window(node, 3600, now) == 2
+    assert transitions.failures_by_az(node, 3600, now) == {"us-east-1b": 1}
+    # Out of the window (entries are kept only while `at` > now - window) they count no more.
+    assert transitions.switches_in_window(node, 3600, 1767220000 + 3600) == 1
