@@ -19,6 +19,11 @@ these helpers on a local emulator (see `swr_cli.aws.is_local_endpoint`).
    lookup (the request fails with a server error). Patched in moto while the local deploy runs.
 4. `events:TestEventPattern`: moto answers without a result. We evaluate the pattern with moto's own
    EventBridge pattern matcher, the one its rules use to route events.
+6. An existing network interface given to RunInstances (`NetworkInterfaces=[{NetworkInterfaceId}]`, the
+   switcher's pre-registered targets): moto places the instance in the region's first AZ instead of the
+   interface's, gives the instance no security group, attaches an interface already in use, leaves the
+   interface attached after the instance terminates, and `ModifyInstanceAttribute(Groups)` does not
+   change the primary interface's groups. `network_interface_gaps` makes moto do what AWS does.
 """
 
 from __future__ import annotations
@@ -325,3 +330,70 @@ def restrict_default_security_group(properties: dict[str, Any], ec2: Any) -> str
     if group.get("IpPermissionsEgress"):
         ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=group["IpPermissionsEgress"])
     return f"default security group {group_id}: all rules removed"
+
+
+#: EC2's answer to RunInstances on an interface attached to another instance ("Error codes for the Amazon EC2
+#: API": InvalidNetworkInterface.InUse, a client error).
+INTERFACE_IN_USE = "InvalidNetworkInterface.InUse"
+
+
+@contextmanager
+def network_interface_gaps() -> Iterator[None]:
+    """Gap 6, while active (in this process: `mock_aws` or a `ThreadedMotoServer`). AWS behaviour:
+
+    - the instance runs in the interface's subnet and AZ, with the interface's security groups
+      ("RunInstances", EC2 API Reference: with NetworkInterfaces the interface brings subnet and groups);
+    - an interface attached to another instance cannot be attached (InvalidNetworkInterface.InUse);
+    - an existing interface (DeleteOnTermination false: "InstanceNetworkInterfaceSpecification", true only
+      for an interface created at launch) is detached when the instance terminates and becomes available;
+    - `ModifyInstanceAttribute` with `Groups` replaces the groups of the instance's primary interface
+      ("ModifyInstanceAttribute", EC2 API Reference, parameter Groups).
+    """
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models import EC2Backend
+    from moto.ec2.models.instances import Instance
+
+    original_run = EC2Backend.run_instances
+    original_terminate = Instance.terminate
+    original_groups = EC2Backend.modify_instance_security_groups
+
+    def existing_ids(kwargs: dict[str, Any]) -> list[str]:
+        return [n["NetworkInterfaceId"] for n in kwargs.get("nics") or [] if n.get("NetworkInterfaceId")]
+
+    def run_instances(backend: Any, *args: Any, **kwargs: Any) -> Any:
+        given = existing_ids(kwargs)
+        for eni_id in given:
+            if backend.get_network_interface(eni_id).status == "in-use":
+                raise EC2ClientError(INTERFACE_IN_USE, f"Interface: [{eni_id}] in use.")
+        reservation = original_run(backend, *args, **kwargs)
+        for instance in reservation.instances:
+            for nic in instance.nics.values():
+                if nic.id in given:
+                    setattr(nic, "swr_existing", True)  # noqa: B010 - moto object, untyped marker
+                    if nic.device_index == 0:
+                        instance._placement.zone = nic.subnet.availability_zone
+                        instance.security_groups = list(nic._group_set)
+        return reservation
+
+    def terminate(instance: Any) -> Any:
+        existing = [nic for nic in instance.nics.values() if getattr(nic, "swr_existing", False)]
+        previous = original_terminate(instance)
+        for nic in existing:
+            # Detached on the interface's side only: moto's description of the terminated instance reads
+            # its address from the interface.
+            nic.instance, nic.attachment_id, nic.attach_time, nic.status = None, None, None, "available"
+        return previous
+
+    def modify_groups(backend: Any, instance_id: str, new_group_id_list: list[str]) -> Any:
+        instance = original_groups(backend, instance_id, new_group_id_list)
+        primary = instance.nics.get(0)
+        if primary is not None:
+            primary._group_set = list(instance.security_groups)
+        return instance
+
+    with (
+        mock.patch.object(EC2Backend, "run_instances", run_instances),
+        mock.patch.object(Instance, "terminate", terminate),
+        mock.patch.object(EC2Backend, "modify_instance_security_groups", modify_groups),
+    ):
+        yield
