@@ -103,7 +103,8 @@ def _wait_open(port: int, process: subprocess.Popen[bytes], timeout: float) -> N
 @contextmanager
 def _server_process(port: int, timeout: float) -> Iterator[None]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+        # moto's server with swr_local.gaps applied (swr_local/moto_server.py).
+        [sys.executable, "-m", "swr_local.moto_server", "-H", HOST, "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
