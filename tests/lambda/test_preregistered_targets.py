@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from switcher import contract
+from switcher.reconcile import reconcile
 
 from tests.helpers.aws_faults import FaultInjector
 from tests.helpers.world import AZS, World, build_world
@@ -87,3 +88,37 @@ def test_a_switch_with_preregistered_targets_registers_nothing_and_serves_on_the
     assert world.node(NODE).current_instance_id == back
     tags = {t["Key"]: t["Value"] for t in _interface(world, standby[old_az]).get("TagSet", [])}
     assert tags[contract.TAG_STANDBY_NODE] == str(NODE)
+
+
+def test_a_standby_address_removed_by_hand_is_registered_again_and_a_missing_interface_falls_back(
+    faults: FaultInjector,
+) -> None:
+    world = build_world(standby_nodes=(NODE,))
+    standby = world.standby_interfaces[NODE]
+    address = {az: _interface(world, eni)["PrivateIpAddress"] for az, eni in standby.items()}
+    source = world.provision(NODE)
+    old_az = world.instance(source)["Placement"]["AvailabilityZone"]
+    bare, refusing = sorted(set(AZS) - {old_az})
+
+    # Drift: a standby address deregistered by hand. The reconciler registers it again.
+    world.clients.elbv2.deregister_targets(
+        TargetGroupArn=world.target_group_for(NODE), Targets=[{"Id": address[bare]}]
+    )
+    report = reconcile(clients=world.clients, settings=world.settings, now=world.now)
+    assert [r["node_id"] for r in report.repairs] == [NODE], report
+    assert _registered(world) == set(address.values())
+
+    # The only AZ that takes the replacement has lost its standby interface: it gets one of its own,
+    # registered during the switch (on_switch behaviour), and the gone interface's address leaves the group.
+    world.clients.ec2.delete_network_interface(NetworkInterfaceId=standby[bare])
+    faults.fail_in_subnets({world.subnets[refusing]})
+    replacement = _switch(world, source)
+
+    new = world.instance(replacement)
+    assert new["Placement"]["AvailabilityZone"] == bare
+    assert new["PrivateIpAddress"] != address[bare]
+    (register,) = world.calls.named("RegisterTargets")
+    assert register.params["Targets"] == [{"Id": new["PrivateIpAddress"]}]
+    assert _registered(world) == {address[old_az], address[refusing], new["PrivateIpAddress"]}
+    (switch,) = world.switches(NODE)
+    assert switch.replacement_interface_id is None
