@@ -126,9 +126,12 @@ def moto_server(
 ) -> Iterator[LocalServer]:
     """Run moto on 127.0.0.1 (a free port) with fake credentials for the block; stop it in any case.
 
-    own_process: `python -m moto.server` in a child process instead of a `ThreadedMotoServer` here
-    (patches of moto made in this process do not reach it then)."""
-    with fake_credentials(region):
+    own_process: moto's server in a child process instead of a `ThreadedMotoServer` here (patches of moto
+    made in this process do not reach it then). Either way moto runs with `swr_local.gaps`'s network-interface
+    gaps applied (the child: `swr_local.moto_server`)."""
+    from swr_local.gaps import network_interface_gaps
+
+    with fake_credentials(region), network_interface_gaps():
         port = free_port(HOST)
         if own_process:
             with _server_process(port, timeout):

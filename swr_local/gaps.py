@@ -24,6 +24,10 @@ these helpers on a local emulator (see `swr_cli.aws.is_local_endpoint`).
    interface's, gives the instance no security group, attaches an interface already in use, leaves the
    interface attached after the instance terminates, and `ModifyInstanceAttribute(Groups)` does not
    change the primary interface's groups. `network_interface_gaps` makes moto do what AWS does.
+7. CloudFormation `AWS::EC2::NetworkInterface` (the stacks' standby interfaces): moto reads the groups
+   from `SecurityGroups` instead of `GroupSet` and ignores `Tags`; `AWS::ElasticLoadBalancingV2::TargetGroup`
+   ignores `Targets` (the standby addresses registered at deploy time). Patched in moto while the local
+   deploy runs (`patched_cloudformation`), as gaps 2 and 5.
 """
 
 from __future__ import annotations
@@ -170,12 +174,58 @@ def strip_custom_resources(
 
 @contextmanager
 def patched_cloudformation() -> Iterator[None]:
-    """Gaps 2 and 5, while active. Gap 2: moto's CloudFormation creates each load balancer with the `Type`
+    """Gaps 2, 5 and 7, while active. Gap 2: moto's CloudFormation creates each load balancer with the `Type`
     (network | application | gateway) and `Tags` its template declares (moto 5.2 passes neither: every
     load balancer became an ALB and an NLB's TCP listener was rejected). Gap 5: `Fn::GetAtt` of an EFS
     file system. Patches moto in this process, which is where `ThreadedMotoServer` runs."""
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.elastic_network_interfaces import NetworkInterface
     from moto.efs.models import FileSystem
-    from moto.elbv2.models import FakeLoadBalancer, elbv2_backends
+    from moto.elbv2.models import FakeLoadBalancer, FakeTargetGroup, elbv2_backends
+
+    original_interface = NetworkInterface.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    original_target_group = FakeTargetGroup.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create_interface(
+        cls: type,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        properties = dict(cloudformation_json["Properties"])
+        properties.setdefault("SecurityGroups", properties.get("GroupSet", []))
+        interface = original_interface(
+            cls,
+            resource_name,
+            {**cloudformation_json, "Properties": properties},
+            account_id,
+            region_name,
+            **kwargs,
+        )
+        tags = {t["Key"]: t["Value"] for t in properties.get("Tags", [])}
+        if tags:
+            ec2_backends[account_id][region_name].create_tags([interface.id], tags)
+        return interface
+
+    def create_target_group(
+        cls: type,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        group = original_target_group(
+            cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+        )
+        targets = cloudformation_json["Properties"].get("Targets") or []
+        if targets:
+            elbv2_backends[account_id][region_name].register_targets(
+                group.arn, [{"Id": t["Id"], "Port": t.get("Port", group.port)} for t in targets]
+            )
+        return group
 
     def efs_has_attr(cls: type, attr: str) -> bool:
         return attr in ("Arn", "FileSystemId")
@@ -212,6 +262,10 @@ def patched_cloudformation() -> Iterator[None]:
         mock.patch.object(FakeLoadBalancer, "create_from_cloudformation_json", classmethod(create)),
         mock.patch.object(FileSystem, "has_cfn_attr", classmethod(efs_has_attr), create=True),
         mock.patch.object(FileSystem, "get_cfn_attribute", efs_get_attr, create=True),
+        mock.patch.object(NetworkInterface, "create_from_cloudformation_json", classmethod(create_interface)),
+        mock.patch.object(
+            FakeTargetGroup, "create_from_cloudformation_json", classmethod(create_target_group)
+        ),
     ):
         yield
 
@@ -332,6 +386,9 @@ def restrict_default_security_group(properties: dict[str, Any], ec2: Any) -> str
     return f"default security group {group_id}: all rules removed"
 
 
+#: Non-empty while `network_interface_gaps` is patching moto (it may be entered again, nested).
+_interface_gaps_active: list[bool] = []
+
 #: EC2's answer to RunInstances on an interface attached to another instance ("Error codes for the Amazon EC2
 #: API": InvalidNetworkInterface.InUse, a client error).
 INTERFACE_IN_USE = "InvalidNetworkInterface.InUse"
@@ -349,6 +406,9 @@ def network_interface_gaps() -> Iterator[None]:
     - `ModifyInstanceAttribute` with `Groups` replaces the groups of the instance's primary interface
       ("ModifyInstanceAttribute", EC2 API Reference, parameter Groups).
     """
+    if _interface_gaps_active:  # nested (e.g. the tests' fault helper inside an emulator): patched once
+        yield
+        return
     from moto.ec2.exceptions import EC2ClientError
     from moto.ec2.models import EC2Backend
     from moto.ec2.models.instances import Instance
@@ -396,4 +456,8 @@ def network_interface_gaps() -> Iterator[None]:
         mock.patch.object(Instance, "terminate", terminate),
         mock.patch.object(EC2Backend, "modify_instance_security_groups", modify_groups),
     ):
-        yield
+        _interface_gaps_active.append(True)
+        try:
+            yield
+        finally:
+            _interface_gaps_active.pop()
