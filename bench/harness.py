@@ -83,12 +83,21 @@ def _launch_tagged(clients: Clients, world: World, node_id: int, az: str) -> str
         {"Key": contract.TAG_NODE_ID, "Value": str(node_id)},
         {"Key": contract.TAG_VPC, "Value": world.settings.vpc_name},
     ]
+    placement: dict[str, Any] = {
+        "LaunchTemplate": {"LaunchTemplateId": world.launch_template_id, "Version": "$Latest"},
+        "SubnetId": world.subnets[az],
+    }
+    if node_id in world.standby_interfaces:
+        # Pre-registered targets: the node runs on its AZ's standby interface, as the switcher puts it.
+        interface = world.standby_interfaces[node_id][az]
+        placement = {
+            "LaunchTemplate": {"LaunchTemplateId": world.standby_launch_template_id, "Version": "$Latest"},
+            "NetworkInterfaces": [
+                {"DeviceIndex": 0, "NetworkInterfaceId": interface, "DeleteOnTermination": False}
+            ],
+        }
     response = clients.ec2.run_instances(
-        LaunchTemplate={"LaunchTemplateId": world.launch_template_id, "Version": "$Latest"},
-        SubnetId=world.subnets[az],
-        MinCount=1,
-        MaxCount=1,
-        TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+        **placement, MinCount=1, MaxCount=1, TagSpecifications=[{"ResourceType": "instance", "Tags": tags}]
     )
     return str(response["Instances"][0]["InstanceId"])
 
@@ -126,8 +135,13 @@ def health_check_options(health: TargetGroupHealth) -> dict[str, int]:
 
 
 @contextmanager
-def deployment(node_ids: list[int], health: TargetGroupHealth) -> Iterator[Deployment]:
-    """A moto server with the world built and `node_ids` provisioned; stopped afterwards."""
+def deployment(
+    node_ids: list[int], health: TargetGroupHealth, *, standby_nodes: tuple[int, ...] = ()
+) -> Iterator[Deployment]:
+    """A moto server with the world built and `node_ids` provisioned; stopped afterwards.
+
+    standby_nodes: nodes (among `node_ids`) with pre-registered targets, each running on its AZ's standby
+    interface."""
     # The switcher logs JSON lines at INFO; in a benchmark they are noise. Its EMF metrics are never
     # printed here: `invoke` drops them after each invocation, as the Lambda decorator would flush them.
     logger.setLevel(logging.ERROR)
@@ -140,6 +154,7 @@ def deployment(node_ids: list[int], health: TargetGroupHealth) -> Iterator[Deplo
             vpc_name="bench",
             node_ids=node_ids,
             target_group_options=health_check_options(health),
+            standby_nodes=standby_nodes,
         )
         built = Deployment(endpoint_url=endpoint_url, world=world, clients=clients)
         provision_nodes(built, node_ids, now=-3600.0)

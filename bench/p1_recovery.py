@@ -2,8 +2,9 @@
 
 Modeled RTO = fault -> detection -> EventBridge -> cold start -> the real switcher on moto (modeled
 AWS latencies) -> replacement booted and healthy in the target group (NLB and ALB modeled apart).
-The peers (vendor order, Auto Scaling group, EC2 automatic recovery, and the pending pre-registered
-variant) replay the same failures (bench/peers.py). Medians carry a 90 % bootstrap interval.
+The peers (vendor order, Auto Scaling group, EC2 automatic recovery, and swr with pre-registered
+targets, the real switcher too) replay the same failures (bench/peers.py). Medians carry a 90 %
+bootstrap interval.
 Run alone: `.venv/bin/python -m bench.p1_recovery [--runs 21]`.
 """
 
@@ -21,10 +22,12 @@ from bench.latency_model import LatencyModel
 from bench.peers import PEERS, REFERENCE, PeerInput
 from bench.results_io import REPO_ROOT, run_metadata, write_result
 from bench.rto_model import CASE_TITLES, CASES, healthy_time
-from bench.single_switch import LB_TYPES, SwitchRun, SwitchRunner
+from bench.single_switch import LB_TYPES, PREREGISTERED_VARIANTS, SwitchRun, SwitchRunner
 from bench.stats import median_interval, ratio_interval
 
 ORDERS = ("vendor", "swr")
+#: Every switcher variant P1 runs on moto (the pre-registered one appears in the peer table).
+VARIANTS = (*ORDERS, "swr_preregistered")
 DEFAULT_RUNS = 21
 BASE_SEED = 20_000
 TARGET_RATIO = 0.5
@@ -242,18 +245,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     args = parser.parse_args(argv)
     model, deployed = LatencyModel.load(), load_deployed()
-    node_ids = list(range(1, args.runs * len(CASES) * len(ORDERS) + 1))
+    # One node per run; the same seed for every variant: identical detection draws, so runs differ by
+    # variant only.
+    planned = [
+        (node_id, case, variant, BASE_SEED + index * 10 + CASES.index(case))
+        for node_id, (index, case, variant) in enumerate(
+            ((i, c, v) for i in range(args.runs) for c in CASES for v in VARIANTS), start=1
+        )
+    ]
+    node_ids = [node_id for node_id, *_ in planned]
+    standby = tuple(node_id for node_id, _, variant, _ in planned if variant in PREREGISTERED_VARIANTS)
     began = time.perf_counter()
     runs: list[SwitchRun] = []
-    with deployment(node_ids, deployed.health("nlb")) as deployed_world:
+    with deployment(node_ids, deployed.health("nlb"), standby_nodes=standby) as deployed_world:
         runner = SwitchRunner(deployed_world, model, deployed)
-        next_node = iter(node_ids)
-        for index in range(args.runs):
-            for case in CASES:
-                for order in ORDERS:
-                    # Same seed for both orders: identical detection draws, so the pair differs by order only.
-                    seed = BASE_SEED + index * 10 + CASES.index(case)
-                    runs.append(runner.run(node_id=next(next_node), case=case, order=order, seed=seed))
+        for node_id, case, variant, seed in planned:
+            runs.append(runner.run(node_id=node_id, case=case, order=variant, seed=seed))
     cases = aggregate(runs, deployed)
     payload = {
         "benchmark": "p1_recovery",

@@ -14,11 +14,11 @@ Each peer turns one run (one seed, one failure case, one load-balancer type) int
 * EC2 automatic recovery (Amazon EC2 User Guide, "Recover your instance"): acts on
   StatusCheckFailed_System only, migrates the instance in its AZ and keeps its instance id and
   private IP, so the target stays registered and no registration delay applies.
-* swr with a pre-registered target: the extension point for a planned product variant (the
-  target's address is registered long before a switch; a switch only waits for health checks).
-  It is modeled from the swr run's own boot times, NOT measured, and labelled so. To wire the
-  product, add its switch order to p1_recovery.ORDERS and replace `swr_preregistered` here by
-  `switcher_order("<that order>")` with evidence MEASURED.
+* swr with pre-registered targets (`targets: preregistered`): the real switcher on moto, on nodes with
+  one standby interface per AZ whose address was registered at deploy time (switcher.standby). The
+  replacement is launched on its AZ's interface, so no target is registered during the switch: the
+  harness models the load balancer's registration delay only for targets registered during a switch,
+  a pre-registered one only waits for its (steady-phase) health checks.
 """
 
 from __future__ import annotations
@@ -30,14 +30,10 @@ from typing import Any
 
 from bench.deployment_config import TargetGroupHealth
 from bench.latency_model import LatencyModel, Sampler
-from bench.rto_model import detect, healthy_time, readiness_sampler, replacement_ready, unhealthy_time
+from bench.rto_model import detect, readiness_sampler, replacement_ready, unhealthy_time
 
 MEASURED = "switcher measured on moto, AWS timing modeled"
 MODELED = "modeled from the cited AWS docs (no code of ours runs)"
-PENDING = "modeled from the plan, product pending"
-#: Offset of the random stream a peer draws from after replaying the failure (independent of the
-#: switcher's draws, identical across load-balancer types).
-PREREGISTERED_STREAM = 7_000_000
 
 
 @dataclass(frozen=True)
@@ -76,22 +72,6 @@ def switcher_order(order: str) -> Callable[[PeerInput], Outcome]:
         return Outcome(float(inp.runs[order].rto[inp.lb]))
 
     return recover
-
-
-def swr_preregistered(inp: PeerInput) -> Outcome:
-    """The swr run with no registration during the switch: the address has been registered long
-    before, so health checks run at a steady phase and pass once the replacement's app is up."""
-    run = inp.runs["swr"]
-    phase = Sampler(inp.model, inp.seed + PREREGISTERED_STREAM).fraction()
-    interval = float(inp.health.interval_seconds)
-    return Outcome(
-        healthy_time(
-            checks_start=-interval * phase,
-            app_up=float(run.readiness[inp.lb]["app_up_at"]),
-            interval=interval,
-            threshold=inp.health.healthy_threshold,
-        )
-    )
 
 
 def _next_tick(at: float, *, phase: float, period: float) -> float:
@@ -183,6 +163,11 @@ PEERS: tuple[Peer, ...] = (
         MODELED,
         ec2_automatic_recovery,
     ),
-    Peer("swr_preregistered", "swr with a pre-registered target", PENDING, swr_preregistered),
+    Peer(
+        "swr_preregistered",
+        "swr with pre-registered targets (launches on a standby address)",
+        MEASURED,
+        switcher_order("swr_preregistered"),
+    ),
 )
 REFERENCE = "swr"

@@ -29,6 +29,11 @@ from bench.model_clock import VirtualClock
 from bench.rto_model import detect, readiness_sampler, replacement_ready
 
 LB_TYPES = ("nlb", "alb")
+#: What P1 runs: the variant (the key of a run) -> the switch order the switcher runs it with. The
+#: pre-registered variant is the same switcher in the same order on nodes with standby interfaces
+#: (switcher.standby): no target is registered during its switch, so no registration delay applies.
+VARIANT_ORDER = {"vendor": "vendor", "swr": "swr", "swr_preregistered": "swr"}
+PREREGISTERED_VARIANTS = frozenset({"swr_preregistered"})
 
 #: Labels of the recorded switcher phases (timeline key -> what the interval ending there did).
 PHASE_LABELS = {
@@ -76,12 +81,13 @@ class SwitchRunner:
 
     def _clients_for(self, order: str) -> Any:
         if order not in self._clients:
-            settings = settings_for(self.deployment.world, order)
+            settings = settings_for(self.deployment.world, VARIANT_ORDER[order])
             self._clients[order] = modeled_clients(self.deployment.endpoint_url, self.modeled, settings)
         return self._clients[order]
 
     def run(self, *, node_id: int, case: str, order: str, seed: int) -> SwitchRun:
-        """Fail node `node_id` as `case` says and let the switcher (order `order`) recover it."""
+        """Fail node `node_id` as `case` says and let the switcher (variant `order`: VARIANT_ORDER)
+        recover it."""
         node = self.deployment.nodes[node_id]
         world = self.deployment.world
         sampler = Sampler(self.model, seed)
@@ -105,7 +111,7 @@ class SwitchRunner:
             )
             event = alarm_event(name, node.instance_id, detection.detected_at, status_check=status)
 
-        settings = settings_for(world, order)
+        settings = settings_for(world, VARIANT_ORDER[order])
         with self.modeled.patched_sleeps():
             clients = self._clients_for(order)
             result = invoke(event, clients=clients, settings=settings, now=lambda: EPOCH_BASE + clock.now())
@@ -119,7 +125,7 @@ class SwitchRunner:
             ("event delivery + Lambda cold start", detection.detected_at, detection.switcher_starts_at),
         ]
         previous = detection.switcher_starts_at
-        for key in [CLAIMED, *(phase.value for phase in plan(order))]:
+        for key in [CLAIMED, *(phase.value for phase in plan(VARIANT_ORDER[order]))]:
             end = timeline[key]
             phases.append((PHASE_LABELS[key], previous, end))
             previous = end
@@ -129,7 +135,13 @@ class SwitchRunner:
             for c in self.modeled.calls
         ]
         launched_at = _last_end(calls, "ec2.RunInstances")
-        registered_at = _last_end(calls, "elbv2.RegisterTargets")
+        # Pre-registered: no registration during the switch (None: health checks already run at a steady
+        # phase). Were one made (a fallback), its delay would be modeled like any other.
+        registered_at = (
+            _last_end_or_none(calls, "elbv2.RegisterTargets")
+            if order in PREREGISTERED_VARIANTS
+            else _last_end(calls, "elbv2.RegisterTargets")
+        )
         replacement = self.modeled.transition_of(result.replacement_instance_id or "")
         running_at = replacement.until if replacement else timeline[Phase.WAIT_RUNNING.value]
         readiness, rto = {}, {}
@@ -161,6 +173,11 @@ class SwitchRunner:
             switcher_real_busy_s=clock.real_busy_total,
             switcher_modeled_waits_s=clock.modeled_sleep_total,
         )
+
+
+def _last_end_or_none(calls: list[dict[str, Any]], operation: str) -> float | None:
+    ends = [c["end"] for c in calls if c["operation"] == operation]
+    return max(ends) if ends else None
 
 
 def _last_end(calls: list[dict[str, Any]], operation: str) -> float:

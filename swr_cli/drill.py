@@ -211,13 +211,16 @@ def check_switch(
         addresses = [t["Target"]["Id"] for t in health["TargetHealthDescriptions"]]
         owners = _instances_by_private_ip(ec2, addresses)
         targets = sorted(owners.get(address, address) for address in addresses)
-        checks.append(
-            Check(
-                "target group holds only the replacement",
-                bool(new_id) and targets == [new_id],
-                f"targets: {', '.join(targets) or 'none'}",
+        if config.preregistered:
+            checks.append(_preregistered_check(ec2, switcher, before.node_id, addresses, new))
+        else:
+            checks.append(
+                Check(
+                    "target group holds only the replacement",
+                    bool(new_id) and targets == [new_id],
+                    f"targets: {', '.join(targets) or 'none'}",
+                )
             )
-        )
     names = [
         contract.monitor_alarm_name(switcher.vpc_name, before.node_id),
         contract.status_alarm_name(switcher.vpc_name, before.node_id),
@@ -274,6 +277,27 @@ def _mount_target_azs(target: AwsTarget, fs_ids: set[str]) -> dict[str, set[str]
         )
         out[fs_id] = azs
     return out
+
+
+def _preregistered_check(
+    ec2: Any, switcher: Switcher, node_id: int, addresses: list[str], new: dict[str, Any]
+) -> Check:
+    """Pre-registered targets: the group holds exactly the node's standby addresses, and the replacement
+    runs on one of them (nothing was registered for it)."""
+    interfaces = ec2.describe_network_interfaces(
+        Filters=[
+            {"Name": f"tag:{contract.TAG_VPC}", "Values": [switcher.vpc_name]},
+            {"Name": f"tag:{contract.TAG_STANDBY_NODE}", "Values": [str(node_id)]},
+        ]
+    )["NetworkInterfaces"]
+    standby = {i["PrivateIpAddress"] for i in interfaces}
+    address = new.get("PrivateIpAddress")
+    return Check(
+        "replacement serves on a pre-registered address",
+        bool(standby) and address in standby and set(addresses) == standby,
+        f"replacement {address}; targets {', '.join(sorted(addresses)) or 'none'}; "
+        f"standby addresses {', '.join(sorted(standby)) or 'none'}",
+    )
 
 
 def _instances_by_private_ip(ec2: Any, addresses: list[str]) -> dict[str, str]:

@@ -103,7 +103,8 @@ def _wait_open(port: int, process: subprocess.Popen[bytes], timeout: float) -> N
 @contextmanager
 def _server_process(port: int, timeout: float) -> Iterator[None]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+        # moto's server with swr_local.gaps applied (swr_local/moto_server.py).
+        [sys.executable, "-m", "swr_local.moto_server", "-H", HOST, "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -125,9 +126,12 @@ def moto_server(
 ) -> Iterator[LocalServer]:
     """Run moto on 127.0.0.1 (a free port) with fake credentials for the block; stop it in any case.
 
-    own_process: `python -m moto.server` in a child process instead of a `ThreadedMotoServer` here
-    (patches of moto made in this process do not reach it then)."""
-    with fake_credentials(region):
+    own_process: moto's server in a child process instead of a `ThreadedMotoServer` here (patches of moto
+    made in this process do not reach it then). Either way moto runs with `swr_local.gaps`'s network-interface
+    gaps applied (the child: `swr_local.moto_server`)."""
+    from swr_local.gaps import network_interface_gaps
+
+    with fake_credentials(region), network_interface_gaps():
         port = free_port(HOST)
         if own_process:
             with _server_process(port, timeout):

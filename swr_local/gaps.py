@@ -19,6 +19,15 @@ these helpers on a local emulator (see `swr_cli.aws.is_local_endpoint`).
    lookup (the request fails with a server error). Patched in moto while the local deploy runs.
 4. `events:TestEventPattern`: moto answers without a result. We evaluate the pattern with moto's own
    EventBridge pattern matcher, the one its rules use to route events.
+6. An existing network interface given to RunInstances (`NetworkInterfaces=[{NetworkInterfaceId}]`, the
+   switcher's pre-registered targets): moto places the instance in the region's first AZ instead of the
+   interface's, gives the instance no security group, attaches an interface already in use, leaves the
+   interface attached after the instance terminates, and `ModifyInstanceAttribute(Groups)` does not
+   change the primary interface's groups. `network_interface_gaps` makes moto do what AWS does.
+7. CloudFormation `AWS::EC2::NetworkInterface` (the stacks' standby interfaces): moto reads the groups
+   from `SecurityGroups` instead of `GroupSet` and ignores `Tags`; `AWS::ElasticLoadBalancingV2::TargetGroup`
+   ignores `Targets` (the standby addresses registered at deploy time). Patched in moto while the local
+   deploy runs (`patched_cloudformation`), as gaps 2 and 5.
 """
 
 from __future__ import annotations
@@ -165,12 +174,58 @@ def strip_custom_resources(
 
 @contextmanager
 def patched_cloudformation() -> Iterator[None]:
-    """Gaps 2 and 5, while active. Gap 2: moto's CloudFormation creates each load balancer with the `Type`
+    """Gaps 2, 5 and 7, while active. Gap 2: moto's CloudFormation creates each load balancer with the `Type`
     (network | application | gateway) and `Tags` its template declares (moto 5.2 passes neither: every
     load balancer became an ALB and an NLB's TCP listener was rejected). Gap 5: `Fn::GetAtt` of an EFS
     file system. Patches moto in this process, which is where `ThreadedMotoServer` runs."""
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.elastic_network_interfaces import NetworkInterface
     from moto.efs.models import FileSystem
-    from moto.elbv2.models import FakeLoadBalancer, elbv2_backends
+    from moto.elbv2.models import FakeLoadBalancer, FakeTargetGroup, elbv2_backends
+
+    original_interface = NetworkInterface.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    original_target_group = FakeTargetGroup.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create_interface(
+        cls: type,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        properties = dict(cloudformation_json["Properties"])
+        properties.setdefault("SecurityGroups", properties.get("GroupSet", []))
+        interface = original_interface(
+            cls,
+            resource_name,
+            {**cloudformation_json, "Properties": properties},
+            account_id,
+            region_name,
+            **kwargs,
+        )
+        tags = {t["Key"]: t["Value"] for t in properties.get("Tags", [])}
+        if tags:
+            ec2_backends[account_id][region_name].create_tags([interface.id], tags)
+        return interface
+
+    def create_target_group(
+        cls: type,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        group = original_target_group(
+            cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+        )
+        targets = cloudformation_json["Properties"].get("Targets") or []
+        if targets:
+            elbv2_backends[account_id][region_name].register_targets(
+                group.arn, [{"Id": t["Id"], "Port": t.get("Port", group.port)} for t in targets]
+            )
+        return group
 
     def efs_has_attr(cls: type, attr: str) -> bool:
         return attr in ("Arn", "FileSystemId")
@@ -207,6 +262,10 @@ def patched_cloudformation() -> Iterator[None]:
         mock.patch.object(FakeLoadBalancer, "create_from_cloudformation_json", classmethod(create)),
         mock.patch.object(FileSystem, "has_cfn_attr", classmethod(efs_has_attr), create=True),
         mock.patch.object(FileSystem, "get_cfn_attribute", efs_get_attr, create=True),
+        mock.patch.object(NetworkInterface, "create_from_cloudformation_json", classmethod(create_interface)),
+        mock.patch.object(
+            FakeTargetGroup, "create_from_cloudformation_json", classmethod(create_target_group)
+        ),
     ):
         yield
 
@@ -325,3 +384,80 @@ def restrict_default_security_group(properties: dict[str, Any], ec2: Any) -> str
     if group.get("IpPermissionsEgress"):
         ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=group["IpPermissionsEgress"])
     return f"default security group {group_id}: all rules removed"
+
+
+#: Non-empty while `network_interface_gaps` is patching moto (it may be entered again, nested).
+_interface_gaps_active: list[bool] = []
+
+#: EC2's answer to RunInstances on an interface attached to another instance ("Error codes for the Amazon EC2
+#: API": InvalidNetworkInterface.InUse, a client error).
+INTERFACE_IN_USE = "InvalidNetworkInterface.InUse"
+
+
+@contextmanager
+def network_interface_gaps() -> Iterator[None]:
+    """Gap 6, while active (in this process: `mock_aws` or a `ThreadedMotoServer`). AWS behaviour:
+
+    - the instance runs in the interface's subnet and AZ, with the interface's security groups
+      ("RunInstances", EC2 API Reference: with NetworkInterfaces the interface brings subnet and groups);
+    - an interface attached to another instance cannot be attached (InvalidNetworkInterface.InUse);
+    - an existing interface (DeleteOnTermination false: "InstanceNetworkInterfaceSpecification", true only
+      for an interface created at launch) is detached when the instance terminates and becomes available;
+    - `ModifyInstanceAttribute` with `Groups` replaces the groups of the instance's primary interface
+      ("ModifyInstanceAttribute", EC2 API Reference, parameter Groups).
+    """
+    if _interface_gaps_active:  # nested (e.g. the tests' fault helper inside an emulator): patched once
+        yield
+        return
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models import EC2Backend
+    from moto.ec2.models.instances import Instance
+
+    original_run = EC2Backend.run_instances
+    original_terminate = Instance.terminate
+    original_groups = EC2Backend.modify_instance_security_groups
+
+    def existing_ids(kwargs: dict[str, Any]) -> list[str]:
+        return [n["NetworkInterfaceId"] for n in kwargs.get("nics") or [] if n.get("NetworkInterfaceId")]
+
+    def run_instances(backend: Any, *args: Any, **kwargs: Any) -> Any:
+        given = existing_ids(kwargs)
+        for eni_id in given:
+            if backend.get_network_interface(eni_id).status == "in-use":
+                raise EC2ClientError(INTERFACE_IN_USE, f"Interface: [{eni_id}] in use.")
+        reservation = original_run(backend, *args, **kwargs)
+        for instance in reservation.instances:
+            for nic in instance.nics.values():
+                if nic.id in given:
+                    setattr(nic, "swr_existing", True)  # noqa: B010 - moto object, untyped marker
+                    if nic.device_index == 0:
+                        instance._placement.zone = nic.subnet.availability_zone
+                        instance.security_groups = list(nic._group_set)
+        return reservation
+
+    def terminate(instance: Any) -> Any:
+        existing = [nic for nic in instance.nics.values() if getattr(nic, "swr_existing", False)]
+        previous = original_terminate(instance)
+        for nic in existing:
+            # Detached on the interface's side only: moto's description of the terminated instance reads
+            # its address from the interface.
+            nic.instance, nic.attachment_id, nic.attach_time, nic.status = None, None, None, "available"
+        return previous
+
+    def modify_groups(backend: Any, instance_id: str, new_group_id_list: list[str]) -> Any:
+        instance = original_groups(backend, instance_id, new_group_id_list)
+        primary = instance.nics.get(0)
+        if primary is not None:
+            primary._group_set = list(instance.security_groups)
+        return instance
+
+    with (
+        mock.patch.object(EC2Backend, "run_instances", run_instances),
+        mock.patch.object(Instance, "terminate", terminate),
+        mock.patch.object(EC2Backend, "modify_instance_security_groups", modify_groups),
+    ):
+        _interface_gaps_active.append(True)
+        try:
+            yield
+        finally:
+            _interface_gaps_active.pop()

@@ -3,8 +3,11 @@
 What the stacks create and the switcher relies on: a VPC with one tagged subnet per AZ (plus an untagged
 subnet and a second VPC, which the switcher must never use), the blackhole security group (no rule at
 all), an application security group, an instance profile, a launch template, the state table, the notice
-topic and target groups. Built without a CDK deploy so that hundreds of nodes are ready in seconds; the
-switcher tests and the benchmarks share it (`tests/helpers/world.py` adds the tests' shortcuts).
+topic and target groups, and for nodes with pre-registered targets (`standby_nodes`) one standby network
+interface per tagged subnet, registered in the node's target group, and a launch template without security
+groups (the interface carries them), as the stacks create them. Built without a CDK deploy so that
+hundreds of nodes are ready in seconds; the switcher tests and the benchmarks share it
+(`tests/helpers/world.py` adds the tests' shortcuts).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from switcher.settings import Settings
 from swr_local.emulator import REGION
 
 if TYPE_CHECKING:
-    from mypy_boto3_ec2.type_defs import TagTypeDef
+    from mypy_boto3_ec2.type_defs import RequestLaunchTemplateDataTypeDef, TagTypeDef
 
 AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
 USER_DATA = "IyEvYmluL2Jhc2gKZWNobyBzd3I="  # base64 of a tiny script
@@ -59,6 +62,10 @@ class World:
     profile_arn: str
     key_name: str
     target_group_by_node: dict[int, str] = field(default_factory=dict)
+    #: The launch template of nodes with pre-registered targets: no security group (the interface has them).
+    standby_launch_template_id: str = ""
+    #: node id -> AZ -> its standby interface (nodes with pre-registered targets only)
+    standby_interfaces: dict[int, dict[str, str]] = field(default_factory=dict)
 
     def target_group_for(self, node_id: int) -> str:
         """The node's own target group if it was built with one, else the shared one."""
@@ -66,13 +73,19 @@ class World:
 
     def node_props(self, node_id: int, **overrides: str) -> dict[str, str]:
         """`Custom::SwrNode` properties of a node in this world, as the stacks set them."""
+        preregistered = node_id in self.standby_interfaces
         props = {
             contract.PROP_NODE_ID: str(node_id),
             contract.PROP_VPC_NAME: self.settings.vpc_name,
-            contract.PROP_LAUNCH_TEMPLATE_ID: self.launch_template_id,
+            contract.PROP_LAUNCH_TEMPLATE_ID: self.standby_launch_template_id
+            if preregistered
+            else self.launch_template_id,
             contract.PROP_LAUNCH_TEMPLATE_VERSION: "1",
             contract.PROP_TARGET_GROUP_ARN: self.target_group_for(node_id),
             contract.PROP_MONITOR_PROCESS: "swr-monitor",
+            contract.PROP_TARGETS: contract.TARGETS_PREREGISTERED
+            if preregistered
+            else contract.TARGETS_ON_SWITCH,
         }
         props.update(overrides)
         return props
@@ -115,13 +128,16 @@ def build_world(
     vpc_name: str = "prod",
     node_ids: Iterable[int] = (),
     target_group_options: Mapping[str, Any] | None = None,
+    standby_nodes: Iterable[int] = (),
     **settings: Any,
 ) -> World:
     """Create the world's resources on the emulator at `endpoint_url` (None: moto in this process).
 
     clients: the clients to build with and to hand out (default: standard retries, 5 attempts);
     node_ids: nodes that get a target group of their own, created with `target_group_options` (e.g. the
-    synthesized health check); settings: the switcher's settings beyond the world's identifiers.
+    synthesized health check); standby_nodes: nodes (among `node_ids`, or given one) with pre-registered
+    targets: a standby interface per tagged subnet, its address registered in the node's group;
+    settings: the switcher's settings beyond the world's identifiers.
     """
     clients = clients or make_clients(
         session=session(), region_name=REGION, endpoint_url=endpoint_url, config=retry_config("standard", 5)
@@ -157,17 +173,27 @@ def build_world(
         "Arn"
     ]
     image_id = ec2.describe_images(ImageIds=[IMAGE_ID])["Images"][0]["ImageId"]
+    template_data: RequestLaunchTemplateDataTypeDef = {
+        "ImageId": image_id,
+        "InstanceType": "t3.small",
+        "KeyName": key_name,
+        "SecurityGroupIds": [app_sg],
+        "IamInstanceProfile": {"Arn": profile_arn},
+        "UserData": USER_DATA,
+    }
     launch_template_id = ec2.create_launch_template(
-        LaunchTemplateName=f"swr-{vpc_name}-{suffix}",
-        LaunchTemplateData={
-            "ImageId": image_id,
-            "InstanceType": "t3.small",
-            "KeyName": key_name,
-            "SecurityGroupIds": [app_sg],
-            "IamInstanceProfile": {"Arn": profile_arn},
-            "UserData": USER_DATA,
-        },
+        LaunchTemplateName=f"swr-{vpc_name}-{suffix}", LaunchTemplateData=template_data
     )["LaunchTemplate"]["LaunchTemplateId"]
+    standby_nodes = tuple(standby_nodes)
+    standby_template_id = ""
+    if standby_nodes:
+        # EC2 refuses an instance-level security group next to network interfaces (switcher.standby).
+        standby_data: RequestLaunchTemplateDataTypeDef = {**template_data}
+        del standby_data["SecurityGroupIds"]
+        standby_template_id = ec2.create_launch_template(
+            LaunchTemplateName=f"swr-{vpc_name}-{suffix}-standby",
+            LaunchTemplateData=standby_data,
+        )["LaunchTemplate"]["LaunchTemplateId"]
 
     def target_group(name: str, options: Mapping[str, Any]) -> str:
         return str(
@@ -176,6 +202,16 @@ def build_world(
             )["TargetGroups"][0]["TargetGroupArn"]
         )
 
+    groups = {
+        node_id: target_group(f"swr-{vpc_name}-{suffix}-{node_id}", target_group_options or {})
+        for node_id in dict.fromkeys((*node_ids, *standby_nodes))
+    }
+    standby = {
+        node_id: _standby_interfaces(
+            clients, vpc_name, node_id, subnets=subnets, groups=[app_sg], target_group_arn=groups[node_id]
+        )
+        for node_id in standby_nodes
+    }
     table = f"swr-state-{suffix}"
     _create_table(clients.dynamodb, table)
     topic_arn = clients.sns.create_topic(Name=f"swr-{vpc_name}-{suffix}")["TopicArn"]
@@ -198,8 +234,34 @@ def build_world(
         target_group_arn=target_group(f"swr-{vpc_name}-{suffix}", {}),
         profile_arn=profile_arn,
         key_name=key_name,
-        target_group_by_node={
-            node_id: target_group(f"swr-{vpc_name}-{suffix}-{node_id}", target_group_options or {})
-            for node_id in node_ids
-        },
+        target_group_by_node=groups,
+        standby_launch_template_id=standby_template_id,
+        standby_interfaces=standby,
     )
+
+
+def _standby_interfaces(
+    clients: Clients,
+    vpc_name: str,
+    node_id: int,
+    *,
+    subnets: Mapping[str, str],
+    groups: list[str],
+    target_group_arn: str,
+) -> dict[str, str]:
+    """A node's standby interfaces, one per tagged subnet, registered in its target group (as the stacks
+    do: swr_stacks.node.StandbyTargets); returns AZ -> interface id."""
+    tags = {contract.TAG_VPC: vpc_name, contract.TAG_STANDBY_NODE: str(node_id)}
+    interfaces: dict[str, str] = {}
+    addresses = []
+    for az, subnet_id in subnets.items():
+        interface = clients.ec2.create_network_interface(
+            SubnetId=subnet_id,
+            Groups=groups,
+            Description=f"swr {vpc_name} node {node_id} standby target in {az}",
+            TagSpecifications=[{"ResourceType": "network-interface", "Tags": _tags(tags)}],
+        )["NetworkInterface"]
+        interfaces[az] = interface["NetworkInterfaceId"]
+        addresses.append(interface["PrivateIpAddress"])
+    clients.elbv2.register_targets(TargetGroupArn=target_group_arn, Targets=[{"Id": ip} for ip in addresses])
+    return interfaces

@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -321,6 +321,14 @@ class NodeConfig:
     root_volume_gib: int
     #: Who may reach the load balancer's listeners; empty: the VPC's CIDR, or any address if internet-facing.
     client_cidrs: tuple[str, ...] = ()
+    #: contract.TARGETS_MODES: standby interfaces with pre-registered addresses, or registration on switch.
+    #: The config's global `targets` applies to a node that does not set its own.
+    targets: str = contract.TARGETS_DEFAULT
+
+    @property
+    def preregistered(self) -> bool:
+        """True if the node gets one standby interface per target AZ, registered at deploy time."""
+        return self.targets == contract.TARGETS_PREREGISTERED
 
 
 @dataclass(frozen=True)
@@ -468,7 +476,12 @@ _NODE_KEYS = {
     "root_device_name",
     "root_volume_gib",
     "client_cidrs",
+    "targets",
 }
+
+
+def _targets(value: Any, path: str) -> str:
+    return _choice(value, path, contract.TARGETS_MODES, "targets mode")
 
 
 def _listener_ports(value: Any, path: str) -> tuple[int, ...]:
@@ -540,6 +553,8 @@ def _node(raw: Any, path: str) -> NodeConfig:
         client_cidrs=_soft(None, _client_cidrs, data["client_cidrs"], f"{path}.client_cidrs")
         if "client_cidrs" in data
         else (),
+        # "": not set on the node; _config puts the global `targets` there.
+        targets=_soft(None, _targets, data["targets"], f"{path}.targets") if "targets" in data else "",
     )
 
 
@@ -812,10 +827,14 @@ def _config(raw: Any) -> SwrConfig:
             "switcher_reserved_concurrency",
             "history_ttl_days",
             "log_retention_days",
+            "targets",
         },
         {"regions"},
     )
     regions = _required(data, "regions", _regions)
+    targets = _soft(None, _targets, data.get("targets", contract.TARGETS_DEFAULT), "targets")
+    if regions is not None and targets is not None:
+        regions = _with_default_targets(regions, targets)
     names = [r.get("name") if isinstance(r, Mapping) else None for r in _raw_list(data, "regions")]
     for i, name in enumerate(names):
         if isinstance(name, str) and name in names[:i]:
@@ -850,6 +869,18 @@ def _config(raw: Any) -> SwrConfig:
             None, _int, data.get("history_ttl_days", 90), "history_ttl_days", low=1, high=3650
         ),
         log_retention_days=_soft(None, _retention, data.get("log_retention_days", 30)),
+    )
+
+
+def _with_default_targets(regions: tuple[RegionConfig, ...], targets: str) -> tuple[RegionConfig, ...]:
+    """Every node that does not set `targets` gets the config's global one."""
+
+    def node(n: NodeConfig) -> NodeConfig:
+        return n if n.targets else replace(n, targets=targets)
+
+    return tuple(
+        replace(r, vpcs=tuple(replace(v, nodes=tuple(node(n) for n in v.nodes)) for v in r.vpcs))
+        for r in regions
     )
 
 

@@ -1,4 +1,5 @@
-"""One protected node, one construct per concern: data EFS, role, launch template, load balancer.
+"""One protected node, one construct per concern: data EFS, role, launch template, load balancer, and its
+standby targets (pre-registered targets: one network interface per target AZ).
 
 ProtectedNode composes them with the node's security group and the custom resource that asks the
 switcher for the first instance. The node's instance and its two alarms are NOT created here: the
@@ -7,10 +8,11 @@ switcher owns them and launches the first instance when CloudFormation creates t
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, CustomResource, Duration, Stack, Tags
+from aws_cdk import ArnFormat, CfnTag, CustomResource, Duration, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_efs as efs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_elasticloadbalancingv2_targets as elbv2_targets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 from switcher import contract
@@ -195,7 +197,14 @@ class NodeRole(iam.Role):
 
 class NodeLaunchTemplate(ec2.LaunchTemplate):
     """What every instance of the node is launched from: AMI, type, encrypted root volume, IMDSv2,
-    no public IP, stop on OS shutdown, the node's role and security group, and its user data."""
+    no public IP, stop on OS shutdown, the node's role and security group, and its user data.
+
+    With pre-registered targets (``security_group`` None) the template names no security group: the
+    instance is launched on a standby interface, which carries the groups, and EC2 refuses an
+    instance-level security group next to network interfaces (EC2 API Reference, "RunInstances";
+    CloudFormation "AWS::EC2::LaunchTemplate LaunchTemplateData": "If you specify a network interface, you
+    must specify any security groups and subnets as part of the network interface").
+    """
 
     def __init__(
         self,
@@ -204,7 +213,7 @@ class NodeLaunchTemplate(ec2.LaunchTemplate):
         *,
         node: NodeConfig,
         vpc_name: str,
-        security_group: ec2.ISecurityGroup,
+        security_group: ec2.ISecurityGroup | None,
         role: iam.IRole,
         monitor_logs: MonitorLogs,
         access_point: efs.IAccessPoint,
@@ -417,6 +426,58 @@ class NodeLoadBalancer(Construct):
         return network.public_subnets if node.internet_facing else network.private_subnets
 
 
+class StandbyTargets(Construct):
+    """Pre-registered targets: per target AZ (each tagged subnet) one network interface with the node's
+    security group, tagged for the switcher, its primary private address a target of the node's group.
+
+    The load balancer health-checks these addresses from deploy time on; the switcher launches each
+    replacement on its AZ's interface (device 0), so no target is registered during a switch. An address
+    without an instance is unhealthy: see docs/operations.md for what that means for the alarms and for
+    the load balancer's fail-open routing. Network interfaces cost nothing (only public IPv4 addresses are
+    charged, and these have none).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        node_id: int,
+        vpc_name: str,
+        network: SwrNetwork,
+        security_group: ec2.ISecurityGroup,
+        target_group: elbv2.ApplicationTargetGroup | elbv2.NetworkTargetGroup,
+    ) -> None:
+        super().__init__(scope, id_)
+        subnets = network.vpc.select_subnets(
+            subnet_group_name=network.private_subnets.subnet_group_name,
+            subnets=network.private_subnets.subnets,
+        ).subnets
+        self.interfaces: list[ec2.CfnNetworkInterface] = []
+        for index, subnet in enumerate(subnets):
+            interface = ec2.CfnNetworkInterface(
+                self,
+                f"Interface{index}",
+                subnet_id=subnet.subnet_id,
+                group_set=[security_group.security_group_id],
+                description=f"swr {vpc_name} node {node_id}: standby target",
+                tags=[
+                    CfnTag(key=contract.TAG_VPC, value=vpc_name),
+                    CfnTag(key=contract.TAG_STANDBY_NODE, value=str(node_id)),
+                ],
+            )
+            self.interfaces.append(interface)
+            target_group.add_target(elbv2_targets.IpTarget(interface.attr_primary_private_ip_address))
+
+    def interface_arns(self) -> list[str]:
+        """ARNs of the standby interfaces (the switcher may launch only on these)."""
+        stack = Stack.of(self)
+        return [
+            stack.format_arn(service="ec2", resource="network-interface", resource_name=i.ref)
+            for i in self.interfaces
+        ]
+
+
 class ProtectedNode(Construct):
     """Every stable resource of a node; ``provisioning`` asks the switcher for its first instance.
 
@@ -482,7 +543,7 @@ class ProtectedNode(Construct):
             "LaunchTemplate",
             node=node,
             vpc_name=vpc_name,
-            security_group=self.security_group,
+            security_group=None if node.preregistered else self.security_group,
             role=self.role,
             monitor_logs=monitor_logs,
             access_point=self.access_point,
@@ -497,6 +558,19 @@ class ProtectedNode(Construct):
         )
         self.load_balancer = self.load_balancing.load_balancer
         self.target_group = self.load_balancing.target_group
+        self.standby_targets: StandbyTargets | None = (
+            StandbyTargets(
+                self,
+                "StandbyTargets",
+                node_id=node.node_id,
+                vpc_name=vpc_name,
+                network=network,
+                security_group=self.security_group,
+                target_group=self.target_group,
+            )
+            if node.preregistered
+            else None
+        )
 
         # Create → the switcher launches the first instance and its alarms; update → it stores the new
         # configuration; delete → it terminates the instance and deletes the alarms. The switcher keeps
@@ -514,6 +588,7 @@ class ProtectedNode(Construct):
                 contract.PROP_LAUNCH_TEMPLATE_VERSION: self.launch_template.latest_version_number,
                 contract.PROP_TARGET_GROUP_ARN: self.target_group.target_group_arn,
                 contract.PROP_MONITOR_PROCESS: node.monitor_process,
+                contract.PROP_TARGETS: node.targets,
             },
         )
         # The first launch needs the mount targets, the endpoints and the listeners in place.
@@ -522,3 +597,6 @@ class ProtectedNode(Construct):
         )
         if self.data_file_system is not None:
             self.provisioning.node.add_dependency(self.data_file_system)
+        if self.standby_targets is not None:
+            # The first instance is launched on a standby interface, registered in the group.
+            self.provisioning.node.add_dependency(self.standby_targets)

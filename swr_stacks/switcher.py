@@ -34,6 +34,8 @@ DESCRIBE_ACTIONS = (
     "ec2:DescribeInstances",
     "ec2:DescribeSubnets",
     "elasticloadbalancing:DescribeTargetHealth",
+    # Pre-registered targets: the switcher finds a node's standby interfaces by tag.
+    "ec2:DescribeNetworkInterfaces",
     # The reconciler lists the VPC's alarms by name prefix. AWS documents no resource ARN for a prefix
     # query (only that composite alarms need the action on "*", CloudWatch API Reference,
     # DescribeAlarms), so a grant scoped to the swr-<vpc>-* ARNs could deny it: read-only, on "*".
@@ -63,6 +65,7 @@ class Switcher(Construct):
     ) -> None:
         super().__init__(scope, id_)
         self._vpc_name = vpc_name
+        self._vpc_id = vpc_id
         stack = Stack.of(self)
 
         self.dead_letter_queue = sqs.Queue(
@@ -320,9 +323,13 @@ class Switcher(Construct):
         target_group_arns: Sequence[str],
         amis: Sequence[str],
         key_pairs: Sequence[str],
+        standby_interface_arns: Sequence[str] = (),
     ) -> None:
-        """Allow exactly the VPC's node roles, target groups, AMIs and key pairs (once, after the nodes)."""
+        """Allow exactly the VPC's node roles, target groups, AMIs, key pairs and standby interfaces (once,
+        after the nodes)."""
         stack = Stack.of(self)
+        if standby_interface_arns:
+            self._grant_standby_interfaces(stack, standby_interface_arns)
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="PassNodeRoles",
@@ -364,6 +371,32 @@ class Switcher(Construct):
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="RunConfiguredImages", actions=["ec2:RunInstances"], resources=launch_resources
+            )
+        )
+
+    def _grant_standby_interfaces(self, stack: Stack, interface_arns: Sequence[str]) -> None:
+        """Launch on the nodes' standby interfaces, and give one back its groups (the fence left the
+        blackhole group on it), by ARN: for RunInstances the network-interface resource has no
+        ec2:ResourceTag key ("Actions, resources, and condition keys for Amazon EC2", RunInstances row:
+        network-interface takes aws:RequestTag, ec2:Subnet, ec2:Vpc, ... only), so its tags cannot scope it.
+        """
+        vpc_arn = self._ec2_arn(stack, "vpc", self._vpc_id)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="LaunchOnStandbyInterfaces",
+                actions=["ec2:RunInstances", "ec2:ModifyNetworkInterfaceAttribute"],
+                resources=list(interface_arns),
+                conditions={"StringEquals": {"ec2:Vpc": vpc_arn}},
+            )
+        )
+        # ModifyNetworkInterfaceAttribute with Groups is also evaluated on each group (same reference,
+        # security-group listed for the action); the groups are the source's own, of this VPC.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="StandbyInterfaceGroups",
+                actions=["ec2:ModifyNetworkInterfaceAttribute"],
+                resources=[self._ec2_arn(stack, "security-group")],
+                conditions={"StringEquals": {"ec2:Vpc": vpc_arn}},
             )
         )
 

@@ -111,6 +111,9 @@ def add_vpc_resources(
         target_group_arns=[n.target_group.target_group_arn for n in nodes],
         amis=[n.config.ami for n in nodes],
         key_pairs=[n.config.key_pair for n in nodes if n.config.key_pair],
+        standby_interface_arns=[
+            arn for n in nodes if n.standby_targets for arn in n.standby_targets.interface_arns()
+        ],
     )
     for node in nodes:
         # The switcher must be allowed to launch before CloudFormation asks it to.

@@ -179,9 +179,40 @@ def fence(
 LAUNCH_TAGGED_RESOURCE_TYPES: tuple[ResourceTypeType, ...] = ("instance", "volume", "network-interface")
 
 
-def launch_tag_specifications(tags: Mapping[str, str]) -> list[TagSpecificationTypeDef]:
-    """TagSpecifications giving every resource RunInstances creates the same tags."""
-    return [{"ResourceType": kind, "Tags": _tag_list(tags)} for kind in LAUNCH_TAGGED_RESOURCE_TYPES]
+def launch_tag_specifications(
+    tags: Mapping[str, str], *, new_interface: bool = True
+) -> list[TagSpecificationTypeDef]:
+    """TagSpecifications giving every resource RunInstances creates the same tags (no network interface is
+    created when the instance is launched on an existing one: that one keeps the stack's tags)."""
+    kinds = [k for k in LAUNCH_TAGGED_RESOURCE_TYPES if new_interface or k != "network-interface"]
+    return [{"ResourceType": kind, "Tags": _tag_list(tags)} for kind in kinds]
+
+
+def _placement(
+    params: dict[str, Any],
+    *,
+    subnet_id: str,
+    network_interface_id: str | None,
+    groups: Sequence[str] | None,
+    tags: Mapping[str, str],
+) -> dict[str, Any]:
+    """Where the instance goes: a subnet (and groups), or an existing interface as device 0.
+
+    A request with NetworkInterfaces takes no SubnetId or SecurityGroupIds (EC2 API Reference,
+    "RunInstances": InvalidParameterCombination); the interface brings its subnet and groups. An existing
+    interface cannot be deleted on termination ("InstanceNetworkInterfaceSpecification": true only for a
+    new interface): it is detached and reused by a later switch (switcher.standby).
+    """
+    if network_interface_id is None:
+        params["SubnetId"] = subnet_id
+        if groups is not None:
+            params["SecurityGroupIds"] = list(groups)
+    else:
+        params["NetworkInterfaces"] = [
+            {"DeviceIndex": 0, "NetworkInterfaceId": network_interface_id, "DeleteOnTermination": False}
+        ]
+    params["TagSpecifications"] = launch_tag_specifications(tags, new_interface=network_interface_id is None)
+    return params
 
 
 def launch_replacement(
@@ -193,8 +224,10 @@ def launch_replacement(
     subnet_id: str,
     tags: Mapping[str, str],
     client_token: str,
+    network_interface_id: str | None = None,
 ) -> dict[str, Any]:
-    """RunInstances from the node's launch template, overridden by the source's snapshot, in `subnet_id`.
+    """RunInstances from the node's launch template, overridden by the source's snapshot, in `subnet_id`
+    (or on the standby interface `network_interface_id`, which is in that subnet).
 
     The launch template still supplies what the snapshot does not (user data, metadata options, and the
     IAM instance profile: always the node's own, never the source's, which may be a vendor-era profile that
@@ -205,13 +238,17 @@ def launch_replacement(
         "LaunchTemplate": {"LaunchTemplateId": launch_template_id, "Version": launch_template_version},
         "ImageId": snapshot.image_id,
         "InstanceType": snapshot.instance_type,
-        "SecurityGroupIds": list(snapshot.security_group_ids),
-        "SubnetId": subnet_id,
         "MinCount": 1,
         "MaxCount": 1,
         "ClientToken": client_token,
-        "TagSpecifications": launch_tag_specifications(tags),
     }
+    _placement(
+        params,
+        subnet_id=subnet_id,
+        network_interface_id=network_interface_id,
+        groups=snapshot.security_group_ids,
+        tags=tags,
+    )
     if snapshot.key_name:
         params["KeyName"] = snapshot.key_name
     return dict(ec2.run_instances(**params)["Instances"][0])
@@ -225,17 +262,18 @@ def launch_first(
     subnet_id: str,
     tags: Mapping[str, str],
     client_token: str,
+    network_interface_id: str | None = None,
 ) -> dict[str, Any]:
-    """RunInstances for a node's first instance: all from the launch template, placed in `subnet_id`."""
-    resp = ec2.run_instances(
-        LaunchTemplate={"LaunchTemplateId": launch_template_id, "Version": launch_template_version},
-        SubnetId=subnet_id,
-        MinCount=1,
-        MaxCount=1,
-        ClientToken=client_token,
-        TagSpecifications=launch_tag_specifications(tags),
-    )
-    return dict(resp["Instances"][0])
+    """RunInstances for a node's first instance: all from the launch template, placed in `subnet_id` (or on
+    the standby interface `network_interface_id` in that subnet)."""
+    params: dict[str, Any] = {
+        "LaunchTemplate": {"LaunchTemplateId": launch_template_id, "Version": launch_template_version},
+        "MinCount": 1,
+        "MaxCount": 1,
+        "ClientToken": client_token,
+    }
+    _placement(params, subnet_id=subnet_id, network_interface_id=network_interface_id, groups=None, tags=tags)
+    return dict(ec2.run_instances(**params)["Instances"][0])
 
 
 def tag_for_adoption(ec2: EC2Client, instance: Mapping[str, Any], vpc_name: str) -> bool:

@@ -23,6 +23,11 @@ TAG_VPC: Final = "swr:vpc"
 #: Set on a replacement instance: the switch that launched it (for audit and orphan detection).
 TAG_SWITCH_ID: Final = "swr:switch-id"
 
+#: Carried by a node's standby network interface (one per target AZ, created by the stacks when the node's
+#: targets are pre-registered): the node id, as in TAG_NODE_ID. With TAG_VPC it is how the switcher finds
+#: the interface of the AZ it launches into, and the IAM condition that lets it launch on the interface.
+TAG_STANDBY_NODE: Final = "swr:standby-node"
+
 #: Tag keys AWS reserves; never copied from a source instance to its replacement.
 RESERVED_TAG_PREFIX: Final = "aws:"
 
@@ -157,6 +162,19 @@ PROP_LAUNCH_TEMPLATE_ID: Final = "LaunchTemplateId"
 PROP_LAUNCH_TEMPLATE_VERSION: Final = "LaunchTemplateVersion"
 PROP_TARGET_GROUP_ARN: Final = "TargetGroupArn"
 PROP_MONITOR_PROCESS: Final = "MonitorProcess"  # a key of MONITOR_PROCESS_PATTERNS
+#: How the node's load-balancer target is handled: one of TARGETS_MODES. Absent (a stack written before the
+#: setting existed): TARGETS_ON_SWITCH, the behaviour such a node was deployed with.
+PROP_TARGETS: Final = "Targets"
+
+# --- Target modes (config key `targets`, custom-resource property Targets) -----------------------------
+#: One standby network interface per node per target AZ, its address registered in the node's target group
+#: at deploy time; a replacement is launched on its AZ's interface: no registration during a switch.
+TARGETS_PREREGISTERED: Final = "preregistered"
+#: The replacement gets a new address, registered (and the old one deregistered) during the switch.
+TARGETS_ON_SWITCH: Final = "on_switch"
+TARGETS_MODES: Final = (TARGETS_PREREGISTERED, TARGETS_ON_SWITCH)
+#: The default of a new deployment's config.
+TARGETS_DEFAULT: Final = TARGETS_PREREGISTERED
 
 # --- State record ---------------------------------------------------------------------------------
 #: Name of the TTL attribute on history (switch) items of the table.

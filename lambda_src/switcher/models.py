@@ -54,6 +54,8 @@ class NodeConfig:
     launch_template_version: str
     target_group_arn: str
     monitor_process: str = "swr-monitor"
+    #: contract.TARGETS_MODES; a record stored before the setting existed is on_switch (as it was deployed).
+    targets: str = contract.TARGETS_ON_SWITCH
 
     def __post_init__(self) -> None:
         if self.monitor_process not in contract.MONITOR_PROCESS_PATTERNS:
@@ -61,6 +63,16 @@ class NodeConfig:
                 f"{contract.PROP_MONITOR_PROCESS}={self.monitor_process!r}: expected one of "
                 f"{', '.join(contract.MONITOR_PROCESS_PATTERNS)}"
             )
+        if self.targets not in contract.TARGETS_MODES:
+            raise ValueError(
+                f"{contract.PROP_TARGETS}={self.targets!r}: expected one of "
+                f"{', '.join(contract.TARGETS_MODES)}"
+            )
+
+    @property
+    def preregistered(self) -> bool:
+        """True if the node's targets are its standby interfaces' addresses, registered at deploy time."""
+        return self.targets == contract.TARGETS_PREREGISTERED
 
 
 @dataclass(frozen=True)
@@ -158,6 +170,8 @@ class SwitchRecord:
     replacement_subnet_id: str | None = None
     #: Its target in the node's target group (known from RunInstances, before it runs).
     replacement_private_ip: str | None = None
+    #: The standby interface the replacement was launched on (pre-registered targets); None: its own.
+    replacement_interface_id: str | None = None
     az_errors: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     attempts: int = 1

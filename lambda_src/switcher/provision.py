@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError, WaiterError
 from botocore.waiter import WaiterModel, create_waiter_with_client
 
-from switcher import aws, contract, placement, state
+from switcher import aws, contract, placement, standby, state
 from switcher.clients import Clients
 from switcher.observability import logger
 from switcher.settings import Settings
@@ -76,12 +76,15 @@ def parse_properties(props: Any) -> NodeProperties:
         )
     monitor = props.get(contract.PROP_MONITOR_PROCESS)
     monitor_process = "swr-monitor" if monitor is None or monitor == "" else _text(monitor)
+    raw_targets = props.get(contract.PROP_TARGETS)
+    targets = contract.TARGETS_ON_SWITCH if raw_targets is None or raw_targets == "" else _text(raw_targets)
     try:
         config = state.NodeConfig(
             launch_template_id=_text(props[contract.PROP_LAUNCH_TEMPLATE_ID]),
             launch_template_version=_text(props[contract.PROP_LAUNCH_TEMPLATE_VERSION]),
             target_group_arn=_text(props[contract.PROP_TARGET_GROUP_ARN]),
             monitor_process=monitor_process,
+            targets=targets,
         )
     except ValueError as err:
         raise PropertyError(str(err)) from None
@@ -177,7 +180,7 @@ def create_node(
         )
     instance_id = instance["InstanceId"]
     az = instance.get("Placement", {}).get("AvailabilityZone")
-    aws.point_target_group(clients.elbv2, props.config.target_group_arn, ip=aws.private_ip(instance))
+    point_node_targets(clients, settings, props.node_id, props.config, ip=aws.private_ip(instance))
     aws.put_node_alarms(
         clients.cloudwatch,
         vpc_name=settings.vpc_name,
@@ -189,6 +192,24 @@ def create_node(
         ddb, table, state.with_current(node, instance_id, az, now()), expected_version=node.version
     )
     return {"InstanceId": instance_id, "AvailabilityZone": az or ""}
+
+
+def point_node_targets(
+    clients: Clients, settings: Settings, node_id: int, config: state.NodeConfig, *, ip: str
+) -> None:
+    """Make the node's target group hold `ip` and, with pre-registered targets, its standby addresses.
+
+    With pre-registered targets an adopted instance (e.g. of the vendor product) keeps its own interface:
+    its address is registered beside the standby addresses, and deregistered by its first switch, which
+    moves the node onto a standby interface.
+    """
+    if config.preregistered:
+        interfaces = standby.standby_interfaces(clients.ec2, settings.vpc_id, node_id)
+        standby.settle_targets(
+            clients.elbv2, config.target_group_arn, keep=standby.addresses(interfaces) | {ip}
+        )
+    else:
+        aws.point_target_group(clients.elbv2, config.target_group_arn, ip=ip)
 
 
 def _launch_first(
@@ -204,7 +225,18 @@ def _launch_first(
     token_base = "swr-prov-" + hashlib.sha256(seed.encode()).hexdigest()[:24]
     tags = {contract.TAG_VPC: settings.vpc_name, contract.TAG_NODE_ID: str(props.node_id)}
     refused: list[str] = []
+    standbys = (
+        standby.standby_interfaces(clients.ec2, settings.vpc_id, props.node_id)
+        if props.config.preregistered
+        else []
+    )
     for candidate in candidates:
+        # Pre-registered targets: the first instance, too, runs on its AZ's standby interface (the stack
+        # registered its address); a subnet without a free one gets an interface of its own.
+        interface = standby.in_subnet(standbys, candidate.subnet_id)
+        interface_id = (
+            interface["NetworkInterfaceId"] if interface and interface["Status"] == "available" else None
+        )
         try:
             return aws.launch_first(
                 clients.ec2,
@@ -213,6 +245,7 @@ def _launch_first(
                 subnet_id=candidate.subnet_id,
                 tags=tags,
                 client_token=placement.client_token(token_base, candidate.az),
+                network_interface_id=interface_id,
             )
         except ClientError as err:
             if aws.error_code(err) not in placement.CAPACITY_ERROR_CODES:
@@ -281,9 +314,9 @@ def follow_config_change(
     current = node.current_instance_id
     if not current or old is None:
         return
-    if old.target_group_arn != new.target_group_arn:
+    if old.target_group_arn != new.target_group_arn or old.targets != new.targets:
         instance = aws.describe_instance(clients.ec2, current) or {"InstanceId": current}
-        aws.point_target_group(clients.elbv2, new.target_group_arn, ip=aws.private_ip(instance))
+        point_node_targets(clients, settings, node.node_id, new, ip=aws.private_ip(instance))
     for arn in sorted({old.target_group_arn, *retired_target_groups} - {new.target_group_arn}):
         clear_quietly(clients.elbv2, arn)
     if old.monitor_process != new.monitor_process:

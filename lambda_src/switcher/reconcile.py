@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from switcher import aws, contract, decide, state, switch
+from switcher import aws, contract, decide, provision, standby, state, switch
 from switcher.clients import Clients
 from switcher.observability import logger, metrics
 from switcher.settings import Settings
@@ -189,8 +189,13 @@ def _repair_drift(
         for d in health["TargetHealthDescriptions"]
         if d.get("TargetHealth", {}).get("State") != "draining"
     }
-    if ip and targets != {ip}:
-        found.append(f"target group holds {sorted(targets)}, not [{ip}]")
+    # Pre-registered targets: the standby addresses stay registered beside the live one (a standby address
+    # missing from the group, e.g. deregistered by hand, is re-registered).
+    wanted = {ip} if ip else set()
+    if node.config.preregistered:
+        wanted |= standby.addresses(standby.standby_interfaces(c.ec2, s.vpc_id, node.node_id))
+    if ip and targets != wanted:
+        found.append(f"target group holds {sorted(targets)}, not {sorted(wanted)}")
     watched = {
         name: _alarm_instance(alarms[name]) if name in alarms else None
         for name in _alarm_names(s.vpc_name, node.node_id)
@@ -204,8 +209,8 @@ def _repair_drift(
     fresh = state.get_node(c.dynamodb, s.table_name, s.vpc_name, node.node_id)
     if fresh is None or fresh.version != node.version:
         return
-    if ip and targets != {ip}:
-        aws.point_target_group(c.elbv2, node.config.target_group_arn, ip=ip)
+    if ip and targets != wanted:
+        provision.point_node_targets(c, s, node.node_id, node.config, ip=ip)
     if wrong_alarms:
         aws.put_node_alarms(
             c.cloudwatch,

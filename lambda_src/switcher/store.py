@@ -93,6 +93,15 @@ _NODE_OPTIONAL_STRINGS = (
 )
 
 
+def _config_json(config: NodeConfig) -> str:
+    """A node's config as stored. `targets` is written only when it is not on_switch: a record stored before
+    the setting existed reads as on_switch, and is written back byte for byte as it was."""
+    data = asdict(config)
+    if config.targets == contract.TARGETS_ON_SWITCH:
+        del data["targets"]
+    return json.dumps(data)
+
+
 def node_to_item(node: NodeRecord) -> Item:
     """A node record as a DynamoDB item (low-level attribute values)."""
     item = node_key(node.vpc_name, node.node_id)
@@ -109,9 +118,9 @@ def node_to_item(node: NodeRecord) -> Item:
         }
     )
     if node.config is not None:
-        item["config"] = {"S": json.dumps(asdict(node.config))}
+        item["config"] = {"S": _config_json(node.config)}
     if node.pending_config is not None:
-        item["pending_config"] = {"S": json.dumps(asdict(node.pending_config))}
+        item["pending_config"] = {"S": _config_json(node.pending_config)}
     for name in _NODE_OPTIONAL_STRINGS:
         value = getattr(node, name)
         if value is not None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError, WaiterError
 
-from switcher import aws, contract, decide, placement, state
+from switcher import aws, contract, decide, placement, standby, state
 from switcher.clients import Clients
 from switcher.observability import logger, metrics
 from switcher.phases import CLAIMED, DETECTED, Phase, remaining
@@ -667,7 +667,10 @@ def _act(
         if switch.replacement_private_ip is None:  # a switch recorded before the field existed
             replacement = aws.describe_instance(c.ec2, switch.replacement_instance_id) or {}
             switch.replacement_private_ip = aws.private_ip(replacement)
-        aws.point_target_group(c.elbv2, config.target_group_arn, ip=switch.replacement_private_ip)
+        if config.preregistered:
+            _settle_preregistered(run, node, keep=switch.replacement_private_ip)
+        else:
+            aws.point_target_group(c.elbv2, config.target_group_arn, ip=switch.replacement_private_ip)
     elif phase is Phase.MOVE_ALARMS:
         assert switch.replacement_instance_id is not None
         aws.put_node_alarms(
@@ -731,7 +734,7 @@ def _forget_replacement(switch: state.SwitchRecord, lost: ReplacementLost) -> No
     switch.az_errors[az] = str(lost)
     logger.warning("replacement lost", extra={"az": az, "reason": str(lost)})
     switch.replacement_instance_id = switch.replacement_az = None
-    switch.replacement_subnet_id = switch.replacement_private_ip = None
+    switch.replacement_subnet_id = switch.replacement_private_ip = switch.replacement_interface_id = None
     for phase in (Phase.LAUNCH, Phase.MOVE_TRAFFIC, Phase.WAIT_RUNNING, Phase.MOVE_ALARMS):
         switch.timeline.pop(phase.value, None)
 
@@ -764,11 +767,15 @@ def _launch(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> No
         contract.TAG_NODE_ID: str(node.node_id),
         contract.TAG_SWITCH_ID: switch.switch_id,
     }
+    standbys = (
+        standby.standby_interfaces(c.ec2, run.settings.vpc_id, node.node_id) if config.preregistered else []
+    )
     for candidate in switch.candidates:
         az = candidate.az
         if az in switch.az_errors:
             continue  # already refused in an earlier attempt of this switch
         token = placement.client_token(switch.switch_id, az)
+        interface_id = _standby_interface(run, switch, standbys, candidate.subnet_id) if standbys else None
         try:
             launched = aws.launch_replacement(
                 c.ec2,
@@ -779,6 +786,7 @@ def _launch(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> No
                 subnet_id=candidate.subnet_id,
                 tags=tags,
                 client_token=token,
+                network_interface_id=interface_id,
             )
         except ClientError as err:
             code = aws.error_code(err)
@@ -802,12 +810,54 @@ def _launch(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> No
         switch.replacement_az = az
         switch.replacement_subnet_id = candidate.subnet_id
         switch.replacement_private_ip = launched.get("PrivateIpAddress")
+        switch.replacement_interface_id = interface_id
         return
     if not switch.candidates:
         switch.az_errors["*"] = (
             f"no subnet tagged {contract.TAG_SUBNET} in another AZ than {switch.source_az}"
         )
     raise CapacityExhausted(switch.switch_id)
+
+
+def _standby_interface(
+    run: _Run, switch: state.SwitchRecord, standbys: list[dict[str, Any]], subnet_id: str
+) -> str | None:
+    """The standby interface to launch the replacement on in `subnet_id`, its groups set to the source's.
+
+    None (with a warning) if the subnet has none or it is attached elsewhere: the replacement then gets an
+    interface of its own, registered during the switch as with on_switch targets. A slower switch is
+    better than none.
+    """
+    assert switch.snapshot is not None
+    interface = standby.in_subnet(standbys, subnet_id)
+    reason = (
+        f"no standby interface in subnet {subnet_id}"
+        if interface is None
+        else standby.why_unusable(run.clients.ec2, interface, switch_id=switch.switch_id)
+    )
+    if reason is not None or interface is None:
+        logger.warning(
+            "launching without a pre-registered target: its address is registered during the switch",
+            extra={"subnet_id": subnet_id, "reason": reason},
+        )
+        return None
+    standby.restore_groups(run.clients.ec2, interface, switch.snapshot.security_group_ids)
+    return str(interface["NetworkInterfaceId"])
+
+
+def _settle_preregistered(run: _Run, node: state.NodeRecord, *, keep: str | None) -> None:
+    """Pre-registered targets: the group holds the standby addresses and `keep` (the node's live address).
+
+    Nothing changes in the steady state; see standby.settle_targets for what does.
+    """
+    assert node.config is not None
+    c = run.clients
+    wanted = standby.addresses(standby.standby_interfaces(c.ec2, run.settings.vpc_id, node.node_id))
+    registered, deregistered = standby.settle_targets(
+        c.elbv2, node.config.target_group_arn, keep=wanted | ({keep} if keep else set())
+    )
+    if registered or deregistered:
+        logger.info("target group settled", extra={"registered": registered, "deregistered": deregistered})
 
 
 def _earlier_launch(
@@ -896,7 +946,12 @@ def _fail(
     config = node.config
     assert config is not None
     # Replacements that died while pending were registered at launch: their dead IPs must not stay.
-    aws.clear_target_group(run.clients.elbv2, config.target_group_arn, keep=source.get("PrivateIpAddress"))
+    if config.preregistered:
+        _settle_preregistered(run, node, keep=source.get("PrivateIpAddress"))
+    else:
+        aws.clear_target_group(
+            run.clients.elbv2, config.target_group_arn, keep=source.get("PrivateIpAddress")
+        )
     switch.timeline["failed"] = state.iso(now)
     run.notify(contract.SWITCH_FAILED_DETAIL_TYPE, _notice(switch))
     metrics.add_metric(name=contract.METRIC_SWITCH_FAILED, unit=MetricUnit.Count, value=1)
@@ -926,6 +981,7 @@ def _notice(switch: state.SwitchRecord) -> dict[str, Any]:
         "source_az": switch.source_az,
         "replacement_instance_id": switch.replacement_instance_id,
         "replacement_az": switch.replacement_az,
+        "replacement_interface_id": switch.replacement_interface_id,
         "az_errors": switch.az_errors,
         "error": switch.error,
         "timeline": switch.timeline,

@@ -11,7 +11,7 @@ from moto import mock_aws
 
 from bench.deployment_config import DeployedConfigError, TargetGroupHealth, from_templates
 from bench.latency_model import LatencyModel
-from bench.peers import PEERS, PENDING, PeerInput, auto_scaling_group, ec2_automatic_recovery
+from bench.peers import MEASURED, PEERS, PeerInput, auto_scaling_group, ec2_automatic_recovery
 from bench.rto_model import CASES, detect, unhealthy_time
 from bench.stats import median_interval, ratio_interval
 
@@ -143,10 +143,15 @@ def test_peers_replay_the_switchers_failure_for_the_same_seed() -> None:
         assert asg > found.source_stopping_at + model["load_balancer.nlb.registration_delay"].low
 
 
-def test_the_pending_variant_is_labelled_as_modeled_not_measured() -> None:
-    pending = [peer for peer in PEERS if peer.key == "swr_preregistered"]
-    assert len(pending) == 1 and pending[0].evidence == PENDING
-    assert "pending" in PENDING and "modeled" in PENDING
+def test_the_preregistered_variant_is_its_own_measured_switcher_run() -> None:
+    (peer,) = [peer for peer in PEERS if peer.key == "swr_preregistered"]
+    assert peer.evidence == MEASURED
+    inp = _input("app_fault", "nlb", 1)
+    own = SimpleNamespace(rto={"nlb": 42.0})
+    assert (
+        peer.recover(PeerInput(**{**inp.__dict__, "runs": {**inp.runs, "swr_preregistered": own}})).rto
+        == 42.0
+    )
 
 
 def test_a_failed_target_turns_unhealthy_after_threshold_failed_checks() -> None:

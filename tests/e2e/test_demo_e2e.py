@@ -15,7 +15,7 @@ INVARIANTS = (
     "switch succeeded",
     "replacement in another AZ",
     "source terminated",
-    "target group holds only the replacement",
+    "replacement serves on a pre-registered address",  # the default config's nodes (targets: preregistered)
     "both alarms moved to the replacement",
     "EFS ids in the launch template unchanged",
     "record ACTIVE on the replacement",

@@ -54,6 +54,8 @@ from moto.ec2.models import EC2Backend
 from moto.ec2.models.instances import StateReason
 from switcher.contract import TAG_VPC
 
+from swr_local.gaps import network_interface_gaps
+
 #: Read-only API prefixes: anything else counts as a mutation.
 READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Query", "Scan", "BatchGet")
 
@@ -202,7 +204,7 @@ class FaultInjector:
     def fail_in_subnets(self, subnet_ids: set[str], code: str = "InsufficientInstanceCapacity") -> Fault:
         """RunInstances into any of these subnets fails with a capacity error (always)."""
         return self.fail(
-            "ec2", "RunInstances", code, times=10**6, when=lambda r: r._get_param("SubnetId") in subnet_ids
+            "ec2", "RunInstances", code, times=10**6, when=lambda r: _launch_subnet(r) in subnet_ids
         )
 
     def die_while_pending(self, subnet_ids: set[str]) -> None:
@@ -225,6 +227,18 @@ class FaultInjector:
                 fault.injected += 1
                 return fault
         return None
+
+
+def _launch_subnet(response: BaseResponse) -> str | None:
+    """The subnet a RunInstances request launches into: SubnetId, or that of the interface it is given."""
+    subnet_id = response._get_param("SubnetId")
+    if subnet_id:
+        return str(subnet_id)
+    backend: Any = getattr(response, "ec2_backend")  # noqa: B009 - EC2 responses only
+    for nic in response._get_param("NetworkInterfaces", []):
+        if nic.get("NetworkInterfaceId") and int(nic.get("DeviceIndex", 0)) == 0:
+            return str(backend.get_network_interface(nic["NetworkInterfaceId"]).subnet.id)
+    return None
 
 
 def _instance_tags(response: BaseResponse, instance_id: str) -> dict[str, str]:
@@ -266,7 +280,15 @@ _dynamodb_lock = threading.Lock()
 
 @contextmanager
 def aws_faults() -> Iterator[FaultInjector]:
-    """Patch moto for the duration: fault injection, ClientToken idempotency, atomic DynamoDB writes."""
+    """Patch moto for the duration: fault injection, ClientToken idempotency, atomic DynamoDB writes, and
+    moto's network-interface gaps (`swr_local.gaps.network_interface_gaps`, patched first so that the token
+    replay below answers before them)."""
+    with network_interface_gaps(), _aws_faults() as injector:
+        yield injector
+
+
+@contextmanager
+def _aws_faults() -> Iterator[FaultInjector]:
     injector = FaultInjector()
     original_call_action = BaseResponse.call_action
     original_run_instances = EC2Backend.run_instances

@@ -130,6 +130,11 @@ class StateView:
         """describe_subnets of one subnet."""
         return dict(self.ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0])
 
+    def network_interface(self, interface_id: str) -> dict[str, Any]:
+        """describe_network_interfaces of one interface."""
+        found = self.ec2.describe_network_interfaces(NetworkInterfaceIds=[interface_id])
+        return dict(found["NetworkInterfaces"][0])
+
     def security_group_vpc(self, group_id: str) -> str:
         """The VPC of a security group."""
         return str(self.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]["VpcId"])
@@ -256,6 +261,18 @@ def run_instances(params: Mapping[str, Any], view: StateView) -> list[Authorizat
     groups, groups_from_lt = pick("SecurityGroupIds")
     subnet_id, subnet_from_lt = pick("SubnetId")
     profile, _ = pick("IamInstanceProfile")
+    # An existing interface as device 0 (pre-registered targets): it brings its subnet and groups
+    # ("RunInstances": no SubnetId/SecurityGroupIds beside NetworkInterfaces). Its subnet and groups are
+    # evaluated as if named in the request (conservative: the policy must allow them either way).
+    existing = [
+        n
+        for n in params.get("NetworkInterfaces", [])
+        if n.get("NetworkInterfaceId") and not n.get("DeviceIndex")
+    ]
+    existing_interface = view.network_interface(existing[0]["NetworkInterfaceId"]) if existing else None
+    if existing_interface is not None:
+        subnet_id, subnet_from_lt = existing_interface["SubnetId"], False
+        groups, groups_from_lt = [g["GroupId"] for g in existing_interface["Groups"]], False
     if not subnet_id:
         raise NotImplementedError("RunInstances without a subnet (default VPC) is not modelled")
     # A launch template's tag specifications are for what a launch creates ("LaunchTemplateTagSpecification:
@@ -303,13 +320,24 @@ def run_instances(params: Mapping[str, Any], view: StateView) -> list[Authorizat
         "ec2:Vpc": vpc_arn,
         "ec2:AvailabilityZone": az,
     }
+    interface_arn = view.arn("ec2", "network-interface", "*")
+    if existing_interface is not None:
+        # The reference lists no ec2:ResourceTag key for RunInstances on network-interface: an existing
+        # interface is identified by its ARN and ec2:NetworkInterfaceID, not by its tags.
+        interface_id = str(existing_interface["NetworkInterfaceId"])
+        interface_arn = view.arn("ec2", "network-interface", interface_id)
+        interface = {
+            **in_template,
+            "ec2:Subnet": subnet_arn,
+            "ec2:Vpc": vpc_arn,
+            "ec2:AvailabilityZone": az,
+            "ec2:NetworkInterfaceID": interface_id,
+        }
     image = view.image(str(image_id))
     auths = [
         Authorization("ec2:RunInstances", "instance", view.arn("ec2", "instance", "*"), instance),
         Authorization("ec2:RunInstances", "volume", view.arn("ec2", "volume", "*"), volume),
-        Authorization(
-            "ec2:RunInstances", "network-interface", view.arn("ec2", "network-interface", "*"), interface
-        ),
+        Authorization("ec2:RunInstances", "network-interface", interface_arn, interface),
         Authorization(
             "ec2:RunInstances",
             "subnet",
@@ -424,6 +452,35 @@ def modify_instance_attribute(params: Mapping[str, Any], view: StateView) -> lis
     return auths
 
 
+def modify_network_interface_attribute(params: Mapping[str, Any], view: StateView) -> list[Authorization]:
+    """The interface (with its tags, subnet, VPC and AZ) and each group it is given ("Actions, resources,
+    and condition keys for Amazon EC2": ModifyNetworkInterfaceAttribute, network-interface required,
+    security-group for the groups)."""
+    interface_id = params["NetworkInterfaceId"]
+    described = view.network_interface(interface_id)
+    subnet = view.subnet(described["SubnetId"])
+    context = {
+        **_ec2_resource_tags(view, interface_id),
+        "ec2:Subnet": view.arn("ec2", "subnet", described["SubnetId"]),
+        "ec2:Vpc": view.arn("ec2", "vpc", subnet["VpcId"]),
+        "ec2:AvailabilityZone": subnet["AvailabilityZone"],
+        "ec2:NetworkInterfaceID": interface_id,
+    }
+    auths = [
+        Authorization(
+            "ec2:ModifyNetworkInterfaceAttribute",
+            "network-interface",
+            view.arn("ec2", "network-interface", interface_id),
+            context,
+        )
+    ]
+    auths += [
+        _security_group_auth("ec2:ModifyNetworkInterfaceAttribute", view, g, from_template=False)
+        for g in params.get("Groups", [])
+    ]
+    return auths
+
+
 def _per_instance(action: str) -> Rule:
     return lambda params, view: [_instance_auth(action, view, i) for i in params["InstanceIds"]]
 
@@ -532,6 +589,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("ec2", "RunInstances"): run_instances,
     ("ec2", "CreateTags"): create_tags,
     ("ec2", "ModifyInstanceAttribute"): modify_instance_attribute,
+    ("ec2", "ModifyNetworkInterfaceAttribute"): modify_network_interface_attribute,
+    ("ec2", "DescribeNetworkInterfaces"): _no_resource("ec2:DescribeNetworkInterfaces"),
     ("ec2", "StopInstances"): _per_instance("ec2:StopInstances"),
     ("ec2", "TerminateInstances"): _per_instance("ec2:TerminateInstances"),
     ("ec2", "DescribeInstances"): _no_resource("ec2:DescribeInstances"),

@@ -33,14 +33,14 @@ from tests.helpers.iam_requests import (
     to_request,
 )
 from tests.helpers.iam_templates import ACCOUNT, Deployment
-from tests.helpers.world import REGION, World, build_world
+from tests.helpers.world import AZS, REGION, World, build_world
 from tests.helpers.world import session as shared_session
 
 SWITCHER_HANDLER = "switcher.handler.lambda_handler"
 #: Where the IAM coverage test leaves the operations it covered, for the end of the pytest output (one
 #: module defines it: conftest and test modules may be imported under two names).
 COVERAGE_KEY = pytest.StashKey[list[str]]()
-#: The VPC and node of the synthesized config that the world stands for.
+#: The VPC and (by default) node of the synthesized config that the world stands for.
 VPC_NAME = "prod"
 NODE_ID = "1"
 
@@ -279,14 +279,27 @@ def _single_ref(value: Any) -> str:
     return str(logical)
 
 
-def build_iam_world(templates: dict[str, dict[str, Any]], *, order: str = "swr") -> IamWorld:
-    """Build the switcher world and bind the synthesized VPC stack's resources to it."""
-    world = build_world(vpc_name=VPC_NAME, order=order)
-    session = shared_session()
+def build_iam_world(
+    templates: dict[str, dict[str, Any]], *, order: str = "swr", node_id: str = NODE_ID
+) -> IamWorld:
+    """Build the switcher world and bind the synthesized VPC stack's resources (of node `node_id`) to it.
+
+    A node with pre-registered targets gets its standby interfaces in the world (swr_local.world), bound
+    to the template's, so the policy's interface ARNs resolve to them."""
     deployment = Deployment(templates=templates, region=REGION)
     (vpc_stack,) = [name for name in templates if name.endswith(f"-{VPC_NAME}")]
-    (regional,) = [name for name in templates if name != vpc_stack]
     d = deployment
+    (props,) = [
+        r["Properties"]
+        for _, r in d.resources(vpc_stack, contract.NODE_RESOURCE_TYPE)
+        if r["Properties"][contract.PROP_NODE_ID] == node_id
+    ]
+    preregistered = props.get(contract.PROP_TARGETS) == contract.TARGETS_PREREGISTERED
+    world = build_world(
+        vpc_name=VPC_NAME, order=order, standby_nodes=(int(node_id),) if preregistered else ()
+    )
+    session = shared_session()
+    (regional,) = [name for name in templates if name != vpc_stack]
 
     # The switcher: its environment names the resources each setting is.
     (function,) = [
@@ -319,15 +332,21 @@ def build_iam_world(templates: dict[str, dict[str, Any]], *, order: str = "swr")
     switcher_arn = f"arn:aws:iam::{ACCOUNT}:role/swr-{VPC_NAME}-switcher"
     d.bind(vpc_stack, switcher_role, Arn=switcher_arn)
 
-    # Node 1: its provisioning properties name its launch template and target group.
-    (props,) = [
-        r["Properties"]
-        for _, r in d.resources(vpc_stack, contract.NODE_RESOURCE_TYPE)
-        if r["Properties"][contract.PROP_NODE_ID] == NODE_ID
-    ]
+    # The node: its provisioning properties name its launch template and target group.
     template_logical = _single_ref(props[contract.PROP_LAUNCH_TEMPLATE_ID])
     target_group = _single_ref(props[contract.PROP_TARGET_GROUP_ARN])
-    d.bind(vpc_stack, target_group, Ref=world.target_group_arn)
+    target_group_arn = world.target_group_for(int(node_id))
+    d.bind(vpc_stack, target_group, Ref=target_group_arn)
+    if preregistered:
+        # Its standby interfaces, in the order of the tagged subnets (one per AZ of the config).
+        interfaces = [
+            logical
+            for logical, r in d.resources(vpc_stack, "AWS::EC2::NetworkInterface")
+            if {"Key": contract.TAG_STANDBY_NODE, "Value": node_id} in r["Properties"].get("Tags", [])
+        ]
+        standby = world.standby_interfaces[int(node_id)]
+        for logical, az in zip(sorted(interfaces), AZS, strict=True):
+            d.bind(vpc_stack, logical, Ref=standby[az])
     lt = d.resource(vpc_stack, template_logical)["Properties"]
     data = lt["LaunchTemplateData"]
     profile_logical = _single_ref(data["IamInstanceProfile"]["Arn"])
@@ -335,7 +354,7 @@ def build_iam_world(templates: dict[str, dict[str, Any]], *, order: str = "swr")
     node_role = _single_ref(role_ref)
     iam = session.client("iam")
     node_arn = iam.create_role(
-        RoleName=f"swr-{VPC_NAME}-node-{NODE_ID}-{world.launch_template_id}",
+        RoleName=f"swr-{VPC_NAME}-node-{node_id}-{world.launch_template_id}",
         AssumeRolePolicyDocument=json.dumps(
             d.resource(vpc_stack, node_role)["Properties"]["AssumeRolePolicyDocument"]
         ),
@@ -344,18 +363,20 @@ def build_iam_world(templates: dict[str, dict[str, Any]], *, order: str = "swr")
     iam.add_role_to_instance_profile(InstanceProfileName=profile_name, RoleName=node_arn.rsplit("/", 1)[-1])
     d.bind(vpc_stack, node_role, Arn=node_arn)
     d.bind(vpc_stack, profile_logical, Arn=world.profile_arn)
-    for group in data["SecurityGroupIds"]:
+    for group in data.get("SecurityGroupIds", []):
         d.bind(vpc_stack, _single_ref(group), GroupId=world.app_sg)
     resolved = d.resolve(data, vpc_stack)
     user_data = resolved.pop("UserData")
     resolved["UserData"] = base64.b64encode(user_data.encode()).decode()
     template_id = world.clients.ec2.create_launch_template(
-        LaunchTemplateName=f"swr-{VPC_NAME}-{NODE_ID}-{world.launch_template_id}",
+        LaunchTemplateName=f"swr-{VPC_NAME}-{node_id}-{world.launch_template_id}",
         LaunchTemplateData=resolved,
         TagSpecifications=d.resolve(lt.get("TagSpecifications", []), vpc_stack),
     )["LaunchTemplate"]["LaunchTemplateId"]
     d.bind(vpc_stack, template_logical, Ref=template_id, LatestVersionNumber="1")
-    world = replace(world, launch_template_id=template_id)
+    world = replace(
+        world, **{"standby_launch_template_id" if preregistered else "launch_template_id": template_id}
+    )
 
     view = StateView(
         ec2=session.client("ec2"),
@@ -377,7 +398,7 @@ def build_iam_world(templates: dict[str, dict[str, Any]], *, order: str = "swr")
         user_data=user_data,
         node_target_group=target_group,
     )
-    iam_world.tag_target_group(world.target_group_arn)
+    iam_world.tag_target_group(target_group_arn)
     for client in each_client(world.clients):
         client.meta.events.register("before-parameter-build", iam_world._on_call)
     return iam_world

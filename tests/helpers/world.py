@@ -140,11 +140,20 @@ class World(local_world.World):
         return run_event(event, clients=self.clients, settings=settings, now=self.now, **kwargs)
 
 
-def build_world(*, endpoint_url: str | None = None, vpc_name: str = "prod", order: str = "swr") -> World:
-    """Create the world's AWS resources (`swr_local.world`) and record every call the switcher makes."""
+def build_world(
+    *,
+    endpoint_url: str | None = None,
+    vpc_name: str = "prod",
+    order: str = "swr",
+    standby_nodes: tuple[int, ...] = (),
+) -> World:
+    """Create the world's AWS resources (`swr_local.world`) and record every call the switcher makes.
+
+    standby_nodes: nodes with pre-registered targets (their own target group and standby interfaces)."""
     base = local_world.build_world(
         endpoint_url=endpoint_url,
         vpc_name=vpc_name,
+        standby_nodes=standby_nodes,
         switch_order=order,
         waiter_delay_seconds=0.01,
         waiter_max_attempts=5,

@@ -22,7 +22,8 @@ from tests.helpers.iam_world import COVERAGE_KEY  # noqa: E402
 from tests.helpers.world import AZS, IMAGE_ID, REGION  # noqa: E402
 
 #: The config the IAM world stands for: the test world's region, AZs and image; node 1 with a key pair
-#: and a data EFS (every kind of resource a launch can name), node 2 an ALB node watching RMS.
+#: and a data EFS (every kind of resource a launch can name) and on_switch targets, node 2 an ALB node
+#: watching RMS, with pre-registered targets (the default).
 IAM_CONFIG: dict[str, Any] = {
     "switch_order": "swr",
     "regions": [
@@ -40,6 +41,7 @@ IAM_CONFIG: dict[str, Any] = {
                             "instance_type": "t3.small",
                             "key_pair": "swr-iam-key",
                             "lb": "nlb",
+                            "targets": "on_switch",
                             "listener_ports": [80],
                             "target_port": 8080,
                             "user_data_efs": True,

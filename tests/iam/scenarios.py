@@ -14,7 +14,7 @@ from switcher import contract, provision, state
 
 from tests.helpers.aws_faults import FaultInjector
 from tests.helpers.iam_world import IamWorld
-from tests.helpers.world import IMAGE_ID
+from tests.helpers.world import AZS, IMAGE_ID
 
 Scenario = Callable[[IamWorld, FaultInjector], None]
 
@@ -216,6 +216,23 @@ def reconcile_sweeps(iw: IamWorld, faults: FaultInjector) -> None:
     assert w.node(1).current_instance_id != source
 
 
+def preregistered_switch_and_back(iw: IamWorld, faults: FaultInjector) -> None:
+    """Pre-registered targets (node 2): the first instance runs on a standby interface, a switch moves the
+    node onto another AZ's, a second one back onto the first interface, whose groups the fence changed."""
+    w = iw.world
+    source = _provision(iw, 2)
+    w.clients.ec2.stop_instances(InstanceIds=[source])  # the failure (harness)
+    assert _switch(iw, "ec2_state_stopping", source, 2) == "SUCCEEDED"
+    replacement = w.node(2).current_instance_id
+    assert replacement is not None
+    azs = {w.instance(i)["Placement"]["AvailabilityZone"] for i in (source, replacement)}
+    faults.fail_in_subnets({w.subnets[az] for az in AZS if az not in azs})
+    w.advance(60)
+    w.clients.ec2.stop_instances(InstanceIds=[replacement])
+    assert _switch(iw, "ec2_state_stopping", replacement, 2) == "SUCCEEDED"
+    assert w.instance(w.node(2).current_instance_id or "")["Placement"] == w.instance(source)["Placement"]
+
+
 SCENARIOS: dict[str, tuple[Scenario, str]] = {
     "provisioning-create": (provisioning_create, "swr"),
     "switch-on-stop": (switch_on_stop, "swr"),
@@ -230,4 +247,8 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
     "flap-guard-hold": (flap_guard_hold, "swr"),
     "operator-hold-and-skips": (operator_hold_and_skips, "swr"),
     "reconcile-sweeps": (reconcile_sweeps, "swr"),
+    "preregistered-switch-and-back": (preregistered_switch_and_back, "swr"),
 }
+#: The node of the synthesized config a scenario's world stands for (default "1": on_switch targets; node 2
+#: has pre-registered targets).
+SCENARIO_NODE: dict[str, str] = {"preregistered-switch-and-back": "2"}

@@ -20,7 +20,7 @@ from tests.helpers.aws_faults import FaultInjector
 from tests.helpers.iam_requests import _key_allowed, sar_action
 from tests.helpers.iam_templates import Deployment
 from tests.helpers.iam_world import COVERAGE_KEY, IamWorld, build_iam_world
-from tests.iam.scenarios import SCENARIOS
+from tests.iam.scenarios import SCENARIO_NODE, SCENARIOS
 
 SWITCHER_SOURCE = Path(__file__).resolve().parents[2] / "lambda_src" / "switcher"
 #: The switcher's boto3 clients (switcher/clients.py) and their services.
@@ -36,7 +36,7 @@ def runs(iam_templates: dict[str, dict[str, Any]], moto_iam: FaultInjector) -> d
     for name, (scenario, order) in SCENARIOS.items():
         moto_iam.faults.clear()
         moto_iam.dying_subnets.clear()
-        iw = build_iam_world(iam_templates, order=order)
+        iw = build_iam_world(iam_templates, order=order, node_id=SCENARIO_NODE.get(name, "1"))
         scenario(iw, moto_iam)
         out[name] = iw
     moto_iam.faults.clear()

@@ -458,3 +458,24 @@ def test_a_yaml_syntax_error_names_the_file_and_line_not_a_unicode_string(tmp_pa
     with pytest.raises(ConfigError) as raised:
         load_config_file(bad_json)
     assert (raised.value.source, raised.value.line) == (str(bad_json), 3)
+
+
+def test_targets_default_to_preregistered_the_global_key_applies_and_a_node_overrides_it():
+    assert {n.targets for n in parse_config(_config()).regions[0].vpcs[0].nodes} == {"preregistered"}
+    raw = _config()
+    raw["targets"] = "on_switch"
+    _node(raw, 1)["targets"] = "preregistered"
+    nodes = parse_config(raw).regions[0].vpcs[0].nodes
+    assert [n.targets for n in nodes[:2]] == ["on_switch", "preregistered"]
+
+
+def test_an_unknown_targets_mode_is_named_with_its_path():
+    raw = _config()
+    _node(raw)["targets"] = "pre-registered"
+    assert (
+        "nodes[0].targets: unknown targets mode 'pre-registered' (expected preregistered|on_switch)"
+        in _fails(raw)
+    )
+    raw = _config()
+    raw["targets"] = True
+    assert "targets: unknown targets mode True" in _fails(raw)

@@ -446,6 +446,7 @@ def test_node_custom_resource_has_exactly_the_contract_properties_and_waits_for_
             contract.PROP_LAUNCH_TEMPLATE_VERSION,
             contract.PROP_TARGET_GROUP_ARN,
             contract.PROP_MONITOR_PROCESS,
+            contract.PROP_TARGETS,
         }
         assert isinstance(props[contract.PROP_NODE_ID], str) and props[contract.PROP_NODE_ID].isdigit()
         assert props[contract.PROP_VPC_NAME] == "prod"
@@ -454,6 +455,8 @@ def test_node_custom_resource_has_exactly_the_contract_properties_and_waits_for_
         depends = resource["DependsOn"]
         kinds = {template["Resources"][d]["Type"] for d in depends}
         assert {"AWS::EFS::MountTarget", "AWS::EC2::VPCEndpoint", "AWS::IAM::Policy"} <= kinds
+        # Pre-registered targets: the first instance is launched on a standby interface.
+        assert "AWS::EC2::NetworkInterface" in kinds
     monitor = sorted(r["Properties"][contract.PROP_MONITOR_PROCESS] for r in resources.values())
     assert monitor == ["rms", "swr-monitor", "swr-monitor"]
 
@@ -507,3 +510,38 @@ def test_node_custom_resource_fails_soon_after_a_killed_switcher_invocation(mult
     timeout = function["Properties"]["Timeout"]
     for resource in _resources(template, contract.NODE_RESOURCE_TYPE).values():
         assert int(resource["Properties"]["ServiceTimeout"]) == timeout + 60 < 3600
+
+
+def test_preregistered_nodes_get_a_tagged_standby_interface_per_az_registered_and_nothing_else(multi_app):
+    template = multi_app.raw[vpc_stack_name("eu-west-1", "prod")]  # 3 AZs, 3 nodes, default targets
+    resources = template["Resources"]
+    interfaces = _resources(template, "AWS::EC2::NetworkInterface")
+    granted = [
+        s
+        for policy in _resources(template, "AWS::IAM::Policy").values()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "LaunchOnStandbyInterfaces"
+    ]
+    (launch_on,) = granted
+    launchable = sorted(
+        part["Ref"]
+        for arn in launch_on["Resource"]
+        for part in arn["Fn::Join"][1]
+        if isinstance(part, dict)
+        if part.get("Ref", "").startswith("Node")
+    )
+    assert launchable == sorted(interfaces)  # exactly the standby interfaces, by ARN
+    nodes = _resources(template, contract.NODE_RESOURCE_TYPE).values()
+    for node in nodes:
+        props = node["Properties"]
+        assert props[contract.PROP_TARGETS] == contract.TARGETS_PREREGISTERED
+        tag = {"Key": contract.TAG_STANDBY_NODE, "Value": props[contract.PROP_NODE_ID]}
+        mine = {k: v["Properties"] for k, v in interfaces.items() if tag in v["Properties"]["Tags"]}
+        assert len({json.dumps(p["SubnetId"]) for p in mine.values()}) == len(mine) == 3  # one per AZ
+        assert all({"Key": contract.TAG_VPC, "Value": "prod"} in p["Tags"] for p in mine.values())
+        group = resources[props[contract.PROP_TARGET_GROUP_ARN]["Ref"]]["Properties"]
+        assert sorted(t["Id"]["Fn::GetAtt"] for t in group["Targets"]) == sorted(
+            [logical, "PrimaryPrivateIpAddress"] for logical in mine
+        )
+        data = resources[props[contract.PROP_LAUNCH_TEMPLATE_ID]["Ref"]]["Properties"]["LaunchTemplateData"]
+        assert "SecurityGroupIds" not in data  # the interface carries them (EC2 refuses both)

@@ -74,10 +74,13 @@ PROPERTY_NAMES = st.sampled_from(
         contract.PROP_LAUNCH_TEMPLATE_VERSION,
         contract.PROP_TARGET_GROUP_ARN,
         contract.PROP_MONITOR_PROCESS,
+        contract.PROP_TARGETS,
         "ServiceToken",
     ]
 )
-PROPERTY_VALUES = JSON_VALUES | st.sampled_from(["1", "01", "\u00b2", "\u0661", "rms", "swr-monitor", "lt-1"])
+PROPERTY_VALUES = JSON_VALUES | st.sampled_from(
+    ["1", "01", "\u00b2", "\u0661", "rms", "swr-monitor", "lt-1", *contract.TARGETS_MODES]
+)
 
 
 @settings(max_examples=150, deadline=None, database=None)
@@ -91,6 +94,7 @@ def test_any_properties_parse_or_name_what_is_wrong(props: Any) -> None:
     assert isinstance(parsed, NodeProperties)
     assert contract.parse_node_id(str(parsed.node_id)) == parsed.node_id
     assert parsed.config.monitor_process in contract.MONITOR_PROCESS_PATTERNS
+    assert parsed.config.targets in contract.TARGETS_MODES
 
 
 @pytest.mark.parametrize("node_id", ["01", "\u0661", "\u00b2", "1.0", "0x1"])
@@ -104,3 +108,18 @@ def test_a_non_canonical_node_id_property_is_refused_by_name(node_id: str) -> No
     }
     with pytest.raises(PropertyError, match=contract.PROP_NODE_ID):
         parse_properties(props)
+
+
+def test_the_targets_property_is_on_switch_when_absent_and_refused_by_name_when_unknown() -> None:
+    props = {
+        contract.PROP_NODE_ID: "1",
+        contract.PROP_VPC_NAME: "prod",
+        contract.PROP_LAUNCH_TEMPLATE_ID: "lt-1",
+        contract.PROP_LAUNCH_TEMPLATE_VERSION: "1",
+        contract.PROP_TARGET_GROUP_ARN: "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/x/y",
+    }
+    # A stack written before the property existed deployed its node without standby interfaces.
+    assert parse_properties(props).config.targets == contract.TARGETS_ON_SWITCH
+    assert parse_properties({**props, contract.PROP_TARGETS: "preregistered"}).config.preregistered
+    with pytest.raises(PropertyError, match=f"{contract.PROP_TARGETS}='standby'"):
+        parse_properties({**props, contract.PROP_TARGETS: "standby"})

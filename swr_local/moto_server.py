@@ -1,0 +1,23 @@
+"""`python -m swr_local.moto_server [moto.server arguments]`: moto's server with `swr_local.gaps` applied.
+
+The emulator's own-process server (the benchmarks) runs this instead of `python -m moto.server`, so that
+moto behaves as AWS does where the switcher relies on it (gaps.network_interface_gaps) in that process too.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from moto.server import main
+
+from swr_local.gaps import network_interface_gaps
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Serve moto with the gaps patched until the process is terminated."""
+    with network_interface_gaps():
+        main(argv)
+
+
+if __name__ == "__main__":
+    run(sys.argv[1:])
