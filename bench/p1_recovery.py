@@ -15,6 +15,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from bench import levers
 from bench.deployment_config import DeployedConfig, load_deployed
 from bench.harness import deployment
 from bench.latency_model import LatencyModel
@@ -242,7 +243,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     args = parser.parse_args(argv)
     model, deployed = LatencyModel.load(), load_deployed()
-    node_ids = list(range(1, args.runs * len(CASES) * len(ORDERS) + 1))
+    lever_seeds = [BASE_SEED + index * 10 + CASES.index(levers.CASE) for index in range(args.runs)]
+    node_ids = list(
+        range(1, args.runs * len(CASES) * len(ORDERS) + levers.runs_needed(deployed, len(lever_seeds)) + 1)
+    )
     began = time.perf_counter()
     runs: list[SwitchRun] = []
     with deployment(node_ids, deployed.health("nlb")) as deployed_world:
@@ -254,6 +258,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     # Same seed for both orders: identical detection draws, so the pair differs by order only.
                     seed = BASE_SEED + index * 10 + CASES.index(case)
                     runs.append(runner.run(node_id=next(next_node), case=case, order=order, seed=seed))
+        lever_table = levers.run_levers(
+            runner, model=model, deployed=deployed, seeds=lever_seeds, next_node=next_node
+        )
     cases = aggregate(runs, deployed)
     payload = {
         "benchmark": "p1_recovery",
@@ -269,6 +276,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "peers": peer_table(runs, model, deployed),
         "peer_evidence": {peer.key: peer.evidence for peer in PEERS},
         "verdict": verdict(cases),
+        "levers": lever_table,
         "model": model.sources_table(),
     }
     path = write_result("p1_recovery", payload)
@@ -283,6 +291,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 else:
                     cells.append(f"{key} -")
             print(f"  {case:14s} {lb}: " + ", ".join(cells))
+    for row in lever_table["rows"]:
+        rto, gain = row["rto_median"], row["gain_median_s"]
+        print(
+            f"  lever {row['key']:10s} RTO {rto['value']:.1f} s [{rto['low']:.1f}-{rto['high']:.1f}], "
+            f"gain {gain['value']:.1f} s"
+        )
     return payload
 
 
