@@ -181,7 +181,7 @@ class MonitorCheck:
 @cache
 def monitor_check(path: Path = MONITOR_CONFIG_PATH) -> MonitorCheck:
     """The first check of the shipped monitor configuration (every check of it shares the cadence)."""
-    from agent_config import swr_monitor
+    from swr_agent import swr_monitor
 
     config = swr_monitor.parse_config(
         path.read_text(encoding="utf-8"), source=str(path), env={"SWR_NODE_ID": "bench"}

@@ -39,7 +39,7 @@ def test_the_monitor_confirms_a_failure_after_threshold_failed_checks() -> None:
 
 
 def test_the_bench_detects_with_the_monitor_configuration_a_node_ships_with() -> None:
-    from agent_config import swr_monitor
+    from swr_agent import swr_monitor
 
     shipped = monitor_check()
     assert (shipped.interval_seconds, shipped.threshold) == (
