@@ -130,6 +130,8 @@ def test_the_lever_section_lists_every_row_and_names_the_dominant_piece() -> Non
             "runs": 5,
             "rto_median": estimate,
             "gain_median_s": estimate,
+            "gain_mean_s": 1.0,
+            "app_up_gain_median_s": estimate,
             "gate_wait_median_s": 0.0,
         }
         for row in levers.rows(_deployed(5), monitor_check())
