@@ -1,9 +1,14 @@
-"""What swr deploys, read from the synthesized CloudFormation template (`python app.py`).
+"""What swr deploys, read from the synthesized CloudFormation template (`python app.py`) and the
+on-instance monitor's shipped configuration.
 
 The target group's health check, its deregistration delay and the switcher's reserved concurrency
 are configuration, not AWS behaviour. The benchmarks read them from the template the CDK app
 synthesizes from the default config (cdk.json), so the modeled recovery uses exactly what a deploy
 would create; the latency model carries no copy of them.
+
+The on-instance monitor's check interval and failure threshold are configuration too: they are read
+from the configuration every node gets (agent_config/monitor.conf.example, which install.sh copies to
+/etc/swr/monitor.conf), parsed by swr-monitor's own parser.
 
 `make bench` synthesizes once and hands the directory to every benchmark (SWR_BENCH_CDK_OUT); a
 benchmark run alone synthesizes into a temporary directory itself.
@@ -18,6 +23,7 @@ import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +37,10 @@ FUNCTION_TYPE = "AWS::Lambda::Function"
 #: Target-group protocols of a Network Load Balancer; any other protocol is an ALB's.
 NLB_PROTOCOLS = frozenset({"TCP", "UDP", "TCP_UDP", "TLS"})
 DEREGISTRATION_DELAY_KEY = "deregistration_delay.timeout_seconds"
+
+
+#: The monitor configuration a node gets unless its operator writes another one.
+MONITOR_CONFIG_PATH = REPO_ROOT / "agent_config" / "monitor.conf.example"
 
 
 class DeployedConfigError(ValueError):
@@ -47,6 +57,8 @@ class TargetGroupHealth:
     healthy_threshold: int
     unhealthy_threshold: int
     deregistration_delay_seconds: int
+    #: None: not set in the template (AWS's default for the protocol applies).
+    timeout_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,9 @@ def from_templates(templates: Iterable[tuple[str, dict[str, Any]]]) -> DeployedC
                 healthy_threshold=_required_int(props, "HealthyThresholdCount", where),
                 unhealthy_threshold=_required_int(props, "UnhealthyThresholdCount", where),
                 deregistration_delay_seconds=int(attributes[DEREGISTRATION_DELAY_KEY]),
+                timeout_seconds=(
+                    int(props["HealthCheckTimeoutSeconds"]) if "HealthCheckTimeoutSeconds" in props else None
+                ),
             )
     if len(concurrency) != 1:
         raise DeployedConfigError(
@@ -151,3 +166,28 @@ def load_deployed() -> DeployedConfig:
     with tempfile.TemporaryDirectory(prefix="swr-bench-synth-") as outdir:
         synthesize(Path(outdir))
         return from_templates(_read_assembly(Path(outdir)))
+
+
+@dataclass(frozen=True)
+class MonitorCheck:
+    """The on-instance monitor's check: one attempt every `interval_seconds`, `threshold` consecutive
+    failures confirm a failure (swr-monitor's semantics)."""
+
+    interval_seconds: float
+    threshold: int
+    origin: str
+
+
+@cache
+def monitor_check(path: Path = MONITOR_CONFIG_PATH) -> MonitorCheck:
+    """The first check of the shipped monitor configuration (every check of it shares the cadence)."""
+    from swr_agent import swr_monitor
+
+    config = swr_monitor.parse_config(
+        path.read_text(encoding="utf-8"), source=str(path), env={"SWR_NODE_ID": "bench"}
+    )
+    cadences = {(check.interval, check.threshold) for check in config.checks}
+    if len(cadences) != 1:
+        raise DeployedConfigError(f"{path}: checks with different cadences {sorted(cadences)}: pick one")
+    interval, threshold = cadences.pop()
+    return MonitorCheck(interval_seconds=interval, threshold=threshold, origin=path.name)

@@ -127,11 +127,14 @@ def provision_nodes(deployment: Deployment, node_ids: list[int], *, now: float) 
 
 def health_check_options(health: TargetGroupHealth) -> dict[str, int]:
     """create_target_group arguments that give a target group the synthesized template's health check."""
-    return {
+    options = {
         "HealthCheckIntervalSeconds": health.interval_seconds,
         "HealthyThresholdCount": health.healthy_threshold,
         "UnhealthyThresholdCount": health.unhealthy_threshold,
     }
+    if health.timeout_seconds is not None:
+        options["HealthCheckTimeoutSeconds"] = health.timeout_seconds
+    return options
 
 
 @contextmanager

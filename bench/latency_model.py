@@ -26,7 +26,13 @@ DEFAULT_MODEL_PATH = Path(__file__).with_name("latency_model.json")
 KINDS = ("sourced", "assumption", "mixed")
 #: Keys that belong to the deployed config, not to the latency model.
 DEPLOYED_CONFIG_KEYS = frozenset(
-    {"health_check_interval", "healthy_threshold", "unhealthy_threshold", "deregistration_delay"}
+    {
+        "health_check_interval",
+        "healthy_threshold",
+        "unhealthy_threshold",
+        "deregistration_delay",
+        "app_monitor_check_interval",
+    }
 )
 _DATE = re.compile(r"^(\d{4}-\d{2}-\d{2}|accessed \d{4}-\d{2}-\d{2}|undated)$")
 
@@ -160,7 +166,8 @@ def _walk(prefix: str, node: Any, out: dict[str, Figure]) -> None:
         if key in DEPLOYED_CONFIG_KEYS:
             raise LatencyModelError(
                 f"{prefix}.{key}: health checks and the deregistration delay come from the synthesized "
-                "template (bench/deployment_config.py), not from the latency model"
+                "template, the monitor's check from its shipped configuration (bench/deployment_config.py), "
+                "not from the latency model"
             )
         _walk(f"{prefix}.{key}" if prefix else key, child, out)
 

@@ -16,6 +16,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from bench import levers
 from bench.deployment_config import DeployedConfig, load_deployed
 from bench.harness import deployment
 from bench.latency_model import LatencyModel
@@ -253,14 +254,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ((i, c, v) for i in range(args.runs) for c in CASES for v in VARIANTS), start=1
         )
     ]
-    node_ids = [node_id for node_id, *_ in planned]
-    standby = tuple(node_id for node_id, _, variant, _ in planned if variant in PREREGISTERED_VARIANTS)
+    lever_seeds = [BASE_SEED + index * 10 + CASES.index(levers.CASE) for index in range(args.runs)]
+    # The lever table runs the pre-registered product (levers.LEVER_VARIANT) on nodes of its own.
+    lever_nodes = list(
+        range(len(planned) + 1, len(planned) + levers.runs_needed(deployed, len(lever_seeds)) + 1)
+    )
+    node_ids = [node_id for node_id, *_ in planned] + lever_nodes
+    standby = (
+        *(node_id for node_id, _, variant, _ in planned if variant in PREREGISTERED_VARIANTS),
+        *lever_nodes,
+    )
     began = time.perf_counter()
     runs: list[SwitchRun] = []
     with deployment(node_ids, deployed.health("nlb"), standby_nodes=standby) as deployed_world:
         runner = SwitchRunner(deployed_world, model, deployed)
         for node_id, case, variant, seed in planned:
             runs.append(runner.run(node_id=node_id, case=case, order=variant, seed=seed))
+        lever_table = levers.run_levers(
+            runner, model=model, deployed=deployed, seeds=lever_seeds, next_node=iter(lever_nodes)
+        )
     cases = aggregate(runs, deployed)
     payload = {
         "benchmark": "p1_recovery",
@@ -276,6 +288,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "peers": peer_table(runs, model, deployed),
         "peer_evidence": {peer.key: peer.evidence for peer in PEERS},
         "verdict": verdict(cases),
+        "levers": lever_table,
         "model": model.sources_table(),
     }
     path = write_result("p1_recovery", payload)
@@ -290,6 +303,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 else:
                     cells.append(f"{key} -")
             print(f"  {case:14s} {lb}: " + ", ".join(cells))
+    for row in lever_table["rows"]:
+        rto, gain = row["rto_median"], row["gain_median_s"]
+        print(
+            f"  lever {row['key']:10s} RTO {rto['value']:.1f} s [{rto['low']:.1f}-{rto['high']:.1f}], "
+            f"gain {gain['value']:.1f} s"
+        )
     return payload
 
 

@@ -169,6 +169,55 @@ def p1_section(p1: dict[str, Any]) -> list[str]:
     chart = chart_path("app_fault", "nlb")
     if chart.exists():
         lines += [f"![Phases, vendor vs swr order]({chart.relative_to(BENCH_DIR).as_posix()})", ""]
+    if "levers" in p1:
+        lines += levers_section(p1["levers"])
+    return lines
+
+
+def levers_section(levers: dict[str, Any]) -> list[str]:
+    """The lever table (bench/levers.py): app fault behind an NLB with a pre-registered target."""
+    lines = [
+        "### Latency levers (app fault, NLB, pre-registered target)",
+        "",
+        f"{levers['rows'][0]['runs']} seeds per row, the same seeds in every row (the first row is the "
+        "reference; a gain is the per-seed difference to it). The RTO is quantized by the health check's "
+        "grid (a target turns healthy on a check), so a lever worth 2 s gains a whole interval in some "
+        "runs and nothing in others: its median gain is 0 or one interval, its mean gain the expected "
+        "value, and 'app up earlier by' the gain before the grid. The waiter delay is measured "
+        "(the real switcher runs with each delay); the monitor, the health check, the gated start and the "
+        "direct signal are computed from the same runs' phase timings and draws (`bench/levers.py`). "
+        "*All adopted* is the product as shipped: the health check from the synthesized template, the "
+        "waiter delay from the switcher's default, the monitor's check from its shipped configuration.",
+        "",
+        "| levers | health check | waiter | monitor | gated start | direct signal | RTO median [90 % CI] | "
+        "RTO gain, median [90 % CI] / mean | app up earlier by, median [90 % CI] |",
+        "|---|---|---:|---|---|---|---:|---:|---:|",
+    ]
+    for row in levers["rows"]:
+        lv = row["levers"]
+        title = f"**{row['title']}**" if row["kind"] == "adopted" else row["title"]
+        lines.append(
+            f"| {title} | {lv['health_check']} | {lv['waiter_delay_s']:g} s | {lv['monitor']} | "
+            f"{'yes' if lv['gated_start'] else 'no'} | {'yes' if lv['direct_signal'] else 'no'} | "
+            f"{_interval(row['rto_median'])} | {_interval(row['gain_median_s'])} / "
+            f"{_s(row['gain_mean_s'])} s | {_interval(row['app_up_gain_median_s'])} |"
+        )
+    pieces = levers["adopted_pieces_median_s"]
+    adopted = next(row for row in levers["rows"] if row["kind"] == "adopted")
+    dominant = max(pieces, key=pieces.get)
+    lines += [
+        "",
+        "Where the adopted RTO goes (medians of each piece):",
+        "",
+        "| piece | modeled s |",
+        "|---|---:|",
+        *(f"| {piece} | {_s(seconds)} |" for piece, seconds in pieces.items()),
+        "",
+        f"Target ≤ {levers['target_rto_s']:.0f} s: adopted {_s(adopted['rto_median']['value'])} s, "
+        f"{_met(adopted['rto_median']['value'] <= levers['target_rto_s'])}. Dominant piece: **{dominant}** "
+        f"({_s(pieces[dominant])} s).",
+        "",
+    ]
     return lines
 
 

@@ -33,6 +33,16 @@ class Sampler(Protocol):
         ...
 
 
+class MonitorCheck(Protocol):
+    """The on-instance monitor's check as a node gets it (bench.deployment_config.MonitorCheck)."""
+
+    @property
+    def interval_seconds(self) -> float: ...
+
+    @property
+    def threshold(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class Detection:
     """When the failure becomes an event, and what the source instance is doing by then."""
@@ -42,16 +52,30 @@ class Detection:
     source_stopping_at: float | None
     delivered_at: float
     switcher_starts_at: float
+    #: Modeled time the monitor confirmed the failure and called the FaultScript (app fault only).
+    confirmed_at: float | None = None
 
 
-def detect(case: str, sampler: Sampler) -> Detection:
-    """Model fault -> detection -> delivery -> cold start for one failure case (fault at t = 0)."""
+def detect(case: str, sampler: Sampler, monitor: MonitorCheck | None = None) -> Detection:
+    """Model fault -> detection -> delivery -> cold start for one failure case (fault at t = 0).
+
+    `monitor`: the on-instance monitor's check (app fault only; default: what a node gets,
+    bench.deployment_config.monitor_check()).
+    """
     stopping_at: float | None = None
+    confirmed: float | None = None
     if case == "app_fault":
-        # The monitor notices at its next check, then the FaultScript stops the instance; the
-        # EC2 rule reacts to `stopping`, so detection is the moment the stop call took effect.
-        noticed = sampler.draw("detection.app_monitor_check_interval") * sampler.fraction()
-        stopping_at = noticed + sampler.draw("detection.faultscript_to_stop_call")
+        # The monitor's first check after the fault fails, `threshold` failed checks in a row confirm
+        # it (swr-monitor: consecutive failures, one check every `interval`), then the FaultScript
+        # stops the instance; the EC2 rule reacts to `stopping`, so detection is the moment the stop
+        # call took effect.
+        if monitor is None:
+            from bench.deployment_config import monitor_check
+
+            monitor = monitor_check()
+        interval = float(monitor.interval_seconds)
+        confirmed = interval * sampler.fraction() + interval * (monitor.threshold - 1)
+        stopping_at = confirmed + sampler.draw("detection.faultscript_to_stop_call")
         detected = stopping_at
     elif case == "monitor_death":
         # procstat reports pid_count 0 at its next collection; the 10 s alarm evaluates on its next
@@ -74,6 +98,7 @@ def detect(case: str, sampler: Sampler) -> Detection:
         source_stopping_at=stopping_at,
         delivered_at=delivered,
         switcher_starts_at=delivered + sampler.draw("delivery.lambda_cold_start"),
+        confirmed_at=confirmed,
     )
 
 

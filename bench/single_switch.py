@@ -5,7 +5,7 @@ Shared by P1 (recovery time), P2 (switcher overhead) and P4 (memory of a switch)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from switcher import contract
@@ -66,6 +66,8 @@ class SwitchRun:
     switcher_modeled_s: float
     switcher_real_busy_s: float
     switcher_modeled_waits_s: float
+    #: When the replacement reached `running` (modeled).
+    running_at: float | None = None
 
 
 class SwitchRunner:
@@ -85,9 +87,15 @@ class SwitchRunner:
             self._clients[order] = modeled_clients(self.deployment.endpoint_url, self.modeled, settings)
         return self._clients[order]
 
-    def run(self, *, node_id: int, case: str, order: str, seed: int) -> SwitchRun:
+    def run(
+        self, *, node_id: int, case: str, order: str, seed: int, waiter_delay_seconds: float | None = None
+    ) -> SwitchRun:
         """Fail node `node_id` as `case` says and let the switcher (variant `order`: VARIANT_ORDER)
-        recover it."""
+        recover it.
+
+        `waiter_delay_seconds`: run the switcher with another waiter delay than its default (the
+        lever table measures the delay); None: the production default.
+        """
         node = self.deployment.nodes[node_id]
         world = self.deployment.world
         sampler = Sampler(self.model, seed)
@@ -112,6 +120,8 @@ class SwitchRunner:
             event = alarm_event(name, node.instance_id, detection.detected_at, status_check=status)
 
         settings = settings_for(world, VARIANT_ORDER[order])
+        if waiter_delay_seconds is not None:
+            settings = replace(settings, waiter_delay_seconds=waiter_delay_seconds)
         with self.modeled.patched_sleeps():
             clients = self._clients_for(order)
             result = invoke(event, clients=clients, settings=settings, now=lambda: EPOCH_BASE + clock.now())
@@ -172,6 +182,7 @@ class SwitchRunner:
             switcher_modeled_s=ended - detection.switcher_starts_at,
             switcher_real_busy_s=clock.real_busy_total,
             switcher_modeled_waits_s=clock.modeled_sleep_total,
+            running_at=running_at,
         )
 
 

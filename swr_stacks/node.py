@@ -27,6 +27,8 @@ from swr_stacks.switcher import SWITCHER_TIMEOUT
 NFS_PORT = 2049
 #: A replacement registers within seconds; long draining only delays the old target's removal.
 DEREGISTRATION_DELAY = Duration.seconds(30)
+#: AWS's default timeout of a TCP health check (seconds).
+TCP_HEALTH_CHECK_DEFAULT_TIMEOUT_SECONDS = 10
 #: Targets are registered by private IP, not instance id: ELBv2 accepts an instance id only once the
 #: instance is running, an IP at once. The switcher registers the replacement as soon as RunInstances
 #: returns, so the load balancer's registration delay runs while the instance boots.
@@ -337,11 +339,19 @@ class NodeLoadBalancer(Construct):
     @staticmethod
     def _health_check(node: NodeConfig, protocol: elbv2.Protocol, path: str | None) -> elbv2.HealthCheck:
         hc = node.health_check
+        # A TCP check's default timeout is 10 s ("HealthCheckTimeoutSeconds", CreateTargetGroup, Elastic
+        # Load Balancing API Reference) and the interval may not be shorter than the timeout (CDK checks the
+        # same): a shorter TCP interval (the NLB default, 5 s) gets a timeout 1 s under it. A TCP handshake
+        # inside the VPC that has not answered by then is a failure anyway.
+        timeout = None
+        if protocol == elbv2.Protocol.TCP and hc.interval_seconds < TCP_HEALTH_CHECK_DEFAULT_TIMEOUT_SECONDS:
+            timeout = Duration.seconds(hc.interval_seconds - 1)
         return elbv2.HealthCheck(
             protocol=protocol,
             path=path,
             port=str(hc.port) if hc.port else "traffic-port",
             interval=Duration.seconds(hc.interval_seconds),
+            timeout=timeout,
             healthy_threshold_count=hc.healthy_threshold,
             unhealthy_threshold_count=hc.unhealthy_threshold,
         )

@@ -231,6 +231,16 @@ def test_node_id_and_log_dir_come_from_the_node_env_and_example_is_valid(tmp_pat
         parse_config(example, "example", env={})
 
 
+def test_a_check_confirms_a_failure_within_15_seconds_by_default() -> None:
+    """5 s x 3: confirmed 10-15 s after a failure starts (the lever table in bench/RESULTS.md), in the
+    parser's defaults and in the example a node is installed with."""
+    example = (AGENT_DIR / "monitor.conf.example").read_text()
+    shipped = parse_config(example, "example", env={"SWR_NODE_ID": "1"}).checks[0]
+    bare = parse_config("[check:x]\ntype = process\nname = x\n", "bare", env={"SWR_NODE_ID": "1"}).checks[0]
+    for check in (shipped, bare):
+        assert (check.interval, check.threshold) == (5.0, 3)
+
+
 def test_missing_log_dir_is_created_and_unwritable_one_is_reported(tmp_path, capsys):
     log = swr_monitor.EventLog(tmp_path / "not" / "yet" / "7" / "monitor.log", "7")
     log.write("monitor_started")

@@ -37,6 +37,16 @@ def test_default_config_is_valid_and_applies_defaults():
     assert config.switch_order == "swr" and config.switcher_reserved_concurrency == 0  # none
 
 
+def test_health_check_defaults_per_load_balancer_and_an_explicit_value_wins():
+    """An NLB node checks every 5 s by default (healthy and unhealthy after 2), an ALB node every 10 s."""
+    config = _config()
+    nlb, alb = (parse_config(config).regions[0].vpcs[0].nodes[i].health_check for i in (0, 1))
+    assert (nlb.interval_seconds, nlb.healthy_threshold, nlb.unhealthy_threshold) == (5, 2, 2)
+    assert (alb.interval_seconds, alb.healthy_threshold, alb.unhealthy_threshold) == (10, 2, 2)
+    _node(config, 0)["health_check"] = {"interval_seconds": 30}
+    assert parse_config(config).regions[0].vpcs[0].nodes[0].health_check.interval_seconds == 30
+
+
 def test_duplicate_node_id_in_a_region_names_both_nodes():
     config = _config()
     vpc2 = copy.deepcopy(config["regions"][0]["vpcs"][0])

@@ -103,3 +103,13 @@ def test_peered_and_on_premises_client_cidrs_reach_an_internal_nlb(multi_app):
     for tg in tcp_groups:  # the node sees these clients' own addresses
         attrs = {a["Key"]: a["Value"] for a in tg["Properties"]["TargetGroupAttributes"]}
         assert attrs["preserve_client_ip.enabled"] == "true"
+
+
+def test_a_tcp_health_check_shorter_than_the_default_timeout_gets_a_timeout_under_its_interval(default_app):
+    """The NLB default (5 s) is shorter than a TCP check's default timeout (10 s); ELBv2 refuses a timeout
+    longer than the interval (moto enforces it too), so the template sets one below the interval."""
+    template = default_app.raw[vpc_stack_name("eu-west-1", "demo")]
+    groups = _resources(template, "AWS::ElasticLoadBalancingV2::TargetGroup").values()
+    tcp = [t["Properties"] for t in groups if t["Properties"]["Protocol"] == "TCP"]
+    assert tcp and all(p["HealthCheckIntervalSeconds"] == 5 for p in tcp)
+    assert all(p["HealthCheckTimeoutSeconds"] < p["HealthCheckIntervalSeconds"] for p in tcp)

@@ -214,6 +214,14 @@ def test_settings_from_env_with_defaults() -> None:
     )
 
 
+def test_the_waiters_poll_every_2_seconds_and_still_give_up_inside_the_lambda_timeout() -> None:
+    """2 s: the fence's wait-stopped ends within 2 s of the stop (bench P1 lever table); the bound on a
+    waiter stays 600 s, under the 900 s Lambda timeout, whatever the delay."""
+    s = Settings.from_env(ENV)
+    assert s.waiter_delay_seconds == 2.0
+    assert s.waiter_delay_seconds * s.waiter_max_attempts == 600
+
+
 @pytest.mark.parametrize(
     ("var", "value", "message"),
     [
