@@ -153,6 +153,10 @@ class SwitchRecord:
     #: Its target in the node's target group (known from RunInstances, before it runs).
     replacement_private_ip: str | None = None
     az_errors: dict[str, str] = field(default_factory=dict)
+    #: AZs (keys of `az_errors`) that refused for a reason no retry fixes (decide.launch_refusal).
+    permanent_azs: list[str] = field(default_factory=list)
+    #: Times this switch was retried after it FAILED for want of capacity (the retry back-off doubles).
+    retries: int = 0
     error: str | None = None
     attempts: int = 1
     started_at: float = 0.0
@@ -327,6 +331,36 @@ def take_over(
     if node.lease_live(now) and not earlier_attempt_dead:
         raise TransitionError(f"node {node.node_id}: switch {node.switch_id} still holds its lease")
     return _touch(node, now, lease_owner=owner, lease_until=lease_until)
+
+
+def retry_failed(node: NodeRecord, *, owner: str, lease_until: int, now: float) -> NodeRecord:
+    """`FAILED` (for want of capacity) → `SWITCHING` again under the same switch and a new lease. The flap
+    history entry that the failure added is dropped: the retry continues that one switch, whose close (or
+    failure) adds it back."""
+    if node.state != FAILED or node.switch_id is None:
+        raise TransitionError(f"node {node.node_id} is {node.state}: no failed switch to retry")
+    return _touch(
+        node,
+        now,
+        state=SWITCHING,
+        lease_owner=owner,
+        lease_until=lease_until,
+        recent_switches=node.recent_switches[:-1],
+    )
+
+
+def reopen(switch: SwitchRecord) -> SwitchRecord:
+    """A FAILED switch made ready for its retry: in progress again, from its launch, every AZ to try."""
+    return replace(
+        switch,
+        outcome=IN_PROGRESS,
+        error=None,
+        timeline={k: v for k, v in switch.timeline.items() if k != "failed"},
+        az_errors={},
+        permanent_azs=[],
+        retries=switch.retries + 1,
+        attempts=switch.attempts + 1,
+    )
 
 
 def renew(node: NodeRecord, *, lease_until: int, now: float) -> NodeRecord:

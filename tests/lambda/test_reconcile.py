@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections import Counter
 from typing import Any
 
@@ -85,6 +87,71 @@ def test_a_failed_node_the_operator_resumed_is_retried(world: World, faults: Fau
     (action,) = _reconcile(world).actions  # the fenced, stopped source sends no event: the sweep acts
     assert action["outcome"] == "SUCCEEDED"
     _assert_switched(world, 1, source)
+
+
+def _failed_notices(world: World) -> list[dict[str, Any]]:
+    return [
+        json.loads(c.params["Message"])
+        for c in world.calls.named("Publish")
+        if c.params.get("Subject") == contract.SWITCH_FAILED_DETAIL_TYPE[:100]
+    ]
+
+
+def test_a_switch_failed_for_want_of_capacity_is_retried_with_back_off_until_capacity_is_back(
+    world: World, faults: FaultInjector
+) -> None:
+    source = world.provision(1)
+    world.clients.ec2.stop_instances(InstanceIds=[source])
+    no_capacity = faults.fail_in_subnets({world.subnets["us-east-1b"], world.subnets["us-east-1c"]})
+    assert world.run(world.event("ec2_state_stopping", source)).outcome == "FAILED"
+    interval, lease = world.settings.reconcile_interval_seconds, world.settings.lease_seconds
+    retried_after = []
+    waited = 0
+    for _ in range(40):  # capacity stays away: the retries come ever later, up to one lease apart
+        world.advance(interval)
+        waited += interval
+        actions = _reconcile(world).actions
+        if actions:
+            (action,) = actions
+            assert (action["action"], action["outcome"]) == ("resume", "FAILED")
+            retried_after.append(waited)
+            waited = 0
+    assert retried_after[:5] == [interval, 2 * interval, 4 * interval, 8 * interval, 16 * interval]
+    assert max(retried_after) <= lease + interval and retried_after[-1] > 8 * interval
+    assert world.node(1).state == state.FAILED
+    assert len(_failed_notices(world)) == 1 + len(retried_after)  # every failed try is told
+
+    no_capacity.times = 0  # capacity is back
+    for _ in range(math.ceil((lease + interval) / interval)):
+        world.advance(interval)
+        if _reconcile(world).actions:
+            break
+    current = _assert_switched(world, 1, source)
+    (switch,) = world.switches(1)  # the one switch, retried: not one switch per try
+    assert switch.outcome == state.SUCCEEDED and switch.replacement_instance_id == current
+    assert switch.retries == len(retried_after) + 1
+    assert len(world.node(1).recent_switches) == 1  # one failure of the node, one flap-history entry
+    assert world.targets() == {current} and set(world.alarm_instances(1).values()) == {current}
+
+
+@pytest.mark.parametrize("code", ["InvalidAMIID.NotFound", "UnauthorizedOperation"])
+def test_a_switch_failed_for_a_reason_no_retry_fixes_is_told_once_and_never_retried(
+    world: World, faults: FaultInjector, code: str
+) -> None:
+    source = world.provision(1)
+    world.clients.ec2.stop_instances(InstanceIds=[source])
+    faults.fail("ec2", "RunInstances", code, times=10**6)
+    result = world.run(world.event("ec2_state_stopping", source))
+    assert result.outcome == "FAILED" and code in result.reason  # at once: no Lambda retry, no DLQ
+    (notice,) = _failed_notices(world)
+    assert set(notice["az_errors"]) == {"us-east-1b", "us-east-1c"}
+    world.calls.clear()
+    for _ in range(3):
+        world.advance(world.settings.lease_seconds + world.settings.reconcile_interval_seconds)
+        assert _reconcile(world).actions == []
+    assert world.calls.named("RunInstances") == [] and _failed_notices(world) == []
+    assert world.node(1).state == state.FAILED
+    assert world.state_of(source) == "stopped"  # kept, fenced, for the operator (`swr resume`)
 
 
 def test_drift_of_a_healthy_node_is_repaired_and_reported(world: World) -> None:
