@@ -100,6 +100,8 @@ class LambdaRuntime:
     calls: int = 0
     #: Faults injected so far, with the kind of invocation each hit ("event" | "reconcile").
     injected: list[tuple[PlannedFault, str]] = field(default_factory=list)
+    #: The simulated time of each injected fault (calls take no simulated time: the invocation's start).
+    injected_at: list[float] = field(default_factory=list)
     #: False once the run is over: later calls (the test's own checks) get no fault.
     injecting: bool = True
     _current_kind: str = ""
@@ -152,6 +154,7 @@ class LambdaRuntime:
         if not self.injecting:
             return
         self.injected.append((fault, self._current_kind))
+        self.injected_at.append(self.clock[0])
         if fault.kind == "kill":
             self._kill = fault
             raise Killed(f"killed at call {fault.call} ({operation}, {fault.when})")
