@@ -43,7 +43,7 @@ if str(REPO_ROOT) not in sys.path:  # tests/helpers: the one Lambda runtime mode
 CASES = ("retries_exhausted", "killed_once", "killed_every_attempt")
 CASE_TITLES = {
     "retries_exhausted": "every attempt of both events failed; Lambda dropped them",
-    "killed_once": "the event's invocation killed mid-switch; Lambda's retry resumes it",
+    "killed_once": "the event's invocation killed mid-switch once; Lambda retries it",
     "killed_every_attempt": "every attempt of the event killed mid-switch; the event dropped",
 }
 DEFAULT_RUNS = 25
