@@ -6,7 +6,8 @@ would alone, so one's moto server, threads and memory never colour another's fig
 figure in particular).
 
 Repetitions are sized for about 6 minutes on 2 otherwise idle cores: P1 15 runs per case and order
-(the bootstrap interval in the results says what that buys), P3 50 and 150 nodes.
+(the bootstrap interval in the results says what that buys), P3 50 and 150 nodes; P5 25 runs per case
+(about 3 more minutes).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ BENCHMARKS: tuple[tuple[str, list[str]], ...] = (
     ("p2_overhead", ["--runs", "15"]),
     ("p3_mass_stop", ["--nodes", "50", "150"]),
     ("p4_cost", []),
+    ("p5_convergence", ["--runs", "25"]),
 )
 
 

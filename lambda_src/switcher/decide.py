@@ -4,11 +4,20 @@ Both entry points (`switch.run_event` for EventBridge events, `reconcile.reconci
 sweep) gather what they saw into a `Seen`, call `decide` and act on its `Decision` through the same
 conditional claim/take-over writes, so they can never both switch a node: whoever writes first wins,
 the other re-reads the node and decides again (then: skip, the switch holds the lease).
+
+A switch that FAILED because no AZ had capacity is not the end: capacity comes back, and a FAILED node is
+a node down. The reconciler retries such a switch (`RESUME` of the FAILED switch, from its launch), with
+a back-off that doubles from one reconcile interval up to the lease, so it converges within the lease + one
+reconcile interval of capacity returning. A switch that FAILED for a reason no retry can fix (a bad AMI
+or launch template, AccessDenied: a client error of RunInstances, "Error codes for the Amazon EC2 API")
+stays FAILED with its notice until an operator runs `swr resume`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from switcher import aws, state
@@ -20,12 +29,41 @@ HOLD = "hold"
 REPAIR = "repair"
 ACTIONS = (SKIP, CLAIM, RESUME, HOLD, REPAIR)
 
+#: The timeline key a FAILED switch records its failure under, and the az_errors key of "no AZ to try".
+FAILED_PHASE = "failed"
+NO_AZ = "*"
+
 EVENT = "event"
 RECONCILE = "reconcile"
 
 #: EC2 states in which the node's instance does not serve: the reconciler switches the node.
 #: (The event path acts on its trigger, `stopping`/`stopped` or an alarm, whatever the state.)
 DOWN_STATES = frozenset({"stopping", "stopped"}) | aws.GONE_STATES
+
+#: How an AZ refused a replacement (RunInstances error), as `launch_refusal` classifies it.
+TRANSIENT = "transient"
+PERMANENT = "permanent"
+#: RunInstances errors that say "this AZ has no room now": the next AZ is tried at once, and a switch they
+#: failed is retried later. "Error codes for the Amazon EC2 API"
+#: (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html):
+#: InsufficientInstanceCapacity (server error, 5xx), InsufficientFreeAddressesInSubnet (client error: the
+#: subnet has no free address now; addresses come back as instances end).
+TRANSIENT_REFUSAL_CODES = frozenset({"InsufficientInstanceCapacity", "InsufficientFreeAddressesInSubnet"})
+#: Throttling, not a refusal ("Error codes for the Amazon EC2 API": RequestLimitExceeded is a server error
+#: there; other services say `Throttling`): botocore retries them, then the attempt raises.
+THROTTLING_CODES = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingException"})
+
+
+def launch_refusal(code: str, status: int | None) -> str | None:
+    """How a RunInstances error refuses this AZ: TRANSIENT (capacity: try the next AZ, retry the switch
+    later), PERMANENT (a client error no retry fixes: bad AMI or template, AccessDenied, an instance type the
+    AZ does not offer; "Ensuring idempotency in Amazon EC2 API requests": a 400 "typically indicates the
+    request will never succeed") or None (a server error or throttling: raise, Lambda retries the attempt)."""
+    if code in TRANSIENT_REFUSAL_CODES:
+        return TRANSIENT
+    if code in THROTTLING_CODES or status is None or not 400 <= status < 500:
+        return None
+    return PERMANENT
 
 
 @dataclass(frozen=True)
@@ -46,6 +84,8 @@ class Seen:
     node_id: int | None = None
     #: Node with no current instance (adoption): the live instances of the VPC carrying its id.
     live_instance_ids: tuple[str, ...] | None = None
+    #: FAILED node (reconcile): the switch that failed (its AZs' refusals and when it failed).
+    failed_switch: state.SwitchRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +94,10 @@ class Policy:
 
     flap_max_switches: int
     flap_window_seconds: int
+    #: First delay before a FAILED switch is retried (one reconcile interval), doubled at each retry...
+    retry_first_seconds: int = 60
+    #: ...up to this (the lease): capacity back at T, the node converges by T + this + one interval.
+    retry_max_seconds: int = 930
 
 
 @dataclass(frozen=True)
@@ -66,6 +110,8 @@ class Decision:
     notice: dict[str, Any] | None = None
     #: RESUME: the lease belongs to an earlier attempt of this same request, which has ended.
     earlier_attempt_dead: bool = False
+    #: RESUME of a FAILED switch (capacity may be back): it is reopened and resumed from its launch.
+    retry_failed: bool = False
 
 
 def decide(node: state.NodeRecord | None, seen: Seen, *, now: float, policy: Policy) -> Decision:
@@ -76,11 +122,49 @@ def decide(node: state.NodeRecord | None, seen: Seen, *, now: float, policy: Pol
     nid = node.node_id
     if node.state == state.DELETED:
         return Decision(SKIP, f"node {nid} is {state.DELETED}")
-    if node.state in (state.HOLD, state.FAILED):
+    if node.state == state.FAILED:
+        return _failed(node, seen, now=now, policy=policy)
+    if node.state == state.HOLD:
         return Decision(SKIP, f"node {nid} is {node.state}")
     if node.state == state.SWITCHING:
         return _switching(node, seen, now=now)
     return _active(node, seen, now=now, policy=policy)
+
+
+def retryable(switch: state.SwitchRecord) -> bool:
+    """True if a FAILED switch may succeed later: at least one AZ refused it only for want of capacity
+    (or lost its replacement while pending); False if every AZ refused it for good (or none was tagged)."""
+    return bool(set(switch.az_errors) - set(switch.permanent_azs) - {NO_AZ})
+
+
+def retry_at(switch: state.SwitchRecord, policy: Policy) -> float | None:
+    """When a FAILED switch is retried: its failure + first delay x 2^retries, capped (None: never)."""
+    failed = switch.timeline.get(FAILED_PHASE)
+    if failed is None or not retryable(switch):
+        return None
+    delay = min(policy.retry_first_seconds * 2.0 ** min(switch.retries, 30), float(policy.retry_max_seconds))
+    return datetime.fromisoformat(failed).timestamp() + delay
+
+
+def _failed(node: state.NodeRecord, seen: Seen, *, now: float, policy: Policy) -> Decision:
+    nid = node.node_id
+    sw = seen.failed_switch
+    if seen.cause != RECONCILE or sw is None or sw.switch_id != node.switch_id:
+        return Decision(SKIP, f"node {nid} is {state.FAILED}")
+    at = retry_at(sw, policy)
+    if at is None:
+        return Decision(
+            SKIP, f"node {nid} is {state.FAILED} for a reason no retry fixes: it needs an operator"
+        )
+    if now < at:
+        return Decision(
+            SKIP, f"node {nid} is {state.FAILED}: switch {sw.switch_id} is retried in {math.ceil(at - now)} s"
+        )
+    return Decision(
+        RESUME,
+        f"node {nid}: retry switch {sw.switch_id} (retry {sw.retries + 1}; it failed for want of capacity)",
+        retry_failed=True,
+    )
 
 
 def _switching(node: state.NodeRecord, seen: Seen, *, now: float) -> Decision:

@@ -173,6 +173,10 @@ class SwitchRecord:
     #: The standby interface the replacement was launched on (pre-registered targets); None: its own.
     replacement_interface_id: str | None = None
     az_errors: dict[str, str] = field(default_factory=dict)
+    #: AZs (keys of `az_errors`) that refused for a reason no retry fixes (decide.launch_refusal).
+    permanent_azs: list[str] = field(default_factory=list)
+    #: Times this switch was retried after it FAILED for want of capacity (the retry back-off doubles).
+    retries: int = 0
     error: str | None = None
     attempts: int = 1
     started_at: float = 0.0

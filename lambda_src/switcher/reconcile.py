@@ -11,14 +11,17 @@ further event. Every `SWR_RECONCILE_INTERVAL_SECONDS` the VPC's schedule invokes
 - repairs drift of a healthy node (its target group is not exactly {its instance}; an alarm missing or
   watching another instance) and reports it (log, `DriftRepaired` metric, `SWR Drift Repaired` notice);
 - terminates live instances of a DELETED node (what a switch created after its Delete looked);
-- leaves HOLD and FAILED nodes alone (`swr resume` makes a FAILED node ACTIVE: it is then switched).
+- retries a FAILED switch that failed for want of capacity, with a back-off (decide.retry_at) from one
+  interval doubling up to the lease; leaves alone HOLD nodes and FAILED ones no retry fixes (`swr resume`
+  makes them ACTIVE: they are then switched).
 
 Every switch goes through `switch.act_on_node`, the path of the events, with the same decision and the
 same conditional claim: the reconciler and an event can never both switch a node.
 
 Cost per run: 1 DynamoDB Query (the VPC's nodes), 1 DescribeInstances (every instance of the VPC
 carrying the node tag, paginated by 1000), 1 DescribeAlarms (prefix `swr-<vpc>-`, paginated by 100),
-and 1 DescribeTargetHealth per healthy ACTIVE node; a GetItem before each repair or switch.
+and 1 DescribeTargetHealth per healthy ACTIVE node; a GetItem per FAILED node (its switch) and before
+each repair or switch.
 """
 
 from __future__ import annotations
@@ -120,7 +123,7 @@ def _reconcile_node(
     if node.state == state.DELETED:
         _sweep_deleted(run, node, instances, report)
         return
-    if node.state in (state.HOLD, state.FAILED) or node.current_instance_id is None:
+    if node.state == state.HOLD or node.current_instance_id is None:
         return
     current = instances.get(node.current_instance_id)
     instance = current or {"InstanceId": node.current_instance_id}
@@ -140,6 +143,7 @@ def _reconcile_node(
         instance_state=state_name,
         alarm_firing=alarm_firing,
         request_id=run.request_id,
+        failed_switch=_failed_switch(run, node),
     )
     decision = decide.decide(node, seen, now=run.now(), policy=run.policy())
     if decision.action == decide.SKIP:
@@ -169,6 +173,14 @@ def _reconcile_node(
             "switch_id": result.switch_id,
         }
     )
+
+
+def _failed_switch(run: switch.Run, node: state.NodeRecord) -> state.SwitchRecord | None:
+    """A FAILED node's switch (whether and when it is retried depends on it)."""
+    if node.state != state.FAILED or node.switch_sk is None:
+        return None
+    s = run.settings
+    return state.get_switch(run.clients.dynamodb, s.table_name, s.vpc_name, node.node_id, node.switch_sk)
 
 
 def _repair_drift(

@@ -182,7 +182,13 @@ class _Run:
         return aws.waiter_config(self.settings.waiter_delay_seconds, self.settings.waiter_max_attempts)
 
     def policy(self) -> decide.Policy:
-        return decide.Policy(self.settings.flap_max_switches, self.settings.flap_window_seconds)
+        s = self.settings
+        return decide.Policy(
+            s.flap_max_switches,
+            s.flap_window_seconds,
+            retry_first_seconds=s.reconcile_interval_seconds,
+            retry_max_seconds=s.lease_seconds,
+        )
 
     def record(self, node: state.NodeRecord, switch: state.SwitchRecord) -> state.NodeRecord:
         """Persist the switch's progress and renew the lease: the lease check before the next mutating
@@ -340,6 +346,9 @@ def act_on_node(
             # An event about the switch's own replacement (it died after `running`): resume, do not skip.
             switch = _switch_of(run, node)
             replacement = switch.replacement_instance_id if switch else None
+        failed = None
+        if node is not None and node.state == state.FAILED and cause == decide.RECONCILE:
+            failed = _switch_of(run, node)  # a switch that failed for want of capacity is retried
         seen = decide.Seen(
             cause=cause,
             node_id=node_id,
@@ -350,6 +359,7 @@ def act_on_node(
             request_id=run.request_id,
             switch_replacement_id=replacement,
             live_instance_ids=live,
+            failed_switch=failed,
         )
         decision = decide.decide(node, seen, now=run.now(), policy=run.policy())
         logger.info(
@@ -372,6 +382,9 @@ def act_on_node(
             assert node is not None  # decide() skips a node without a record
             if decision.action == decide.HOLD:
                 return _hold_flapping(run, node, decision.reason)
+            if decision.action == decide.RESUME and decision.retry_failed:
+                assert failed is not None  # decide() retries only a FAILED switch it was shown
+                return _retry_failed(run, node, failed)
             if decision.action == decide.RESUME:
                 return _take_over(run, node, decision)
             if decision.action == decide.REPAIR:
@@ -495,6 +508,22 @@ def _take_over(run: _Run, node: state.NodeRecord, decision: decide.Decision) -> 
             f"attempt {killed_attempt} ended without releasing its lease (killed, crashed or timed out); "
             f"attempt {switch.attempts} resumes the switch",
         )
+    return _drive(run, taken, switch, None)
+
+
+def _retry_failed(run: _Run, node: state.NodeRecord, failed: state.SwitchRecord) -> SwitchResult:
+    """Retry a switch that FAILED for want of capacity: reopen it (same switch, source still fenced) under
+    a new lease, conditional on the node not having changed since the decision, and resume it."""
+    switch = state.reopen(failed)
+    taken = state.retry_failed(node, owner=run.owner, lease_until=run.lease_until(), now=run.now())
+    try:
+        taken = state.save_node_and_switch(
+            run.clients.dynamodb, run.settings.table_name, taken, switch, expected_version=node.version
+        )
+    except state.ConflictError:
+        raise _Raced from None
+    logger.set_correlation_id(switch.switch_id)
+    logger.info("failed switch retried", extra={"switch_id": switch.switch_id, "retry": switch.retries})
     return _drive(run, taken, switch, None)
 
 
@@ -774,7 +803,11 @@ def _launch(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> No
         az = candidate.az
         if az in switch.az_errors:
             continue  # already refused in an earlier attempt of this switch
-        token = placement.client_token(switch.switch_id, az)
+        # A retry of a FAILED switch launches with new tokens: EC2 keeps a token for a request that
+        # completed ("Ensuring idempotency in Amazon EC2 API requests": do not reuse one for another call).
+        token = placement.client_token(
+            switch.switch_id + (f"-r{switch.retries}" if switch.retries else ""), az
+        )
         interface_id = _standby_interface(run, switch, standbys, candidate.subnet_id) if standbys else None
         try:
             launched = aws.launch_replacement(
@@ -791,6 +824,9 @@ def _launch(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> No
         except ClientError as err:
             code = aws.error_code(err)
             message = err.response.get("Error", {}).get("Message", "")
+            refusal = decide.launch_refusal(
+                code, err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            )
             if code == IDEMPOTENT_PARAMETER_MISMATCH:
                 earlier = _earlier_launch(run, switch, candidate.subnet_id, token)
                 if earlier is None:
@@ -800,8 +836,12 @@ def _launch(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> No
                     )
                     continue
                 launched = earlier
-            elif code in placement.CAPACITY_ERROR_CODES:
+            elif code in placement.CAPACITY_ERROR_CODES or refusal is not None:
+                # This AZ refused: try the next one. A refusal no retry fixes (a bad AMI, AccessDenied)
+                # is marked so: a switch that only such refusals failed is not retried later.
                 switch.az_errors[az] = f"{code}: {message}"
+                if refusal != decide.TRANSIENT:
+                    switch.permanent_azs.append(az)
                 logger.warning("AZ refused the replacement", extra={"az": az, "error_code": code})
                 continue
             else:
@@ -813,7 +853,7 @@ def _launch(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord) -> No
         switch.replacement_interface_id = interface_id
         return
     if not switch.candidates:
-        switch.az_errors["*"] = (
+        switch.az_errors[decide.NO_AZ] = (
             f"no subnet tagged {contract.TAG_SUBNET} in another AZ than {switch.source_az}"
         )
     raise CapacityExhausted(switch.switch_id)
@@ -952,7 +992,7 @@ def _fail(
         aws.clear_target_group(
             run.clients.elbv2, config.target_group_arn, keep=source.get("PrivateIpAddress")
         )
-    switch.timeline["failed"] = state.iso(now)
+    switch.timeline[decide.FAILED_PHASE] = state.iso(now)
     run.notify(contract.SWITCH_FAILED_DETAIL_TYPE, _notice(switch))
     metrics.add_metric(name=contract.METRIC_SWITCH_FAILED, unit=MetricUnit.Count, value=1)
     state.save_held(

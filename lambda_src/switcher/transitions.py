@@ -18,7 +18,9 @@ from switcher.models import (
     SWITCHING,
     NodeConfig,
     NodeRecord,
+    Outcome,
     RecentSwitch,
+    SwitchRecord,
 )
 
 
@@ -123,6 +125,38 @@ def take_over(
     if node.lease_live(now) and not earlier_attempt_dead:
         raise TransitionError(f"node {node.node_id}: switch {node.switch_id} still holds its lease")
     return _touch(replace(node, lease_owner=owner, lease_until=lease_until), now)
+
+
+def retry_failed(node: NodeRecord, *, owner: str, lease_until: int, now: float) -> NodeRecord:
+    """`FAILED` (for want of capacity) → `SWITCHING` again under the same switch and a new lease. The flap
+    history entry that the failure added is dropped: the retry continues that one switch, whose close (or
+    failure) adds it back."""
+    if node.state != FAILED or node.switch_id is None:
+        raise TransitionError(f"node {node.node_id} is {node.state}: no failed switch to retry")
+    return _touch(
+        replace(
+            node,
+            state=SWITCHING,
+            lease_owner=owner,
+            lease_until=lease_until,
+            recent_switches=node.recent_switches[:-1],
+        ),
+        now,
+    )
+
+
+def reopen(switch: SwitchRecord) -> SwitchRecord:
+    """A FAILED switch made ready for its retry: in progress again, from its launch, every AZ to try."""
+    return replace(
+        switch,
+        outcome=Outcome.IN_PROGRESS,
+        error=None,
+        timeline={k: v for k, v in switch.timeline.items() if k != "failed"},
+        az_errors={},
+        permanent_azs=[],
+        retries=switch.retries + 1,
+        attempts=switch.attempts + 1,
+    )
 
 
 def renew(node: NodeRecord, *, lease_until: int, now: float) -> NodeRecord:

@@ -205,3 +205,17 @@ def test_every_order_of_one_seed_gets_the_same_registration_delay_and_boot() -> 
     # The vendor order registers later than swr: the same delay and boot, shifted, not redrawn.
     assert late.health_checks_start_at - early.health_checks_start_at == pytest.approx(25.0)
     assert late.app_up_at - early.app_up_at == pytest.approx(25.0)
+
+
+def test_the_results_and_the_readme_carry_the_time_to_convergence_after_a_lost_event() -> None:
+    from bench import report
+    from bench.results_io import read_result
+
+    p5 = read_result("p5_convergence")
+    assert p5 is not None, "bench/results/p5_convergence.json: run `python -m bench.p5_convergence`"
+    assert set(p5["cases"]) == {"retries_exhausted", "killed_once", "killed_every_attempt"}
+    assert (p5["reconcile_interval_s"], p5["lease_s"]) == (60, 930)  # the Settings defaults
+    assert "## P5 — time to convergence after a lost event (modeled seconds)" in report.render()
+    assert any(
+        line.startswith("| P5 time to convergence after a lost event") for line in report.readme_summary()
+    )

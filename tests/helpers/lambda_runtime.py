@@ -93,6 +93,11 @@ class LambdaRuntime:
     reconcile_interval: float | None = 60.0
     #: Called after every attempt (e.g. to watch the node's state over time).
     after_attempt: Callable[[Attempt], None] | None = None
+    #: Faults for one invocation, given (kind, request id, attempt); their `call` counts that invocation's
+    #: calls only (e.g. "every attempt of this event is killed").
+    attempt_faults: Callable[[str, str, int], list[PlannedFault]] | None = None
+    #: When the schedule first invokes the reconciler (default: one interval after the clock's start).
+    first_reconcile_at: float | None = None
     attempts: list[Attempt] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     #: Calls that took effect: (service, operation, params).
@@ -100,6 +105,8 @@ class LambdaRuntime:
     calls: int = 0
     #: Faults injected so far, with the kind of invocation each hit ("event" | "reconcile").
     injected: list[tuple[PlannedFault, str]] = field(default_factory=list)
+    #: The simulated time of each injected fault (calls take no simulated time: the invocation's start).
+    injected_at: list[float] = field(default_factory=list)
     #: False once the run is over: later calls (the test's own checks) get no fault.
     injecting: bool = True
     _current_kind: str = ""
@@ -109,6 +116,8 @@ class LambdaRuntime:
     _next_reconcile: float | None = None
     _kill: PlannedFault | None = None
     _params: dict[int, dict[str, Any]] = field(default_factory=dict)
+    _local: dict[int, PlannedFault] = field(default_factory=dict)
+    _local_calls: int = 0
 
     def __post_init__(self) -> None:
         by_call = {f.call: f for f in self.faults}
@@ -125,7 +134,8 @@ class LambdaRuntime:
             client.meta.events.register("before-call", self._before_call)
             client.meta.events.register("after-call", self._after_call)
         if self.reconcile_interval is not None:
-            self._next_reconcile = self.clock[0] + self.reconcile_interval
+            first = self.first_reconcile_at
+            self._next_reconcile = self.clock[0] + self.reconcile_interval if first is None else first
 
     # --- botocore hooks ------------------------------------------------------------------------------
 
@@ -134,17 +144,18 @@ class LambdaRuntime:
 
     def _before_call(self, model: Any, context: Any, **_: Any) -> None:
         self.calls += 1
+        self._local_calls += 1
         context["swr_call"] = self.calls
-        fault = self._by_call.get(self.calls)
+        fault = self._by_call.get(self.calls) or self._local.pop(self._local_calls, None)
+        context["swr_fault"] = fault
         if fault is not None and fault.when == "before":
             self._fire(fault, model.name)
 
     def _after_call(self, model: Any, parsed: Any, context: Any, http_response: Any, **_: Any) -> None:
-        number = context.get("swr_call")
         if http_response is not None and http_response.status_code < 300:
             params = dict(context.get("swr_params") or {})
             self.effective.append((model.service_model.service_name, model.name, params))
-        fault = self._by_call.get(number) if number is not None else None
+        fault = context.get("swr_fault")
         if fault is not None and fault.when == "after":
             self._fire(fault, model.name)
 
@@ -152,6 +163,7 @@ class LambdaRuntime:
         if not self.injecting:
             return
         self.injected.append((fault, self._current_kind))
+        self.injected_at.append(self.clock[0])
         if fault.kind == "kill":
             self._kill = fault
             raise Killed(f"killed at call {fault.call} ({operation}, {fault.when})")
@@ -198,6 +210,11 @@ class LambdaRuntime:
 
         self._kill = None
         self._current_kind = queued.kind
+        self._local_calls = 0
+        planned = (
+            self.attempt_faults(queued.kind, queued.request_id, queued.attempt) if self.attempt_faults else []
+        )
+        self._local = {f.call: f for f in planned}
         try:
             if queued.kind == "reconcile":
                 report = reconcile(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -85,6 +86,64 @@ def test_a_failed_node_the_operator_resumed_is_retried(world: World, faults: Fau
     (action,) = _reconcile(world).actions  # the fenced, stopped source sends no event: the sweep acts
     assert action["outcome"] == "SUCCEEDED"
     _assert_switched(world, 1, source)
+
+
+def _failed_notices(world: World) -> list[dict[str, Any]]:
+    return [
+        json.loads(c.params["Message"])
+        for c in world.calls.named("Publish")
+        if c.params.get("Subject") == contract.SWITCH_FAILED_DETAIL_TYPE[:100]
+    ]
+
+
+def test_a_switch_failed_for_want_of_capacity_is_retried_with_back_off_until_capacity_is_back(
+    world: World, faults: FaultInjector
+) -> None:
+    source = world.provision(1)
+    world.clients.ec2.stop_instances(InstanceIds=[source])
+    no_capacity = faults.fail_in_subnets({world.subnets["us-east-1b"], world.subnets["us-east-1c"]})
+    assert world.run(world.event("ec2_state_stopping", source)).outcome == "FAILED"
+    interval = world.settings.reconcile_interval_seconds
+    outcomes = []
+    for _ in range(4):  # retried one interval after the failure, then two intervals after the retry
+        world.advance(interval)
+        outcomes.append([(a["action"], a["outcome"]) for a in _reconcile(world).actions])
+    assert outcomes == [[("resume", "FAILED")], [], [("resume", "FAILED")], []]
+    assert world.node(1).state == state.FAILED
+    assert len(_failed_notices(world)) == 3  # every failed try is told
+
+    no_capacity.times = 0  # capacity is back: the next retry is due 4 intervals after the last one
+    world.advance(2 * interval)
+    assert _reconcile(world).actions == []
+    world.advance(interval)
+    (action,) = _reconcile(world).actions
+    assert (action["action"], action["outcome"]) == ("resume", "SUCCEEDED")
+    current = _assert_switched(world, 1, source)
+    (switch,) = world.switches(1)  # the one switch, retried: not one switch per try
+    assert switch.outcome == state.SUCCEEDED and switch.replacement_instance_id == current
+    assert switch.retries == 3
+    assert len(world.node(1).recent_switches) == 1  # one failure of the node, one flap-history entry
+    assert world.targets() == {current} and set(world.alarm_instances(1).values()) == {current}
+
+
+@pytest.mark.parametrize("code", ["InvalidAMIID.NotFound", "UnauthorizedOperation"])
+def test_a_switch_failed_for_a_reason_no_retry_fixes_is_told_once_and_never_retried(
+    world: World, faults: FaultInjector, code: str
+) -> None:
+    source = world.provision(1)
+    world.clients.ec2.stop_instances(InstanceIds=[source])
+    faults.fail("ec2", "RunInstances", code, times=10**6)
+    result = world.run(world.event("ec2_state_stopping", source))
+    assert result.outcome == "FAILED" and code in result.reason  # at once: no Lambda retry, no DLQ
+    (notice,) = _failed_notices(world)
+    assert set(notice["az_errors"]) == {"us-east-1b", "us-east-1c"}
+    world.calls.clear()
+    for _ in range(3):
+        world.advance(world.settings.lease_seconds + world.settings.reconcile_interval_seconds)
+        assert _reconcile(world).actions == []
+    assert world.calls.named("RunInstances") == [] and _failed_notices(world) == []
+    assert world.node(1).state == state.FAILED
+    assert world.state_of(source) == "stopped"  # kept, fenced, for the operator (`swr resume`)
 
 
 def test_drift_of_a_healthy_node_is_repaired_and_reported(world: World) -> None:

@@ -6,7 +6,22 @@ from dataclasses import replace
 
 import pytest
 from switcher import state
-from switcher.decide import CLAIM, EVENT, HOLD, RECONCILE, REPAIR, RESUME, SKIP, Policy, Seen, decide
+from switcher.decide import (
+    CLAIM,
+    EVENT,
+    HOLD,
+    PERMANENT,
+    RECONCILE,
+    REPAIR,
+    RESUME,
+    SKIP,
+    TRANSIENT,
+    Policy,
+    Seen,
+    decide,
+    launch_refusal,
+    retry_at,
+)
 
 NOW = 1_800_000_000.0
 CONFIG = state.NodeConfig("lt-1", "1", "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/x/y")
@@ -207,3 +222,88 @@ def test_reconciler_settings_come_from_the_environment_with_the_agreed_defaults(
         Settings.from_env({**env, contract.ENV_SWITCH_OVERDUE_SECONDS: "0"})
     assert contract.METRIC_DIMENSIONS == ("service", "vpc")
     assert contract.RECONCILE_EVENT_SOURCE == "swr.reconciler"
+
+
+# --- a FAILED switch: retried while its failure was for want of capacity, never for a permanent one --------
+
+RETRY = Policy(flap_max_switches=3, flap_window_seconds=3600, retry_first_seconds=60, retry_max_seconds=930)
+
+
+def _failed(*, retries: int = 0, permanent: tuple[str, ...] = (), failed_at: float = NOW - 10) -> tuple:
+    node = replace(_switching(lease_until=NOW + 500), state=state.FAILED, lease_owner=None, lease_until=0)
+    switch = state.SwitchRecord(
+        switch_id="swr-1",
+        vpc_name="prod",
+        node_id=1,
+        sk="sk",
+        reason="instance stopping",
+        order="swr",
+        source_instance_id="i-cur",
+        outcome=state.SWITCH_FAILED,
+        timeline={
+            "snapshot": state.iso(NOW - 20),
+            "fence": state.iso(NOW - 15),
+            "failed": state.iso(failed_at),
+        },
+        az_errors={"az-b": "InsufficientInstanceCapacity: no", "az-c": "InvalidAMIID.NotFound: gone"},
+        permanent_azs=["az-c", *permanent],
+        retries=retries,
+    )
+    return node, switch
+
+
+def test_a_failed_switch_is_retried_by_the_reconciler_once_its_back_off_has_passed() -> None:
+    node, switch = _failed(failed_at=NOW - 60)
+    d = decide(node, _seen(RECONCILE, failed_switch=switch), now=NOW, policy=RETRY)
+    assert (d.action, d.retry_failed) == (RESUME, True)
+    early = decide(node, _seen(RECONCILE, failed_switch=switch), now=NOW - 1, policy=RETRY)
+    assert early.action == SKIP and "retried in 1 s" in early.reason
+    assert decide(node, _seen(EVENT, failed_switch=switch), now=NOW, policy=RETRY).action == SKIP
+
+
+def test_the_retry_back_off_doubles_from_one_interval_up_to_the_lease() -> None:
+    delays = [retry_at(_failed(retries=n, failed_at=NOW)[1], RETRY) - NOW for n in range(7)]  # type: ignore[operator]
+    assert delays == [60, 120, 240, 480, 930, 930, 930]
+
+
+def test_a_switch_every_az_refused_for_good_is_never_retried() -> None:
+    node, switch = _failed(permanent=("az-b",), failed_at=NOW - 10**6)
+    d = decide(node, _seen(RECONCILE, failed_switch=switch), now=NOW, policy=RETRY)
+    assert d.action == SKIP and "operator" in d.reason
+    assert retry_at(switch, RETRY) is None
+    no_az = replace(switch, az_errors={"*": "no subnet tagged"}, permanent_azs=[])
+    assert retry_at(no_az, RETRY) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "refusal"),
+    [
+        ("InsufficientInstanceCapacity", 500, TRANSIENT),
+        ("InsufficientFreeAddressesInSubnet", 400, TRANSIENT),
+        ("InvalidAMIID.NotFound", 400, PERMANENT),
+        ("UnauthorizedOperation", 403, PERMANENT),
+        ("Unsupported", 400, PERMANENT),
+        ("InternalError", 500, None),
+        ("RequestLimitExceeded", 503, None),
+        ("Throttling", 400, None),
+    ],
+)
+def test_run_instances_errors_are_told_apart_transient_permanent_or_raised(
+    code: str, status: int, refusal: str | None
+) -> None:
+    assert launch_refusal(code, status) == refusal
+
+
+def test_a_retried_switch_is_reopened_from_its_launch_and_its_failure_leaves_the_flap_history() -> None:
+    node, switch = _failed()
+    node = replace(
+        node, recent_switches=({"at": int(NOW) - 3000, "az": "az-a"}, {"at": int(NOW), "az": "az-a"})
+    )
+    taken = state.retry_failed(node, owner="rec-1/x", lease_until=int(NOW) + 900, now=NOW)
+    assert (taken.state, taken.switch_id, taken.lease_owner) == (state.SWITCHING, "swr-1", "rec-1/x")
+    assert taken.recent_switches == node.recent_switches[:1]
+    reopened = state.reopen(switch)
+    assert reopened.outcome == state.IN_PROGRESS and "failed" not in reopened.timeline
+    assert (reopened.az_errors, reopened.permanent_azs, reopened.retries) == ({}, [], 1)
+    with pytest.raises(state.TransitionError):
+        state.retry_failed(_active(), owner="o", lease_until=1, now=NOW)
