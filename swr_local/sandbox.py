@@ -28,7 +28,7 @@ from switcher import state
 
 from swr_cli.aws import AwsTarget
 from swr_cli.discovery import find_switchers
-from swr_local.assembly import PROJECT_ROOT, read_assembly, synthesize
+from swr_local.assembly import app_directory, read_assembly, synthesize
 from swr_local.deploy import deploy_assembly, provision_nodes
 from swr_local.emulator import FAKE_CREDENTIALS, LOCAL_ACCOUNT_ID, moto_server
 from swr_local.errors import LocalRunError
@@ -124,6 +124,8 @@ def up(directory: Path, *, assembly: Path | None = None) -> Sandbox:
     command = [sys.executable, "-m", "swr_local.sandbox", str(directory)]
     if assembly is not None:
         command += ["--assembly", str(assembly)]
+    else:
+        command += ["--app-dir", str(app_directory())]  # no checkout: said here, not in the log
     with log.open("wb") as sink:
         # A session of its own: the sandbox outlives this command and the terminal's Ctrl-C.
         process = subprocess.Popen(
@@ -180,7 +182,7 @@ def describe(console: Console, sandbox: Sandbox, directory: Path, *, started: bo
     console.print(f"stop it with: swr local down   [dim](log: {escape(str(directory / LOG_FILE))})[/]")
 
 
-def serve(directory: Path, *, assembly: Path | None = None) -> None:
+def serve(directory: Path, *, assembly: Path | None = None, app_dir: Path | None = None) -> None:
     """The sandbox process: moto, the deployed app, `sandbox.json`; serves until SIGTERM or SIGINT."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -189,7 +191,7 @@ def serve(directory: Path, *, assembly: Path | None = None) -> None:
     with moto_server() as server:
         print(f"moto on {server.endpoint_url}", flush=True)
         out = directory / "cdk.out"
-        source = assembly if assembly is not None else synthesize(out, app_dir=PROJECT_ROOT)
+        source = assembly if assembly is not None else synthesize(out, app_dir=app_dir)
         stacks = read_assembly(source)
         target = AwsTarget(stacks.stacks[0].region, server.endpoint_url)
         deployed = deploy_assembly(
@@ -213,14 +215,16 @@ def serve(directory: Path, *, assembly: Path | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """`python -m swr_local.sandbox DIR [--assembly CDK_OUT]` (what `swr local up` starts)."""
+    """`python -m swr_local.sandbox DIR [--assembly CDK_OUT | --app-dir CHECKOUT]` (what `swr local up`
+    starts)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m swr_local.sandbox")
     parser.add_argument("directory", type=Path)
     parser.add_argument("--assembly", type=Path)
+    parser.add_argument("--app-dir", type=Path)
     args = parser.parse_args(argv)
-    serve(args.directory, assembly=args.assembly)
+    serve(args.directory, assembly=args.assembly, app_dir=args.app_dir)
     # The emulator is stopped and nothing is left to write: skip the interpreter's teardown of moto's
     # in-memory account (measured: about 4 s of `swr local down` on a loaded 2-core machine).
     sys.stdout.flush()
