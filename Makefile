@@ -17,6 +17,7 @@ $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --progress-bar on pip
 	@echo "setup 2/3: swr with the dev, bench and local (emulator) extras, editable"
+	@echo "  (pip shows each download; its last step, 'Installing collected packages', prints nothing until done)"
 	$(BIN)/python -m pip install --progress-bar on -e '.[dev,bench,local]'
 	touch $@
 
@@ -57,7 +58,7 @@ test-py39:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pypy3 pypy3-venv >/dev/null; }
 	@command -v $(PY39) >/dev/null || { echo "test-py39: no $(PY39); apt-get install pypy3 pypy3-venv" >&2; exit 1; }
 	$(PY39) -c 'import sys; assert sys.version_info[:2] == (3, 9), sys.version'
-	test -x $(PY39_VENV)/bin/pytest || { $(PY39) -m venv $(PY39_VENV) && $(PY39_VENV)/bin/python -m pip install --quiet 'pytest>=8,<9'; }
+	test -x $(PY39_VENV)/bin/pytest || { $(PY39) -m venv $(PY39_VENV) && $(PY39_VENV)/bin/python -m pip install --progress-bar on 'pytest>=8,<9'; }
 	mkdir -p $(PY39_VENV)/src && ln -sfn $(CURDIR)/agent_config $(PY39_VENV)/src/swr_agent
 	PYTHONPATH=$(PY39_VENV)/src $(PY39_VENV)/bin/pytest -q -p no:cacheprovider tests/agent/test_monitor.py
 

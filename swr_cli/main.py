@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -245,6 +246,8 @@ def cmd_drill(args: argparse.Namespace, console: Console) -> ExitCode:
         console.print(f"[red]no switch started within {args.timeout:.0f}s[/]")
         return _done(args, ExitCode.FAILED, {**document, "ok": False, "switch": None, "checks": []})
     console.print(timeline_table(outcome.switch))
+    if local is not None:
+        console.print(f"  [dim]the RTO above is {local.EMULATOR_TIME}[/]")
     document["switch"] = switch_json(outcome.switch)
     if outcome.switch.outcome == state.IN_PROGRESS:
         console.print(f"[yellow]still in progress after {args.timeout:.0f}s[/]: `swr history {node.node_id}`")
@@ -272,6 +275,18 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> ExitCode:
         )
     code = ExitCode.OK if int(local.demo(console, node_id=args.node)) == 0 else ExitCode.FAILED
     return _done(args, code, {"ok": code == ExitCode.OK})
+
+
+def cmd_local(args: argparse.Namespace, console: Console) -> ExitCode:
+    """`swr local up|down`: the background sandbox the other commands can be tried against."""
+    local = _local(console, f"`swr local {args.action}`")
+    if local is None:
+        return _done(args, ExitCode.NEEDS_LOCAL_EXTRA, {"ok": False, "install": INSTALL_LOCAL})
+    if args.action == "up":
+        document = local.local_up(console, assembly=args.assembly)
+    else:
+        document = local.local_down(console)
+    return _done(args, ExitCode.OK, {"action": args.action, **document})
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> ExitCode:
@@ -376,6 +391,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--node", type=int, help="node id to fail (default: the lowest)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "local",
+        parents=[common],
+        help="up: a sandbox (moto on 127.0.0.1 with the default app) left running for every command; down",
+    )
+    p.add_argument("action", choices=("up", "down"), help="start the sandbox, or stop it")
+    p.add_argument(
+        "--assembly",
+        type=Path,
+        help="up: deploy this synthesized cloud assembly (cdk.out) instead of synthesizing the default app",
+    )
+    p.set_defaults(func=cmd_local)
     return parser
 
 

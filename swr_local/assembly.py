@@ -43,8 +43,22 @@ class Assembly:
     stacks: tuple[StackArtifact, ...]
 
 
-def synthesize(outdir: Path, *, app_dir: Path = PROJECT_ROOT, timeout: float = 120.0) -> Path:
-    """Run `python app.py` with CDK_OUTDIR=outdir (what `cdk synth` does, minus the CLI's start-up)."""
+def app_directory() -> Path:
+    """Where swr's CDK app is (app.py beside cdk.json): the checkout this package runs from (an editable
+    install), else the current directory. A `pip install`ed package holds neither file."""
+    for candidate in (PROJECT_ROOT, Path.cwd()):
+        if (candidate / "app.py").is_file() and (candidate / "cdk.json").is_file():
+            return candidate
+    raise SynthError(
+        "the local drill synthesizes swr's CDK app (app.py, cdk.json), which an installed package does not "
+        f"hold: run it in a checkout of the swr repository (not found in {Path.cwd()})"
+    )
+
+
+def synthesize(outdir: Path, *, app_dir: Path | None = None, timeout: float = 120.0) -> Path:
+    """Run `python app.py` with CDK_OUTDIR=outdir (what `cdk synth` does, minus the CLI's start-up);
+    app_dir: default `app_directory()`."""
+    app_dir = app_dir or app_directory()
     app = app_dir / "app.py"
     if not app.is_file():
         raise SynthError(f"no CDK app at {app}")

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import moto.server  # noqa: F401 - fails here, naming the missing module, without the `local` extra
 from rich.console import Console
@@ -15,10 +17,11 @@ from swr_cli.aws import AwsTarget
 from swr_cli.discovery import Switcher
 from swr_cli.drill import FollowResult, InjectedFault
 from swr_local import drill as local_drill
-from swr_local.demo import run_demo
+from swr_local import sandbox
+from swr_local.demo import EMULATOR_TIME, run_demo
 from swr_local.errors import LocalRunError
 
-__all__ = ["LocalRunError", "deliver", "demo"]
+__all__ = ["EMULATOR_TIME", "LocalRunError", "deliver", "demo", "local_down", "local_up"]
 
 
 def demo(console: Console, *, node_id: int | None = None) -> int:
@@ -47,3 +50,32 @@ def deliver(
     return local_drill.deliver_and_follow(
         target, switcher, node_id, event, on_phase=on_phase, timeout=timeout
     )
+
+
+def local_up(console: Console, *, assembly: Path | None = None) -> dict[str, Any]:
+    """`swr local up`: start (or find) the background sandbox and say how to use it; its JSON document."""
+    directory = sandbox.sandbox_dir()
+    existing = sandbox.running(directory)
+    if existing is None:
+        console.print("starting the sandbox: synthesize, deploy into moto, provision the nodes …")
+    started = sandbox.up(directory, assembly=assembly)
+    sandbox.describe(console, started, directory, started=existing is None)
+    return {
+        "started": existing is None,
+        "pid": started.pid,
+        "endpoint_url": started.endpoint_url,
+        "region": started.region,
+        "nodes": started.nodes,
+        "environment": started.environment(),
+        "log": str(directory / sandbox.LOG_FILE),
+    }
+
+
+def local_down(console: Console) -> dict[str, Any]:
+    """`swr local down`: stop the background sandbox; its JSON document."""
+    stopped = sandbox.down(sandbox.sandbox_dir())
+    if stopped is None:
+        console.print("no sandbox is running")
+    else:
+        console.print(f"sandbox on {stopped.endpoint_url} stopped (pid {stopped.pid})")
+    return {"stopped": stopped is not None, "pid": stopped.pid if stopped else None}

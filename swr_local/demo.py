@@ -23,7 +23,7 @@ from swr_cli.discovery import find_node, find_switchers
 from swr_cli.render import OK_MARK, checks_table, timeline_table
 from swr_local import drill as local_drill
 from swr_local import events
-from swr_local.assembly import PROJECT_ROOT, read_assembly, synthesize
+from swr_local.assembly import app_directory, read_assembly, synthesize
 from swr_local.deploy import deploy_assembly, provision_nodes
 from swr_local.emulator import LOCAL_ACCOUNT_ID, moto_server
 
@@ -77,8 +77,9 @@ class _Step:
         self.console.print(f"[green]{OK_MARK}[/] {what} [dim]({time.monotonic() - t0:.1f}s)[/]")
 
 
-def run_demo(console: Console, *, app_dir: Path = PROJECT_ROOT, node_id: int | None = None) -> int:
+def run_demo(console: Console, *, app_dir: Path | None = None, node_id: int | None = None) -> int:
     """Run the local drill; return the process exit code (0 when every invariant holds)."""
+    app_dir = app_dir or app_directory()
     step = _Step(console)
     failures = 0
     switcher_output = io.StringIO()

@@ -71,6 +71,40 @@ class World:
         """The node's own target group if it was built with one, else the shared one."""
         return self.target_group_by_node.get(node_id, self.target_group_arn)
 
+    def new_target_group(self, **options: Any) -> str:
+        """Another target group in the world's VPC (as CloudFormation creates when one is replaced)."""
+        return _target_group(
+            self.clients, self.vpc_id, f"swr-{self.settings.vpc_name}-tg{next(_ids)}", options
+        )
+
+    def launch_by_hand(
+        self,
+        *,
+        node_tag: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        subnet_id: str | None = None,
+        security_group_ids: list[str] | None = None,
+        instance_profile_arn: str | None = None,
+    ) -> str:
+        """An instance launched outside the switcher (a stray, a vendor-era node, a foreign instance):
+        `node_tag` as its node id tag, in `subnet_id` (default: the first AZ's tagged subnet)."""
+        all_tags = {**({contract.TAG_NODE_ID: node_tag} if node_tag is not None else {}), **(tags or {})}
+        extra: dict[str, Any] = {"SecurityGroupIds": security_group_ids} if security_group_ids else {}
+        if instance_profile_arn:
+            extra["IamInstanceProfile"] = {"Arn": instance_profile_arn}
+        if all_tags:
+            extra["TagSpecifications"] = [{"ResourceType": "instance", "Tags": _tags(all_tags)}]
+        return str(
+            self.clients.ec2.run_instances(
+                ImageId=IMAGE_ID,
+                InstanceType="t3.small",
+                MinCount=1,
+                MaxCount=1,
+                SubnetId=subnet_id or self.subnets[AZS[0]],
+                **extra,
+            )["Instances"][0]["InstanceId"]
+        )
+
     def node_props(self, node_id: int, **overrides: str) -> dict[str, str]:
         """`Custom::SwrNode` properties of a node in this world, as the stacks set them."""
         preregistered = node_id in self.standby_interfaces
@@ -104,6 +138,14 @@ class World:
 
 def _tags(pairs: Mapping[str, str]) -> list[TagTypeDef]:
     return [{"Key": key, "Value": value} for key, value in pairs.items()]
+
+
+def _target_group(clients: Clients, vpc_id: str, name: str, options: Mapping[str, Any]) -> str:
+    return str(
+        clients.elbv2.create_target_group(
+            Name=name, Protocol="TCP", Port=80, VpcId=vpc_id, TargetType="ip", **options
+        )["TargetGroups"][0]["TargetGroupArn"]
+    )
 
 
 def _create_table(dynamodb: Any, name: str) -> None:
@@ -195,15 +237,10 @@ def build_world(
             LaunchTemplateData=standby_data,
         )["LaunchTemplate"]["LaunchTemplateId"]
 
-    def target_group(name: str, options: Mapping[str, Any]) -> str:
-        return str(
-            clients.elbv2.create_target_group(
-                Name=name, Protocol="TCP", Port=80, VpcId=vpc_id, TargetType="ip", **options
-            )["TargetGroups"][0]["TargetGroupArn"]
-        )
-
     groups = {
-        node_id: target_group(f"swr-{vpc_name}-{suffix}-{node_id}", target_group_options or {})
+        node_id: _target_group(
+            clients, vpc_id, f"swr-{vpc_name}-{suffix}-{node_id}", target_group_options or {}
+        )
         for node_id in dict.fromkeys((*node_ids, *standby_nodes))
     }
     standby = {
@@ -231,7 +268,7 @@ def build_world(
         app_sg=app_sg,
         blackhole_sg=blackhole_sg,
         launch_template_id=launch_template_id,
-        target_group_arn=target_group(f"swr-{vpc_name}-{suffix}", {}),
+        target_group_arn=_target_group(clients, vpc_id, f"swr-{vpc_name}-{suffix}", {}),
         profile_arn=profile_arn,
         key_name=key_name,
         target_group_by_node=groups,

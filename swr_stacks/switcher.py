@@ -21,7 +21,15 @@ from swr_stacks.bundling import switcher_bundling
 from swr_stacks.config import FlapGuard, Reconcile
 from swr_stacks.nag import acknowledge, acknowledge_wildcard_resources
 
-LAMBDA_SOURCE_DIR = Path(__file__).resolve().parent.parent / "lambda_src"
+
+def _lambda_source_dir() -> Path:
+    """The checkout's lambda_src: beside this package (an editable install), else in the working directory
+    (`python app.py` run in a checkout that swr was `pip install`ed from)."""
+    beside = Path(__file__).resolve().parent.parent / "lambda_src"
+    return beside if (beside / "switcher").is_dir() else Path.cwd() / "lambda_src"
+
+
+LAMBDA_SOURCE_DIR = _lambda_source_dir()
 HANDLER = "switcher.handler.lambda_handler"
 #: A switch waits for the source to stop and the replacement to run: give it Lambda's maximum.
 SWITCHER_TIMEOUT = Duration.seconds(900)

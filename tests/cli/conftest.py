@@ -36,8 +36,14 @@ class LocalDeployment:
 
 # package scope (tests/cli is a package): the emulator and its fake credentials end with these tests
 @pytest.fixture(scope="package")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDeployment]:
-    assembly = read_assembly(synthesize_in_process(tmp_path_factory.mktemp("synth") / "cdk.out"))
+def assembly_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default app's cloud assembly (cdk.out), synthesized once for the CLI tests."""
+    return synthesize_in_process(tmp_path_factory.mktemp("synth") / "cdk.out")
+
+
+@pytest.fixture(scope="package")
+def deployment(assembly_dir: Path) -> Iterator[LocalDeployment]:
+    assembly = read_assembly(assembly_dir)
     with warnings.catch_warnings(), moto_server() as server:
         warnings.simplefilter("ignore")
         target = AwsTarget(assembly.stacks[0].region, server.endpoint_url)

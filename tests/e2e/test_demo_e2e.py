@@ -53,6 +53,10 @@ def test_demo_recovers_both_failure_cases_and_checks_every_invariant(
         for name in INVARIANTS:
             assert re.search(r"✔ │ [^│]*" + re.escape(name), case), f"{name!r} not held in:\n{case}"
         assert "✘" not in case
+    # Every duration it shows is labelled as emulator time, pointing at the modeled RTO.
+    for case in (case1, case2):
+        assert "RTO above is emulator time, not an AWS recovery time" in " ".join(case.split()), case
+        assert "modeled RTO in bench/RESULTS.md" in " ".join(case.split()), case
     assert "EC2 Instance State-change Notification' matches deployed rule" in case1
     assert "CloudWatch Alarm State Change' matches deployed rule" in case2
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,9 @@ def mutated_events(draw: st.DrawFn, instance_ids: st.SearchStrategy[str] | None 
     for _ in range(draw(st.integers(min_value=1, max_value=3))):
         _apply(event, draw(st.sampled_from(PATHS[name])), draw(values))
     return event
+
+
+def skip_records(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
+    """The switcher's log records of skips among `records` (caplog.records: its Powertools logger
+    propagates to pytest's handler)."""
+    return [r for r in records if r.name == contract.METRICS_SERVICE and r.getMessage() == "skip"]

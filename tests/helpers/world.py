@@ -85,6 +85,16 @@ class World(local_world.World):
         """Live (not terminated) instances carrying the node's tag."""
         return aws.live_node_instances(self.clients.ec2, self.vpc_id, node_id)
 
+    def every_instance_id_of(self, node_id: int) -> set[str]:
+        """Every instance carrying the node's tag in the world's VPC, terminated ones included."""
+        resp = self.clients.ec2.describe_instances(
+            Filters=[
+                {"Name": f"tag:{contract.TAG_NODE_ID}", "Values": [str(node_id)]},
+                {"Name": "vpc-id", "Values": [self.vpc_id]},
+            ]
+        )
+        return {i["InstanceId"] for r in resp["Reservations"] for i in r["Instances"]}
+
     def node(self, node_id: int) -> state.NodeRecord:
         """The node's record."""
         record = state.get_node(

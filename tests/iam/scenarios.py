@@ -14,7 +14,7 @@ from switcher import contract, provision, state
 
 from tests.helpers.aws_faults import FaultInjector
 from tests.helpers.iam_world import IamWorld
-from tests.helpers.world import AZS, IMAGE_ID
+from tests.helpers.world import AZS
 
 Scenario = Callable[[IamWorld, FaultInjector], None]
 
@@ -90,13 +90,7 @@ def provisioning_update_and_delete(iw: IamWorld, faults: FaultInjector) -> None:
     w = iw.world
     # Provisioned under the stack's first version (its policy named the first target group).
     _provision(iw, record=False)
-    new_group = w.clients.elbv2.create_target_group(
-        Name=f"swr-prod-new-{w.launch_template_id[-6:]}",
-        Protocol="TCP",
-        Port=80,
-        VpcId=w.vpc_id,
-        TargetType="ip",
-    )["TargetGroups"][0]["TargetGroupArn"]
+    new_group = w.new_target_group()
     # CloudFormation replaced the target group: the new one carries the stack's tags, the grants follow it.
     iw.tag_target_group(new_group)
     iw.deployment.bind(iw.vpc_stack, iw.node_target_group, Ref=new_group)
@@ -118,19 +112,7 @@ def provisioning_update_and_delete(iw: IamWorld, faults: FaultInjector) -> None:
 def _vendor_era_instance(iw: IamWorld, node_id: int) -> str:
     """An instance launched before swr, carrying only the vendor's node tag (harness)."""
     w = iw.world
-    return str(
-        w.clients.ec2.run_instances(
-            ImageId=IMAGE_ID,
-            InstanceType="t3.small",
-            MinCount=1,
-            MaxCount=1,
-            SubnetId=w.subnets["us-east-1a"],
-            SecurityGroupIds=[w.app_sg],
-            TagSpecifications=[
-                {"ResourceType": "instance", "Tags": [{"Key": contract.TAG_NODE_ID, "Value": str(node_id)}]}
-            ],
-        )["Instances"][0]["InstanceId"]
-    )
+    return w.launch_by_hand(node_tag=str(node_id), security_group_ids=[w.app_sg])
 
 
 def adoption_by_provisioning(iw: IamWorld, faults: FaultInjector) -> None:

@@ -8,6 +8,8 @@ dashboard list the same keys in different orders.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -20,8 +22,8 @@ from swr_local.emulator import fake_credentials
 from swr_local.lambda_runtime import LambdaContext
 from swr_stacks.app_builder import vpc_stack_name
 from swr_stacks.reconcile import reconcile_event
-from tests.helpers.aws_faults import FaultInjector, aws_faults
-from tests.helpers.world import REGION, World, build_world
+from tests.helpers.aws_faults import aws_faults
+from tests.helpers.world import REGION, build_world
 
 CONTRACT_KEYS = frozenset(contract.METRIC_DIMENSIONS)
 
@@ -98,25 +100,9 @@ def test_the_dashboard_graphs_and_the_alarms_watch_the_reconciler_and_switch_met
 # --- what the switcher actually emits -------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def moto_module() -> Iterator[FaultInjector]:
-    with fake_credentials(REGION), mock_aws(), aws_faults() as injector:
-        yield injector
-
-
-@pytest.fixture
-def deployed(moto_module: FaultInjector, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    """A moto world with the switcher's environment set as the stacks set it."""
-    moto_module.faults.clear()
-    world = build_world()
-    world.as_function(monkeypatch)
-    yield world
-    moto_module.faults.clear()
-
-
-def _emitted(stdout: str) -> dict[str, list[frozenset[str]]]:
+def _emitted(stdout: str) -> dict[str, set[frozenset[str]]]:
     """Metric name -> the dimension sets of every EMF directive that carried it (CloudWatch's view)."""
-    sets: dict[str, list[frozenset[str]]] = {}
+    sets: dict[str, set[frozenset[str]]] = {}
     for line in stdout.splitlines():
         if not line.startswith("{"):
             continue
@@ -125,53 +111,76 @@ def _emitted(stdout: str) -> dict[str, list[frozenset[str]]]:
             assert directive["Namespace"] == contract.METRICS_NAMESPACE
             for metric in directive["Metrics"]:
                 for dimension_set in directive["Dimensions"]:
-                    sets.setdefault(metric["Name"], []).append(frozenset(dimension_set))
+                    sets.setdefault(metric["Name"], set()).add(frozenset(dimension_set))
     return sets
 
 
-def _switch_through_the_handler(world: World) -> None:
-    source = world.provision(1)
-    world.clients.ec2.stop_instances(InstanceIds=[source])
-    handler.lambda_handler(world.event("ec2_state_stopping", source), LambdaContext())
+@pytest.fixture(scope="module")
+def emitted() -> Iterator[dict[str, set[frozenset[str]]]]:
+    """Every metric the switcher emits, with its dimension sets, from the handler's own output: a switch,
+    a flap-guard hold, a failed switch and a scheduled reconcile run that repairs drift."""
+    captured = io.StringIO()
+    with (
+        fake_credentials(REGION),
+        mock_aws(),
+        aws_faults() as injector,
+        pytest.MonkeyPatch.context() as monkeypatch,
+        contextlib.redirect_stdout(captured),
+    ):
+        world = build_world()
+        world.as_function(monkeypatch)
+        monkeypatch.setenv(contract.ENV_FLAP_MAX_SWITCHES, "1")
+
+        def fail(instance_id: str) -> dict:
+            world.clients.ec2.stop_instances(InstanceIds=[instance_id])
+            return handler.lambda_handler(world.event("ec2_state_stopping", instance_id), LambdaContext())
+
+        assert fail(world.provision(1))["outcome"] == "SUCCEEDED"
+        assert fail(world.node(1).current_instance_id or "")["outcome"] == "HELD"  # the flap guard
+
+        doomed = world.provision(2)
+        injector.fail_in_subnets(set(world.subnets.values()))  # no AZ can launch its replacement
+        assert fail(doomed)["outcome"] == "FAILED"
+        injector.faults.clear()
+
+        drifted = world.provision(3)
+        world.clients.elbv2.deregister_targets(
+            TargetGroupArn=world.target_group_for(3),
+            Targets=[{"Id": world.instance(drifted)["PrivateIpAddress"]}],
+        )
+        handler.lambda_handler(reconcile_event(), LambdaContext())  # exactly the Input the schedule sends
+    # Powertools prints the EMF blobs with print(): they are in the redirected stdout.
+    yield _emitted(captured.getvalue())
 
 
-def test_a_switch_emits_switch_count_and_duration_with_exactly_the_contract_dimension_set(
-    deployed: World, capfd: pytest.CaptureFixture[str]
-) -> None:
-    capfd.readouterr()
-    _switch_through_the_handler(deployed)
-    emitted = _emitted(capfd.readouterr().out)
-    for name in (contract.METRIC_SWITCH_COUNT, contract.METRIC_SWITCH_DURATION):
-        assert emitted.get(name), f"{name} not emitted"
-        assert set(emitted[name]) == {CONTRACT_KEYS}, (name, [sorted(s) for s in emitted[name]])
-
-
-def test_a_failed_switch_emits_switch_failed_with_exactly_the_contract_dimension_set(
-    deployed: World, moto_module: FaultInjector, capfd: pytest.CaptureFixture[str]
-) -> None:
-    world = deployed
-    moto_module.fail_in_subnets({world.subnets["us-east-1b"], world.subnets["us-east-1c"]})
-    capfd.readouterr()
-    _switch_through_the_handler(world)
-    emitted = _emitted(capfd.readouterr().out)
-    assert emitted.get(contract.METRIC_SWITCH_FAILED), "SwitchFailed not emitted"
-    sets = emitted[contract.METRIC_SWITCH_FAILED]
-    assert set(sets) == {CONTRACT_KEYS}, [sorted(s) for s in sets]
-
-
-def test_a_reconcile_run_started_by_the_schedule_emits_its_metrics_with_exactly_the_contract_dimension_set(
-    deployed: World, capfd: pytest.CaptureFixture[str]
-) -> None:
-    deployed.provision(1)
-    capfd.readouterr()
-    # Exactly the Input the VPC's schedule sends.
-    handler.lambda_handler(reconcile_event(), LambdaContext())
-    emitted = _emitted(capfd.readouterr().out)
-    for name in (
+@pytest.mark.parametrize(
+    "name",
+    [
+        contract.METRIC_SWITCH_COUNT,
+        contract.METRIC_SWITCH_DURATION,
+        contract.METRIC_SWITCH_FAILED,
+        contract.METRIC_NODES_HELD,
+        contract.METRIC_DRIFT_REPAIRED,
         contract.METRIC_RECONCILE_HEARTBEAT,
         contract.METRIC_RECONCILE_NODES_FAILED,
         contract.METRIC_RECONCILE_NODES_HELD,
         contract.METRIC_RECONCILE_NODES_SWITCHING_OVERDUE,
-    ):
-        assert emitted.get(name), f"{name} not emitted"
-        assert set(emitted[name]) == {CONTRACT_KEYS}, (name, [sorted(s) for s in emitted[name]])
+    ],
+)
+def test_the_switcher_emits_each_metric_with_exactly_the_contract_dimension_set(emitted, name) -> None:
+    assert emitted.get(name), f"{name} not emitted"
+    assert emitted[name] == {CONTRACT_KEYS}, (name, [sorted(s) for s in emitted[name]])
+
+
+@pytest.mark.parametrize("reader", [_dashboard_metrics, _alarm_metrics], ids=["dashboard", "alarms"])
+def test_the_stacks_read_each_switcher_metric_with_a_dimension_set_the_switcher_emits_it_with(
+    multi_app, emitted, reader
+) -> None:
+    """The dashboard's and the alarms' dimension sets against what the handler printed, as sets: no
+    contract in between, so a widget that reads a dimension set nobody writes fails here."""
+    for vpc_name, template in _vpc_templates(multi_app):
+        for namespace, name, dimensions in reader(template):
+            if namespace != contract.METRICS_NAMESPACE:
+                continue
+            assert name in emitted, f"{vpc_name}: {name} is read but the scenarios never saw it emitted"
+            assert frozenset(dimensions) in emitted[name], (vpc_name, name, sorted(dimensions))

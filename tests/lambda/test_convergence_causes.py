@@ -162,16 +162,6 @@ def test_a_failed_condition_on_the_node_is_a_conflict(world: World, faults: Faul
 # --- a Custom::SwrNode Update or Delete during a switch ----------------------------------------------
 
 
-def _second_target_group(world: World) -> str:
-    return world.clients.elbv2.create_target_group(
-        Name=f"swr-new-{world.settings.table_name[-6:]}",
-        Protocol="TCP",
-        Port=80,
-        VpcId=world.vpc_id,
-        TargetType="ip",
-    )["TargetGroups"][0]["TargetGroupArn"]
-
-
 @pytest.mark.parametrize(
     "point",
     [
@@ -184,7 +174,7 @@ def test_an_update_during_a_switch_is_applied_after_it_and_never_breaks_it(
     world: World, point: tuple[str, str]
 ) -> None:
     source = _stopped(world)
-    new_tg = _second_target_group(world)
+    new_tg = world.new_target_group()
     update = world.cfn_request(
         "Update",
         1,

@@ -76,16 +76,7 @@ def test_create_adopts_a_live_tagged_instance_instead_of_launching(
     env: World, cfn_endpoint, lambda_context
 ) -> None:
     world, (url, received) = env, cfn_endpoint
-    legacy = world.clients.ec2.run_instances(
-        ImageId="ami-12c6146b",
-        InstanceType="t3.small",
-        MinCount=1,
-        MaxCount=1,
-        SubnetId=world.subnets["us-east-1c"],
-        TagSpecifications=[
-            {"ResourceType": "instance", "Tags": [{"Key": contract.TAG_NODE_ID, "Value": "1"}]}
-        ],
-    )["Instances"][0]["InstanceId"]
+    legacy = world.launch_by_hand(node_tag="1", subnet_id=world.subnets["us-east-1c"])
     world.calls.clear()
     handler.lambda_handler(_request(world, "Create", url), lambda_context)
     assert received[0]["Status"] == "SUCCESS"
@@ -99,9 +90,7 @@ def test_update_stores_the_config_for_the_next_switch_and_follows_a_new_target_g
 ) -> None:
     world, (url, received) = env, cfn_endpoint
     first = world.provision(1)
-    new_tg = world.clients.elbv2.create_target_group(
-        Name="swr-prod-new", Protocol="TCP", Port=80, VpcId=world.vpc_id, TargetType="ip"
-    )["TargetGroups"][0]["TargetGroupArn"]
+    new_tg = world.new_target_group()
     new_version = world.clients.ec2.create_launch_template_version(
         LaunchTemplateId=world.launch_template_id, LaunchTemplateData={"InstanceType": "t3.medium"}
     )["LaunchTemplateVersion"]["VersionNumber"]
@@ -213,8 +202,41 @@ def test_eventbridge_event_with_missing_environment_names_the_variables(
         handler.lambda_handler(world.event("ec2_state_stopping", "i-0123456789abcdef0"), lambda_context)
 
 
-def test_physical_id_is_stable_across_updates() -> None:
-    assert provision.physical_id("prod", 12) == "swr-node-prod-12"
+def test_an_update_keeps_the_physical_id_so_cloudformation_does_not_replace_the_node(
+    env: World, cfn_endpoint, lambda_context
+) -> None:
+    # AWS: a different PhysicalResourceId in the answer to an Update makes CloudFormation treat the update
+    # as a replacement and send a Delete for the old id ("Update request for CloudFormation custom
+    # resources", CloudFormation User Guide). The test carries the ids as CloudFormation does.
+    world, (url, received) = env, cfn_endpoint
+    create = _request(world, "Create", url)
+    assert "PhysicalResourceId" not in create  # CloudFormation sends none with a Create
+    handler.lambda_handler(create, lambda_context)
+    created = received.pop()
+    assert created["Status"] == "SUCCESS", created.get("Reason")
+    instance = created["Data"]["InstanceId"]
+    new_version = world.clients.ec2.create_launch_template_version(
+        LaunchTemplateId=world.launch_template_id, LaunchTemplateData={"InstanceType": "t3.medium"}
+    )["LaunchTemplateVersion"]["VersionNumber"]
+    world.calls.clear()
+
+    update = _request(world, "Update", url, PhysicalResourceId=created["PhysicalResourceId"])
+    update["OldResourceProperties"] = dict(update["ResourceProperties"])
+    update["ResourceProperties"]["LaunchTemplateVersion"] = str(new_version)
+    handler.lambda_handler(update, lambda_context)
+    (updated,) = received
+    assert updated["Status"] == "SUCCESS", updated.get("Reason")
+    if updated["PhysicalResourceId"] != created["PhysicalResourceId"]:
+        # What CloudFormation does next with a replaced custom resource.
+        delete = _request(world, "Delete", url, PhysicalResourceId=created["PhysicalResourceId"])
+        handler.lambda_handler(delete, lambda_context)
+    assert updated["PhysicalResourceId"] == created["PhysicalResourceId"]
+    assert updated["Data"]["InstanceId"] == instance
+    assert world.calls.named("RunInstances") == [] and world.calls.named("TerminateInstances") == []
+    assert world.state_of(instance) == "running"
+    node = world.node(1)
+    assert (node.state, node.current_instance_id) == (state.ACTIVE, instance)
+    assert node.config is not None and node.config.launch_template_version == str(new_version)
 
 
 def test_delete_answers_only_once_the_instance_is_terminated(env: World, faults) -> None:

@@ -184,13 +184,7 @@ def test_a_healthy_vpc_costs_one_query_one_describe_instances_one_describe_alarm
     for node_id in (1, 2, 3):  # each node its own target group, as in a real deployment
         tg = world.target_group_arn
         if node_id > 1:
-            tg = world.clients.elbv2.create_target_group(
-                Name=f"tg{node_id}-{world.settings.table_name[-6:]}",
-                Protocol="TCP",
-                Port=80,
-                VpcId=world.vpc_id,
-                TargetType="ip",
-            )["TargetGroups"][0]["TargetGroupArn"]
+            tg = world.new_target_group()
         request = world.cfn_request(
             "Create",
             node_id,
@@ -240,16 +234,7 @@ def test_live_instances_of_a_deleted_node_are_terminated(world: World) -> None:
 
     provision.handle(delete, clients=world.clients, settings=world.settings, now=world.now)
     # A replacement whose launch was in flight when the Delete looked (it carries the node's id).
-    late = world.clients.ec2.run_instances(
-        ImageId="ami-12c6146b",
-        InstanceType="t3.small",
-        MinCount=1,
-        MaxCount=1,
-        SubnetId=world.subnets["us-east-1b"],
-        TagSpecifications=[
-            {"ResourceType": "instance", "Tags": [{"Key": contract.TAG_NODE_ID, "Value": "1"}]}
-        ],
-    )["Instances"][0]["InstanceId"]
+    late = world.launch_by_hand(node_tag="1", subnet_id=world.subnets["us-east-1b"])
     report = _reconcile(world)
     assert late in report.repairs[0]["what"] and world.node_instances(1) == []
 

@@ -5,9 +5,8 @@ call; a request nobody can answer does no AWS work at all."""
 from __future__ import annotations
 
 import json
-import logging
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,13 +14,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from switcher import contract, handler
 
-from tests.helpers.events import JSON_VALUES, mutated_events
+from tests.helpers.events import JSON_VALUES, mutated_events, skip_records
 from tests.helpers.world import World
-
-
-def _skips(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    """The switcher's log records of skips (its Powertools logger propagates to pytest's handler)."""
-    return [r for r in caplog.records if r.name == contract.METRICS_SERVICE and r.getMessage() == "skip"]
 
 
 def _assert_one_quiet_skip(world: World, event: Any, caplog: pytest.LogCaptureFixture) -> str:
@@ -30,57 +24,8 @@ def _assert_one_quiet_skip(world: World, event: Any, caplog: pytest.LogCaptureFi
     result = world.run(event)
     assert result.outcome == "SKIPPED", result
     assert world.calls.mutating() == []
-    assert len(_skips(caplog)) == 1
+    assert len(skip_records(caplog.records)) == 1
     return result.reason
-
-
-def _detail(**changes: Any) -> Callable[[dict[str, Any]], None]:
-    return lambda e: e["detail"].update(changes)
-
-
-#: Malformed in a field that decides whether the event is a trigger. (A bad `time` or alarm `configuration`
-#: on node 1's own alarm still leaves a valid trigger: the node is switched, see the property-based test.)
-MALFORMED: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
-    ("ec2_state_stopping", lambda e: e.pop("detail")),
-    ("ec2_state_stopping", lambda e: e.update(detail=["stopping"])),
-    ("ec2_state_stopping", lambda e: e.update(detail="stopping")),
-    ("ec2_state_stopping", lambda e: e["detail"].pop("instance-id")),
-    ("ec2_state_stopping", _detail(**{"instance-id": 12345})),
-    ("ec2_state_stopping", _detail(**{"instance-id": ["i-0123456789abcdef0"]})),
-    ("ec2_state_stopping", _detail(**{"instance-id": "i-0123456789ABCDEF0"})),
-    ("ec2_state_stopping", _detail(**{"instance-id": "i-0123456789abcdef0; DROP"})),
-    ("ec2_state_stopping", _detail(state=["stopping"])),
-    ("ec2_state_stopping", _detail(state={"name": "stopping"})),
-    ("ec2_state_stopping", lambda e: e.update(source=None)),
-    ("alarm_monitor_alarm", _detail(state="ALARM")),
-    ("alarm_monitor_alarm", lambda e: e["detail"].pop("state")),
-    ("alarm_monitor_alarm", _detail(alarmName=42)),
-    ("alarm_monitor_alarm", _detail(alarmName=None)),
-    ("alarm_monitor_alarm", _detail(alarmName="swr-prod-01-monitor")),
-    ("alarm_monitor_alarm", _detail(alarmName="swr-prod-\u0661-monitor")),
-    ("alarm_monitor_alarm", _detail(alarmName="swr-prod-\u00b2-monitor")),
-    ("alarm_monitor_alarm", _detail(alarmName="swr-prod-1-monitor-copy")),
-]
-
-
-def test_every_malformed_event_about_a_live_node_is_one_logged_skip(
-    world: World, caplog: pytest.LogCaptureFixture
-) -> None:
-    source = world.provision(1)
-    for index, (name, mutate) in enumerate(MALFORMED):
-        event = world.event(name, source)
-        if name.startswith("alarm"):  # the alarm would otherwise name the node's instance in its dimensions
-            event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"].pop(
-                "InstanceId"
-            )
-        mutate(event)
-        try:
-            _assert_one_quiet_skip(world, event, caplog)
-        except AssertionError as err:
-            raise AssertionError(f"MALFORMED[{index}]: {event}") from err
-    for event in (None, [], "aws.ec2", 42, {"RequestTypo": "Create"}, {}):
-        _assert_one_quiet_skip(world, event, caplog)
-    assert world.state_of(source) == "running"
 
 
 def test_instances_with_a_non_canonical_node_id_are_skipped_and_do_not_stop_the_vpcs_switches(
@@ -88,16 +33,7 @@ def test_instances_with_a_non_canonical_node_id_are_skipped_and_do_not_stop_the_
 ) -> None:
     source = world.provision(1)
     for raw_id in ("\u00b2", "01", "\u0661", "1 "):
-        odd = world.clients.ec2.run_instances(
-            ImageId="ami-12c6146b",
-            InstanceType="t3.small",
-            MinCount=1,
-            MaxCount=1,
-            SubnetId=world.subnets["us-east-1b"],
-            TagSpecifications=[
-                {"ResourceType": "instance", "Tags": [{"Key": contract.TAG_NODE_ID, "Value": raw_id}]}
-            ],
-        )["Instances"][0]["InstanceId"]
+        odd = world.launch_by_hand(node_tag=raw_id, subnet_id=world.subnets["us-east-1b"])
         world.clients.ec2.stop_instances(InstanceIds=[odd])
         for trigger in ("ec2_state_stopping", "ec2_state_stopped"):
             reason = _assert_one_quiet_skip(world, world.event(trigger, odd), caplog)
@@ -245,15 +181,7 @@ def fuzz_world(world: World) -> tuple[World, dict[str, str]]:
     node_instance = world.provision(1)
 
     def launch(subnet: str, tags: dict[str, str]) -> str:
-        spec = [{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
-        return ec2.run_instances(
-            ImageId="ami-12c6146b",
-            InstanceType="t3.small",
-            MinCount=1,
-            MaxCount=1,
-            SubnetId=subnet,
-            TagSpecifications=spec if tags else [],
-        )["Instances"][0]["InstanceId"]
+        return world.launch_by_hand(tags=tags, subnet_id=subnet)
 
     foreign_subnet = ec2.create_subnet(VpcId=world.other_vpc_id, CidrBlock="10.1.7.0/24")["Subnet"][
         "SubnetId"

@@ -8,7 +8,6 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from switcher import contract
 from switcher.switch import SwitchResult
 
 from swr_local.emulator import REGION, moto_server
@@ -26,16 +25,6 @@ def server_world() -> Iterator[World]:
     """One moto server (and one world) for the module; each repetition uses a fresh node."""
     with aws_faults(), moto_server(region=REGION) as server:
         yield build_world(endpoint_url=server.endpoint_url)
-
-
-def _every_instance_of(world: World, node_id: int) -> set[str]:
-    resp = world.clients.ec2.describe_instances(
-        Filters=[
-            {"Name": f"tag:{contract.TAG_NODE_ID}", "Values": [str(node_id)]},
-            {"Name": "vpc-id", "Values": [world.vpc_id]},
-        ]
-    )
-    return {i["InstanceId"] for r in resp["Reservations"] for i in r["Instances"]}
 
 
 @pytest.mark.e2e
@@ -74,7 +63,7 @@ def test_three_concurrent_deliveries_make_exactly_one_replacement(
     assert {r.switch_id for r in results if r.switch_id} == {winner.switch_id}
     node = world.node(node_id)
     assert node.current_instance_id is not None
-    assert _every_instance_of(world, node_id) == {source, node.current_instance_id}
+    assert world.every_instance_id_of(node_id) == {source, node.current_instance_id}
     assert [i["InstanceId"] for i in world.node_instances(node_id)] == [node.current_instance_id]
     assert len(world.switches(node_id)) == 1
 
@@ -138,5 +127,5 @@ def test_events_and_a_reconcile_run_at_once_make_exactly_one_replacement(
     assert outcomes.count("SUCCEEDED") == 1 and len(switch_ids) == 1, outcomes
     node = world.node(node_id)
     assert node.current_instance_id is not None
-    assert _every_instance_of(world, node_id) == {source, node.current_instance_id}
+    assert world.every_instance_id_of(node_id) == {source, node.current_instance_id}
     assert len(world.switches(node_id)) == 1

@@ -31,23 +31,13 @@ def _crash_at(point: tuple[str, str], exc: type[BaseException] = Crash):
     return hook
 
 
-def _all_node_instance_ids(world: World, node_id: int) -> set[str]:
-    resp = world.clients.ec2.describe_instances(
-        Filters=[
-            {"Name": f"tag:{contract.TAG_NODE_ID}", "Values": [str(node_id)]},
-            {"Name": "vpc-id", "Values": [world.vpc_id]},
-        ]
-    )
-    return {i["InstanceId"] for r in resp["Reservations"] for i in r["Instances"]}
-
-
 def _assert_exactly_one_clean_switch(world: World, source: str) -> str:
     node = world.node(1)
     assert node.state == state.ACTIVE and node.lease_until == 0
     replacement = node.current_instance_id
     assert replacement is not None and replacement != source
     # Exactly one instance was ever launched for the node: no orphan, no double launch.
-    assert _all_node_instance_ids(world, 1) == {source, replacement}
+    assert world.every_instance_id_of(1) == {source, replacement}
     assert [i["InstanceId"] for i in world.node_instances(1)] == [replacement]
     terminations = [c for c in world.calls.named("TerminateInstances") if c.params["InstanceIds"] == [source]]
     assert len(terminations) == 1

@@ -70,17 +70,9 @@ def test_hand_launched_tagged_instance_of_a_configured_node_is_adopted_and_switc
         world.now(),
     )
     state.save_node(world.clients.dynamodb, world.settings.table_name, node, expected_version=None)
-    legacy = world.clients.ec2.run_instances(
-        ImageId="ami-12c6146b",
-        InstanceType="t3.small",
-        MinCount=1,
-        MaxCount=1,
-        SubnetId=world.subnets["us-east-1b"],
-        SecurityGroupIds=[world.app_sg],
-        TagSpecifications=[
-            {"ResourceType": "instance", "Tags": [{"Key": contract.TAG_NODE_ID, "Value": "5"}]}
-        ],
-    )["Instances"][0]["InstanceId"]
+    legacy = world.launch_by_hand(
+        node_tag="5", subnet_id=world.subnets["us-east-1b"], security_group_ids=[world.app_sg]
+    )
     world.clients.ec2.stop_instances(InstanceIds=[legacy])
 
     result = world.run(world.event("ec2_state_stopping", legacy, 5))

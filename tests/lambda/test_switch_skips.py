@@ -18,30 +18,14 @@ def _assert_skipped_untouched(world: World, event: dict, reason_part: str) -> No
     assert world.calls.mutating() == []
 
 
-def _hand_launched(world: World, *, vpc_subnet: str | None = None, tags: dict[str, str] | None = None) -> str:
-    resp = world.clients.ec2.run_instances(
-        ImageId="ami-12c6146b",
-        InstanceType="t3.small",
-        MinCount=1,
-        MaxCount=1,
-        SubnetId=vpc_subnet or world.subnets["us-east-1a"],
-        TagSpecifications=[
-            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()]}
-        ]
-        if tags
-        else [],
-    )
-    return resp["Instances"][0]["InstanceId"]
-
-
 def test_instance_without_the_node_tag_is_skipped(world: World) -> None:
-    other = _hand_launched(world, tags={"Name": "not-a-node"})
+    other = world.launch_by_hand(tags={"Name": "not-a-node"})
     _assert_skipped_untouched(world, world.event("ec2_state_stopping", other), contract.TAG_NODE_ID)
 
 
 def test_tagged_instance_of_another_vpc_is_skipped(world: World) -> None:
     subnet = world.clients.ec2.create_subnet(VpcId=world.other_vpc_id, CidrBlock="10.1.1.0/24")["Subnet"]
-    other = _hand_launched(world, vpc_subnet=subnet["SubnetId"], tags={contract.TAG_NODE_ID: "1"})
+    other = world.launch_by_hand(subnet_id=subnet["SubnetId"], tags={contract.TAG_NODE_ID: "1"})
     _assert_skipped_untouched(world, world.event("ec2_state_stopping", other), "VPC")
 
 
@@ -54,7 +38,7 @@ def test_late_event_about_an_already_replaced_instance_is_skipped(world: World) 
 
 def test_not_current_instance_that_is_still_alive_is_skipped(world: World) -> None:
     world.provision(1)
-    stray = _hand_launched(world, tags={contract.TAG_NODE_ID: "1"})
+    stray = world.launch_by_hand(tags={contract.TAG_NODE_ID: "1"})
     _assert_skipped_untouched(world, world.event("ec2_state_stopped", stray), "not node 1's current")
 
 
@@ -79,24 +63,8 @@ def test_instance_already_going_away_is_skipped(world: World, gone_state: str) -
     _assert_skipped_untouched(world, event, gone_state)
 
 
-@pytest.mark.parametrize(
-    ("name", "mutate", "reason"),
-    [
-        ("ec2_state_stopping", lambda e: e["detail"].update(state="running"), "not a trigger"),
-        ("alarm_monitor_alarm", lambda e: e["detail"]["state"].update(value="OK"), "not in ALARM"),
-        ("alarm_monitor_alarm", lambda e: e["detail"].update(alarmName="swr-other-1-monitor"), "VPC"),
-        ("ec2_state_stopping", lambda e: e.update(source="aws.s3"), "not a trigger"),
-    ],
-)
-def test_events_that_are_not_triggers_are_skipped(world: World, name: str, mutate, reason: str) -> None:
-    source = world.provision(1)
-    event = world.event(name, source)
-    mutate(event)
-    _assert_skipped_untouched(world, event, reason)
-
-
 def test_node_without_configuration_is_skipped_with_a_notice_naming_it(world: World) -> None:
-    stray = _hand_launched(world, tags={contract.TAG_NODE_ID: "7"})
+    stray = world.launch_by_hand(tags={contract.TAG_NODE_ID: "7"})
     world.calls.clear()
     result = world.run(world.event("ec2_state_stopping", stray, 7))
     assert result.outcome == "SKIPPED" and "node 7" in result.reason
@@ -113,8 +81,8 @@ def test_two_live_instances_with_the_same_node_id_are_refused_with_a_notice(worl
         "prod", 9, state.NodeConfig(world.launch_template_id, "1", world.target_group_arn), world.now()
     )
     state.save_node(world.clients.dynamodb, world.settings.table_name, node, expected_version=None)
-    first = _hand_launched(world, tags={contract.TAG_NODE_ID: "9"})
-    second = _hand_launched(world, tags={contract.TAG_NODE_ID: "9"})
+    first = world.launch_by_hand(tags={contract.TAG_NODE_ID: "9"})
+    second = world.launch_by_hand(tags={contract.TAG_NODE_ID: "9"})
     world.calls.clear()
     result = world.run(world.event("ec2_state_stopping", first, 9))
     assert result.outcome == "SKIPPED" and "several live instances" in result.reason

@@ -21,18 +21,12 @@ def _vendor_instance(world: World, node_id: int, *, az: str = "us-east-1b") -> t
     vendor_profile = iam.create_instance_profile(InstanceProfileName=f"vendor-pclswr-{next(_profiles)}")[
         "InstanceProfile"
     ]["Arn"]
-    instance_id = world.clients.ec2.run_instances(
-        ImageId="ami-12c6146b",
-        InstanceType="t3.small",
-        MinCount=1,
-        MaxCount=1,
-        SubnetId=world.subnets[az],
-        SecurityGroupIds=[world.app_sg],
-        IamInstanceProfile={"Arn": vendor_profile},
-        TagSpecifications=[
-            {"ResourceType": "instance", "Tags": [{"Key": contract.TAG_NODE_ID, "Value": str(node_id)}]}
-        ],
-    )["Instances"][0]["InstanceId"]
+    instance_id = world.launch_by_hand(
+        node_tag=str(node_id),
+        subnet_id=world.subnets[az],
+        security_group_ids=[world.app_sg],
+        instance_profile_arn=vendor_profile,
+    )
     assert contract.TAG_VPC not in {t["Key"] for t in world.instance(instance_id).get("Tags", [])}
     return instance_id, vendor_profile
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from switcher import contract, state
-from switcher.aws import monitor_alarm_dimensions, snapshot_instance, user_tags
+from switcher.aws import snapshot_instance, user_tags
 from switcher.models import Candidate
 from switcher.phases import Phase, plan, remaining
 from switcher.placement import client_token, rank_candidates
@@ -278,12 +278,3 @@ def test_snapshot_keeps_user_tags_and_original_groups_never_the_blackhole() -> N
     with pytest.raises(ValueError, match="blackhole"):
         snapshot_instance({**source, "SecurityGroups": [{"GroupId": "sg-bh"}]}, "sg-bh")
     assert user_tags({"aws:x": "1", "k": "v"}) == {"k": "v"}
-
-
-def test_monitor_alarm_dimensions_come_from_the_contract() -> None:
-    dims = {d["Name"]: d["Value"] for d in monitor_alarm_dimensions("i-1", "rms")}
-    assert dims == {
-        "InstanceId": "i-1",
-        contract.MONITOR_SELECTOR_KEY: contract.MONITOR_PROCESS_PATTERNS["rms"],
-        "pid_finder": contract.MONITOR_PID_FINDER,
-    }
