@@ -344,6 +344,10 @@ class Reconcile:
 DEFAULT_RECONCILE_INTERVAL_SECONDS = 60
 MAX_RECONCILE_INTERVAL_SECONDS = 3600
 DEFAULT_SWITCH_OVERDUE_SECONDS = 1800
+#: A forced stop normally completes within a minute or two; past this the network fence is applied.
+DEFAULT_FENCE_TIMEOUT_SECONDS = 300
+MIN_FENCE_TIMEOUT_SECONDS = 30
+MAX_FENCE_TIMEOUT_SECONDS = 3600
 #: A running switch holds its lease for 930 s (the switcher's 900 s timeout + 30 s, LEASE_SECONDS in
 #: swr_stacks/switcher.py); a shorter bound would report a switch that is still legitimately running.
 MIN_SWITCH_OVERDUE_SECONDS = 960
@@ -401,6 +405,8 @@ class SwrConfig:
     switcher_reserved_concurrency: int
     history_ttl_days: int
     log_retention_days: int
+    #: How long the fence waits for the source's forced stop before the network fence (docs/fencing.md).
+    fence_timeout_seconds: int = DEFAULT_FENCE_TIMEOUT_SECONDS
 
 
 # --- sections -------------------------------------------------------------------------------------
@@ -812,6 +818,7 @@ def _config(raw: Any) -> SwrConfig:
             "switcher_reserved_concurrency",
             "history_ttl_days",
             "log_retention_days",
+            "fence_timeout_seconds",
         },
         {"regions"},
     )
@@ -850,6 +857,14 @@ def _config(raw: Any) -> SwrConfig:
             None, _int, data.get("history_ttl_days", 90), "history_ttl_days", low=1, high=3650
         ),
         log_retention_days=_soft(None, _retention, data.get("log_retention_days", 30)),
+        fence_timeout_seconds=_soft(
+            None,
+            _int,
+            data.get("fence_timeout_seconds", DEFAULT_FENCE_TIMEOUT_SECONDS),
+            "fence_timeout_seconds",
+            low=MIN_FENCE_TIMEOUT_SECONDS,
+            high=MAX_FENCE_TIMEOUT_SECONDS,
+        ),
     )
 
 

@@ -37,6 +37,8 @@ class Settings:
     reconcile_interval_seconds: int = 60
     #: A switch older than this is counted by the NodesSwitchingOverdue gauge.
     switch_overdue_seconds: int = 1800
+    #: The forced stop's deadline (from the moment it was sent); then the network fence (docs/fencing.md).
+    fence_timeout_seconds: int = 300
     waiter_delay_seconds: float = 5.0
     waiter_max_attempts: int = 120
     retry_mode: str = "adaptive"
@@ -55,6 +57,7 @@ class Settings:
             "history_ttl_days",
             "reconcile_interval_seconds",
             "switch_overdue_seconds",
+            "fence_timeout_seconds",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}={getattr(self, name)!r}: must be a positive integer")
@@ -96,4 +99,5 @@ class Settings:
             history_ttl_days=_int(contract.ENV_HISTORY_TTL_DAYS, 90),
             reconcile_interval_seconds=_int(contract.ENV_RECONCILE_INTERVAL_SECONDS, 60),
             switch_overdue_seconds=_int(contract.ENV_SWITCH_OVERDUE_SECONDS, 1800),
+            fence_timeout_seconds=_int(contract.ENV_FENCE_TIMEOUT_SECONDS, 300),
         )

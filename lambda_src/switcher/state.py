@@ -154,6 +154,10 @@ class SwitchRecord:
     replacement_private_ip: str | None = None
     az_errors: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    #: The fence that held (contract.FENCE_STOPPED | contract.FENCE_NETWORK), once confirmed.
+    fence: str | None = None
+    #: The network ACL rules of a network fence (switcher.fence.NetworkFence as a dict).
+    network_fence: dict[str, Any] | None = None
     attempts: int = 1
     started_at: float = 0.0
     expires_at: int = 0
