@@ -11,7 +11,9 @@ further event. Every `SWR_RECONCILE_INTERVAL_SECONDS` the VPC's schedule invokes
 - repairs drift of a healthy node (its target group is not exactly {its instance}; an alarm missing or
   watching another instance) and reports it (log, `DriftRepaired` metric, `SWR Drift Repaired` notice);
 - terminates live instances of a DELETED node (what a switch created after its Delete looked);
-- leaves HOLD and FAILED nodes alone (`swr resume` makes a FAILED node ACTIVE: it is then switched).
+- leaves HOLD and FAILED nodes alone (`swr resume` makes a FAILED node ACTIVE: it is then switched);
+- removes the network fence's deny rules whose sources are gone (`switcher.fence.sweep_network_fences`:
+  1 DescribeNetworkAcls per run, plus 1 DescribeInstances of the VPC when swr has a rule in place).
 
 Every switch goes through `switch.act_on_node`, the path of the events, with the same decision and the
 same conditional claim: the reconciler and an event can never both switch a node.
@@ -31,7 +33,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from switcher import aws, contract, decide, state, switch
+from switcher import aws, contract, decide, fence, state, switch
 from switcher.clients import Clients
 from switcher.observability import logger, metrics
 from switcher.settings import Settings
@@ -100,8 +102,23 @@ def reconcile(
             # A switch attempt has sent its own notice and released its lease; the next run retries.
             logger.exception("reconcile of a node failed", extra={"node_id": node.node_id})
             report.errors.append({"node_id": node.node_id, "error": f"{type(err).__name__}: {err}"})
+    _sweep_network_fences(run, nodes, report)
     logger.info("reconcile done", extra={"report": report.__dict__})
     return report
+
+
+def _sweep_network_fences(run: switch.Run, nodes: list[state.NodeRecord], report: ReconcileReport) -> None:
+    """Remove the network fence's deny rules whose sources are gone (switcher.fence)."""
+    serving = {n.current_instance_id for n in nodes if n.state == state.ACTIVE and n.current_instance_id}
+    try:
+        removed = fence.sweep_network_fences(run.clients.ec2, run.settings.vpc_id, serving=serving)
+    except Exception as err:  # noqa: BLE001 - a rule left in place fences a gone address: retried next run
+        logger.exception("network fence sweep failed")
+        report.errors.append({"node_id": None, "error": f"network fence sweep: {type(err).__name__}: {err}"})
+        return
+    for what in removed:
+        logger.info("network fence removed", extra={"rule": what})
+        report.repairs.append({"node_id": None, "what": f"network fence rule removed: {what}"})
 
 
 def _reconcile_node(

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from switcher import contract, fence, state
 from switcher.phases import Phase
+from switcher.reconcile import reconcile
 
 from swr_local import gaps
 from tests.helpers.world import World
@@ -79,12 +80,13 @@ def test_a_stop_that_never_completes_leads_to_the_network_fence_and_a_switch(wor
         assert world.instance(result.replacement_instance_id)["Placement"]["AvailabilityZone"] != az
 
         # While the source is not gone, the reconciler's sweep keeps the rules.
-        serving = {world.node(1).current_instance_id or "", world.node(2).current_instance_id or ""}
-        assert fence.sweep_network_fences(world.clients.ec2, world.vpc_id, serving=serving) == []
-    # The AZ is back and the source's termination completes: the rules go.
+        reconcile(clients=world.clients, settings=world.settings, now=world.now)
+        assert len(_swr_denies(world, subnet)) == 2
+    # The AZ is back and the source's termination completes: the reconciler removes the rules.
     world.clients.ec2.terminate_instances(InstanceIds=[source])
-    removed = fence.sweep_network_fences(world.clients.ec2, world.vpc_id, serving=serving)
-    assert len(removed) == 2 and _swr_denies(world, subnet) == []
+    report = reconcile(clients=world.clients, settings=world.settings, now=world.now)
+    assert _swr_denies(world, subnet) == []
+    assert len([r for r in report.repairs if "network fence" in r["what"]]) == 2
 
 
 def test_a_switch_whose_stop_completes_records_the_stopped_fence(world: World) -> None:
