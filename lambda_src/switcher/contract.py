@@ -167,6 +167,11 @@ ENV_RECONCILE_INTERVAL_SECONDS: Final = "SWR_RECONCILE_INTERVAL_SECONDS"
 ENV_SWITCH_OVERDUE_SECONDS: Final = "SWR_SWITCH_OVERDUE_SECONDS"
 #: How long the fence waits for the source's forced stop before it escalates to the network fence.
 ENV_FENCE_TIMEOUT_SECONDS: Final = "SWR_FENCE_TIMEOUT_SECONDS"
+#: How long a node's monitor alarm may stay INSUFFICIENT_DATA (its metric silent) before the reconciler
+#: switches the node (docs/detection.md); it is also the boot grace of a new instance.
+ENV_SILENT_AFTER_SECONDS: Final = "SWR_SILENT_AFTER_SECONDS"
+#: The alarm state of an alarm whose metric has no datapoints (TreatMissingData=missing).
+ALARM_SILENT_STATE: Final = "INSUFFICIENT_DATA"
 
 # --- Provisioning custom resource (one per node; ServiceToken = the VPC's switcher function) -------
 NODE_RESOURCE_TYPE: Final = "Custom::SwrNode"

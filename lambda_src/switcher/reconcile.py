@@ -6,7 +6,9 @@ further event. Every `SWR_RECONCILE_INTERVAL_SECONDS` the VPC's schedule invokes
 `{"source": contract.RECONCILE_EVENT_SOURCE}`, and for every node of the VPC this module:
 
 - resumes a SWITCHING node whose lease expired;
-- switches an ACTIVE node whose instance is stopping/stopped/gone, or whose alarm is in ALARM for it;
+- switches an ACTIVE node whose instance is stopping/stopped/gone, or whose alarm is in ALARM for it, or
+  whose monitor alarm has been INSUFFICIENT_DATA (the metric silent) for `silent_after_seconds`
+  (docs/detection.md);
 - applies a config an Update stored during a switch (if the switch's invocation ended first);
 - repairs drift of a healthy node (its target group is not exactly {its instance}; an alarm missing or
   watching another instance) and reports it (log, `DriftRepaired` metric, `SWR Drift Repaired` notice);
@@ -143,6 +145,7 @@ def _reconcile_node(
         if alarm is not None
     )
     state_name = (instance.get("State") or {}).get("Name")
+    silent_for = _silent_for(alarms.get(_alarm_names(s.vpc_name, node.node_id)[0]), node, run.now())
     description = f"reconcile: instance {node.current_instance_id} {state_name or 'unknown to EC2'}"
     seen = decide.Seen(
         cause=decide.RECONCILE,
@@ -152,6 +155,7 @@ def _reconcile_node(
         instance_state=state_name,
         alarm_firing=alarm_firing,
         request_id=run.request_id,
+        silent_for=silent_for,
     )
     decision = decide.decide(node, seen, now=run.now(), policy=run.policy())
     if decision.action == decide.SKIP:
@@ -171,6 +175,7 @@ def _reconcile_node(
         cause=decide.RECONCILE,
         description=description,
         alarm_firing=alarm_firing,
+        silent_for=silent_for,
     )
     report.actions.append(
         {
@@ -283,6 +288,20 @@ def _node_alarms(cloudwatch: Any, vpc_name: str) -> dict[str, dict[str, Any]]:
         )
         for alarm in page.get("MetricAlarms", [])
     }
+
+
+def _silent_for(alarm: dict[str, Any] | None, node: state.NodeRecord, now: float) -> float | None:
+    """Seconds the node's monitor alarm has been INSUFFICIENT_DATA (no datapoints) for its current
+    instance, or None. `StateUpdatedTimestamp` is when the alarm entered its state (CloudWatch API
+    Reference, MetricAlarm)."""
+    if alarm is None or alarm.get("StateValue") != contract.ALARM_SILENT_STATE:
+        return None
+    if _alarm_instance(alarm) != node.current_instance_id:
+        return None
+    since = alarm.get("StateUpdatedTimestamp")
+    if since is None:
+        return None
+    return max(0.0, now - since.timestamp())
 
 
 def _alarm_names(vpc_name: str, node_id: int) -> tuple[str, str]:

@@ -39,6 +39,9 @@ class Settings:
     switch_overdue_seconds: int = 1800
     #: The forced stop's deadline (from the moment it was sent); then the network fence (docs/fencing.md).
     fence_timeout_seconds: int = 300
+    #: A running node whose monitor metric is silent this long is switched by the reconciler; shorter
+    #: silences (a booting instance) are not (docs/detection.md).
+    silent_after_seconds: int = 300
     waiter_delay_seconds: float = 5.0
     waiter_max_attempts: int = 120
     retry_mode: str = "adaptive"
@@ -58,6 +61,7 @@ class Settings:
             "reconcile_interval_seconds",
             "switch_overdue_seconds",
             "fence_timeout_seconds",
+            "silent_after_seconds",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}={getattr(self, name)!r}: must be a positive integer")
@@ -100,4 +104,5 @@ class Settings:
             reconcile_interval_seconds=_int(contract.ENV_RECONCILE_INTERVAL_SECONDS, 60),
             switch_overdue_seconds=_int(contract.ENV_SWITCH_OVERDUE_SECONDS, 1800),
             fence_timeout_seconds=_int(contract.ENV_FENCE_TIMEOUT_SECONDS, 300),
+            silent_after_seconds=_int(contract.ENV_SILENT_AFTER_SECONDS, 300),
         )

@@ -179,7 +179,8 @@ class _Run:
         return aws.waiter_config(self.settings.waiter_delay_seconds, self.settings.waiter_max_attempts)
 
     def policy(self) -> decide.Policy:
-        return decide.Policy(self.settings.flap_max_switches, self.settings.flap_window_seconds)
+        s = self.settings
+        return decide.Policy(s.flap_max_switches, s.flap_window_seconds, s.silent_after_seconds)
 
     def record(self, node: state.NodeRecord, switch: state.SwitchRecord) -> state.NodeRecord:
         """Persist the switch's progress and renew the lease: the lease check before the next mutating
@@ -317,6 +318,7 @@ def act_on_node(
     description: str,
     event_time: float | None = None,
     alarm_firing: bool = False,
+    silent_for: float | None = None,
 ) -> SwitchResult:
     """Decide about a node (decide.decide) and act: the one path of both the events and the reconciler.
 
@@ -346,6 +348,7 @@ def act_on_node(
             alarm_firing=alarm_firing,
             request_id=run.request_id,
             switch_replacement_id=replacement,
+            silent_for=silent_for,
             live_instance_ids=live,
         )
         decision = decide.decide(node, seen, now=run.now(), policy=run.policy())

@@ -205,3 +205,25 @@ def test_reconciler_settings_come_from_the_environment_with_the_agreed_defaults(
         Settings.from_env({**env, contract.ENV_SWITCH_OVERDUE_SECONDS: "0"})
     assert contract.METRIC_DIMENSIONS == ("service", "vpc")
     assert contract.RECONCILE_EVENT_SOURCE == "swr.reconciler"
+
+
+# --- a silent node (docs/detection.md) --------------------------------------------------------------
+
+
+def test_a_running_node_whose_monitor_metric_is_silent_past_the_bound_is_switched() -> None:
+    seen = _seen(RECONCILE, "running", silent_for=POLICY.silent_after_seconds + 1)
+    d = decide(_active(), seen, now=NOW, policy=POLICY)
+    assert d.action == CLAIM and "silent" in d.reason
+
+
+def test_a_booting_instance_silent_for_less_than_the_bound_is_not_switched() -> None:
+    seen = _seen(RECONCILE, "running", silent_for=POLICY.silent_after_seconds - 1)
+    assert decide(_active(), seen, now=NOW, policy=POLICY).action == SKIP
+
+
+def test_a_silent_node_on_hold_or_being_switched_is_not_switched() -> None:
+    seen = _seen(RECONCILE, "running", silent_for=10 * POLICY.silent_after_seconds)
+    held = state.hold_node(_active(), "patching", NOW)
+    assert decide(held, seen, now=NOW, policy=POLICY).action == SKIP
+    switching = _switching(lease_until=NOW + 600)
+    assert decide(switching, seen, now=NOW, policy=POLICY).action == SKIP
