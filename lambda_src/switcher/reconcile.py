@@ -6,8 +6,9 @@ further event. Every `SWR_RECONCILE_INTERVAL_SECONDS` the VPC's schedule invokes
 `{"source": contract.RECONCILE_EVENT_SOURCE}`, and for every node of the VPC this module:
 
 - resumes a SWITCHING node whose lease expired;
-- switches an ACTIVE node whose instance is stopping/stopped/gone, or whose alarm is in ALARM for it, or
-  whose monitor alarm has been INSUFFICIENT_DATA (the metric silent) for `silent_after_seconds`
+- switches an ACTIVE node whose instance is stopping/stopped/gone, or whose alarm is in ALARM for it;
+- raises the monitor alarm of a node whose alarm has been INSUFFICIENT_DATA (the metric silent) for
+  `silent_after_seconds`, so that its alarm event starts the switch in an invocation of its own
   (docs/detection.md);
 - applies a config an Update stored during a switch (if the switch's invocation ended first);
 - repairs drift of a healthy node (its target group is not exactly {its instance}; an alarm missing or
@@ -109,6 +110,38 @@ def reconcile(
     return report
 
 
+#: The outcome in the run's report of a silent node whose monitor alarm the reconciler set to ALARM.
+ALARM_RAISED = "ALARM_RAISED"
+
+
+def _raise_silent_alarm(
+    run: switch.Run, node: state.NodeRecord, silent_for: float, reason: str, report: ReconcileReport
+) -> None:
+    """Set the silent node's monitor alarm to ALARM: CloudWatch sends its state change to EventBridge as
+    for any alarm, and the switcher's alarm rule starts the switch in an invocation of its own. Driving
+    it here instead would switch one node at a time (each fence may wait `fence_timeout_seconds`), which
+    in an AZ loss means one node per reconcile run. The alarm returns to INSUFFICIENT_DATA at its next
+    evaluation; if the event is lost, the silence is seen again and the alarm raised again."""
+    name = contract.monitor_alarm_name(run.settings.vpc_name, node.node_id)
+    run.clients.cloudwatch.set_alarm_state(
+        AlarmName=name,
+        StateValue=contract.ALARM_TRIGGER_STATE,
+        StateReason=(
+            f"swr reconciler: monitor metric of {node.current_instance_id} silent for {int(silent_for)} s"
+        ),
+    )
+    logger.warning("silent node: alarm raised", extra={"node_id": node.node_id, "silent_for": silent_for})
+    report.actions.append(
+        {
+            "node_id": node.node_id,
+            "action": decide.CLAIM,
+            "reason": reason,
+            "outcome": ALARM_RAISED,
+            "switch_id": None,
+        }
+    )
+
+
 def _sweep_network_fences(run: switch.Run, nodes: list[state.NodeRecord], report: ReconcileReport) -> None:
     """Remove the network fence's deny rules whose sources are gone (switcher.fence)."""
     serving = {n.current_instance_id for n in nodes if n.state == state.ACTIVE and n.current_instance_id}
@@ -164,6 +197,9 @@ def _reconcile_node(
         elif decision.notice is not None:
             logger.error("node needs an operator", extra={"node_id": node.node_id, "reason": decision.reason})
             report.errors.append({"node_id": node.node_id, "error": decision.reason})
+        return
+    if decision.action == decide.CLAIM and silent_for is not None and not alarm_firing:
+        _raise_silent_alarm(run, node, silent_for, decision.reason, report)
         return
     if run.remaining_ms is not None and run.remaining_ms() / 1000 < MIN_SECONDS_TO_SWITCH:
         report.deferred.append(node.node_id)

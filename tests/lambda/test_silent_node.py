@@ -6,7 +6,7 @@ left alone. moto does not evaluate alarms: the tests set the state the missing d
 from __future__ import annotations
 
 from switcher import contract, state
-from switcher.reconcile import reconcile
+from switcher.reconcile import ALARM_RAISED, reconcile
 
 from tests.helpers.world import World
 
@@ -20,13 +20,21 @@ def _silence(world: World, node_id: int) -> None:
     )
 
 
-def test_a_node_silent_past_the_bound_is_switched_by_the_reconciler(world: World) -> None:
+def test_a_node_silent_past_the_bound_is_switched(world: World) -> None:
     source = world.provision(1)
     _silence(world, 1)
     world.advance(world.settings.silent_after_seconds + 1)
     report = reconcile(clients=world.clients, settings=world.settings, now=world.now)
-    assert [a["outcome"] for a in report.actions] == [state.SUCCEEDED], report
+    # The reconciler raises the alarm (an invocation of its own per node switches it, not this sweep).
+    assert [a["outcome"] for a in report.actions] == [ALARM_RAISED], report
     assert "silent" in report.actions[0]["reason"]
+    alarm = world.clients.cloudwatch.describe_alarms(
+        AlarmNames=[contract.monitor_alarm_name(world.settings.vpc_name, 1)]
+    )["MetricAlarms"][0]
+    assert alarm["StateValue"] == contract.ALARM_TRIGGER_STATE and "silent" in alarm["StateReason"]
+    # CloudWatch sends that state change to EventBridge; its delivery switches the node.
+    result = world.run(world.event("alarm_monitor_alarm", source))
+    assert result.outcome == state.SUCCEEDED
     assert world.node(1).current_instance_id not in (None, source)
 
 
