@@ -27,6 +27,7 @@ BENCHMARKS: tuple[tuple[str, list[str]], ...] = (
     ("p2_overhead", ["--runs", "15"]),
     ("p3_mass_stop", ["--nodes", "50", "150"]),
     ("p4_cost", []),
+    ("p5_az_loss", ["--nodes", "50", "200"]),
 )
 
 
