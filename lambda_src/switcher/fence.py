@@ -250,10 +250,21 @@ def network_fence(ec2: Any, source: Mapping[str, Any], *, blackhole_sg_id: str) 
                     f"network ACL {acl_id} is at its rules quota (20 per direction by default)"
                 ) from None
             raise
-        confirmed = plan_rules(_subnet_acl(ec2, subnet_id).get("Entries", []), cidr=cidr, covering=(own,))
+        # Confirm with the same coverage the plan used: a rule for the whole subnet, created by another
+        # switch, fences this source as well as its own /32 would.
+        entries = _subnet_acl(ec2, subnet_id).get("Entries", [])
+        confirmed = plan_rules(entries, cidr=cidr, covering=(own, subnet_cidr))
         if isinstance(confirmed, dict) and not any(create for _, create in confirmed.values()):
             rules = {egress: number for egress, (number, _) in confirmed.items()}
-            return NetworkFence(acl_id, subnet_id, cidr, ingress_rule=rules[False], egress_rule=rules[True])
+            held = {
+                str(e["CidrBlock"])
+                for e in entries
+                if (bool(e.get("Egress")), int(e["RuleNumber"]))
+                in ((False, rules[False]), (True, rules[True]))
+            }
+            return NetworkFence(
+                acl_id, subnet_id, ",".join(sorted(held)), ingress_rule=rules[False], egress_rule=rules[True]
+            )
     raise FenceUnconfirmed(f"network ACL of subnet {subnet_id}: rule numbers kept being taken")
 
 

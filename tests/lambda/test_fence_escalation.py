@@ -89,6 +89,33 @@ def test_a_stop_that_never_completes_leads_to_the_network_fence_and_a_switch(wor
     assert len([r for r in report.repairs if "network fence" in r["what"]]) == 2
 
 
+def test_a_rule_another_switch_made_for_the_whole_subnet_fences_this_source_too(world: World) -> None:
+    source = world.provision(1)
+    described = world.instance(source)
+    subnet = described["SubnetId"]
+    world.provision(2)  # still running in the same subnet: this switch alone would deny only its /32
+    acl_id = world.clients.ec2.describe_network_acls(
+        Filters=[{"Name": "association.subnet-id", "Values": [subnet]}]
+    )["NetworkAcls"][0]["NetworkAclId"]
+    subnet_cidr = world.clients.ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["CidrBlock"]
+    for egress in (False, True):  # what a concurrent switch of the same lost subnet wrote
+        world.clients.ec2.create_network_acl_entry(
+            NetworkAclId=acl_id,
+            RuleNumber=1,
+            Protocol="-1",
+            RuleAction="deny",
+            Egress=egress,
+            CidrBlock=subnet_cidr,
+        )
+    with gaps.lost_availability_zones({described["Placement"]["AvailabilityZone"]}):
+        result = _run_past_the_deadline(world, source)
+    assert result.outcome == state.SUCCEEDED, result
+    (switch,) = world.switches(1)
+    assert switch.fence == contract.FENCE_NETWORK and switch.network_fence is not None
+    assert switch.network_fence["cidr"] == subnet_cidr
+    assert len(_swr_denies(world, subnet)) == 2  # reused, nothing added
+
+
 def test_a_switch_whose_stop_completes_records_the_stopped_fence(world: World) -> None:
     source = world.provision(1)
     result = world.run(world.event("alarm_monitor_alarm", source))
