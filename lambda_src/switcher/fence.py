@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -41,7 +42,9 @@ EFS_MOUNT_TARGET_DESCRIPTION = "EFS mount target for *"
 ENTRY_EXISTS = "NetworkAclEntryAlreadyExists"
 ENTRY_LIMIT = "NetworkAclEntryLimitExceeded"
 #: Another switch may take a free rule number between our read and our write: read again this often.
-RULE_RACE_ATTEMPTS = 5
+#: After a collision the next number is drawn at random among the free ones, so that the switches of a
+#: lost subnet (up to the function's concurrency at once) stop colliding on the lowest free number.
+RULE_RACE_ATTEMPTS = 10
 #: Time the escalation needs after the wait (a few EC2 calls); kept out of the wait's budget.
 ESCALATION_RESERVE_SECONDS = 60
 
@@ -140,12 +143,17 @@ def _denies(entry: Mapping[str, Any], covering: Iterable[str]) -> bool:
 
 
 def plan_rules(
-    entries: Sequence[Mapping[str, Any]], *, cidr: str, covering: Iterable[str]
+    entries: Sequence[Mapping[str, Any]],
+    *,
+    cidr: str,
+    covering: Iterable[str],
+    choose: Callable[[list[int]], int] = min,
 ) -> dict[bool, tuple[int, bool]] | str:
     """Per direction (egress: bool) the rule number to use and whether it must be created; or why not.
 
-    An swr deny rule already covering the source (its /32, or its whole subnet) is reused; otherwise the
-    lowest number of swr's range free in that direction. No free number: the reason (a str).
+    An swr deny rule already covering the source (its /32, or its whole subnet) is reused; otherwise a
+    number of swr's range free in that direction (`choose`: the lowest, by default). No free number: the
+    reason (a str).
     """
     covering = {cidr, *covering}
     plan: dict[bool, tuple[int, bool]] = {}
@@ -156,16 +164,14 @@ def plan_rules(
             plan[egress] = (int(existing["RuleNumber"]), False)
             continue
         used = {int(e["RuleNumber"]) for e in side}
-        free = next(
-            (n for n in range(contract.NACL_RULE_FIRST, contract.NACL_RULE_LAST + 1) if n not in used), None
-        )
-        if free is None:
+        free = [n for n in range(contract.NACL_RULE_FIRST, contract.NACL_RULE_LAST + 1) if n not in used]
+        if not free:
             direction = "egress" if egress else "ingress"
             return (
                 f"no free {direction} rule number in swr's range {contract.NACL_RULE_FIRST}-"
                 f"{contract.NACL_RULE_LAST} of the network ACL"
             )
-        plan[egress] = (free, True)
+        plan[egress] = (choose(free), True)
     return plan
 
 
@@ -225,10 +231,11 @@ def network_fence(ec2: Any, source: Mapping[str, Any], *, blackhole_sg_id: str) 
     own = f"{ip}/32"
     whole = subnet_all_fenced(_subnet_instances(ec2, subnet_id), blackhole_sg_id)
     cidr = subnet_cidr if whole else own
+    choose: Callable[[list[int]], int] = min
     for _ in range(RULE_RACE_ATTEMPTS):
         acl = _subnet_acl(ec2, subnet_id)
         acl_id = str(acl["NetworkAclId"])
-        plan = plan_rules(acl.get("Entries", []), cidr=cidr, covering=(own, subnet_cidr))
+        plan = plan_rules(acl.get("Entries", []), cidr=cidr, covering=(own, subnet_cidr), choose=choose)
         if isinstance(plan, str):
             raise FenceUnconfirmed(f"network ACL {acl_id}: {plan}")
         try:
@@ -244,7 +251,8 @@ def network_fence(ec2: Any, source: Mapping[str, Any], *, blackhole_sg_id: str) 
                     )
         except ClientError as err:
             if aws.error_code(err) == ENTRY_EXISTS:
-                continue  # another switch took that number meanwhile: read again
+                choose = random.choice  # another switch took that number meanwhile: read again
+                continue
             if aws.error_code(err) == ENTRY_LIMIT:
                 raise FenceUnconfirmed(
                     f"network ACL {acl_id} is at its rules quota (20 per direction by default)"

@@ -101,3 +101,9 @@ def test_a_switch_recorded_before_stop_sent_existed_does_not_send_its_stop_again
     assert remaining("swr", ["detected", "claimed", "snapshot", "fenced"])[0] is Phase.LAUNCH
     assert remaining("swr", ["detected", "claimed", "snapshot"])[0] is Phase.STOP_SENT
     assert remaining("swr", ["detected", "claimed", "snapshot", "stop_sent"])[0] is Phase.FENCE
+
+
+def test_after_a_collision_any_free_number_of_swrs_range_may_be_taken() -> None:
+    taken = [_entry(n, e, f"10.0.1.{n}/32") for n in (1, 2) for e in (False, True)]
+    plan = fence.plan_rules([*DEFAULTS, *taken], cidr="10.0.1.9/32", covering=[], choose=max)
+    assert plan == {False: (contract.NACL_RULE_LAST, True), True: (contract.NACL_RULE_LAST, True)}
