@@ -19,8 +19,9 @@ Every call is logged (start, end, operation, thread) for the call-count and over
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -41,6 +42,13 @@ STATE_CODES = {
     "stopping": 64,
     "stopped": 80,
 }
+
+
+_CAPACITY_BODY = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>InsufficientInstanceCapacity'
+    b"</Code><Message>Insufficient capacity.</Message></Error></Errors>"
+    b"<RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
+)
 
 
 class Clock(Protocol):
@@ -133,6 +141,11 @@ class ModeledAws:
             self._transitions: dict[str, Transition] = {}
             self.calls: list[CallRecord] = []
             self.throttles = ThrottleStats()
+            #: Instances of a lost AZ: their stop and termination never complete (P6).
+            self.lost: set[str] = set()
+            #: RunInstances requests (their form body) answered InsufficientInstanceCapacity (P6).
+            self.refuse_capacity: Callable[[str], bool] | None = None
+            self.capacity_refused = 0
 
     def draw(self, path: str) -> float:
         """Draw one value of a figure from the run's sampler."""
@@ -168,6 +181,10 @@ class ModeledAws:
         return transition.transitional if remaining > 0 else transition.final
 
     def _on_stop(self, instance_id: str, forced: bool) -> None:
+        if instance_id in self.lost:
+            # The AZ lost its power or network: the stop is accepted by the regional API, never done.
+            self.set_transition(instance_id, Transition("stopping", math.inf, "stopping"))
+            return
         transition, remaining = self._remaining(instance_id)
         figure = "instance_transition.forced_stop" if forced else "instance_transition.os_shutdown_on_stop"
         duration = self.draw(figure)
@@ -179,6 +196,9 @@ class ModeledAws:
         self.begin_transition(instance_id, "stopping", duration, "stopped")
 
     def _on_terminate(self, instance_id: str) -> None:
+        if instance_id in self.lost:
+            self.set_transition(instance_id, Transition("shutting-down", math.inf, "shutting-down"))
+            return
         transition, remaining = self._remaining(instance_id)
         if transition is not None and transition.final == "terminated":
             return  # a second TerminateInstances does not restart the clock
@@ -271,6 +291,12 @@ class ModeledAws:
         holder[key] = {"Code": STATE_CODES.get(state, 0), "Name": state}
 
     def _before_send_run_instances(self, request: Any, **_: Any) -> AWSResponse | None:
+        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
+        if self.refuse_capacity is not None and self.refuse_capacity(body):
+            with self.throttles.lock:
+                self.capacity_refused += 1
+            # A server error (500) as EC2 sends it ("Error codes for the Amazon EC2 API").
+            return AWSResponse(request.url, 500, {"Content-Type": "text/xml"}, _RawBody(_CAPACITY_BODY))
         if self.bucket is None:
             return None
         admitted = self.bucket.try_take()

@@ -92,7 +92,9 @@ def _required_int(props: dict[str, Any], key: str, where: str) -> int:
     return int(props[key])
 
 
-def from_templates(templates: Iterable[tuple[str, dict[str, Any]]]) -> DeployedConfig:
+def from_templates(
+    templates: Iterable[tuple[str, dict[str, Any]]], *, default_concurrency: int | None = None
+) -> DeployedConfig:
     """Extract the figures from synthesized templates ((name, template) pairs), first of each lb type."""
     groups: dict[str, TargetGroupHealth] = {}
     concurrency: set[int] = set()
@@ -123,6 +125,8 @@ def from_templates(templates: Iterable[tuple[str, dict[str, Any]]]) -> DeployedC
                     int(props["HealthCheckTimeoutSeconds"]) if "HealthCheckTimeoutSeconds" in props else None
                 ),
             )
+    if not concurrency and default_concurrency is not None:
+        concurrency = {default_concurrency}
     if len(concurrency) != 1:
         raise DeployedConfigError(
             f"expected one reserved concurrency for the switcher function, found {sorted(concurrency)}"
@@ -158,14 +162,15 @@ def synthesize(outdir: Path) -> None:
         raise DeployedConfigError(f"python app.py failed ({done.returncode}): {done.stderr[-1500:]}")
 
 
-def load_deployed() -> DeployedConfig:
-    """The deployed figures: from SWR_BENCH_CDK_OUT if `make bench` synthesized already, else synthesize."""
+def load_deployed(*, default_concurrency: int | None = None) -> DeployedConfig:
+    """The deployed figures: from SWR_BENCH_CDK_OUT if `make bench` synthesized already, else synthesize.
+    `default_concurrency`: the pool size to use when the template reserves no concurrency (None: error)."""
     shared = os.environ.get(CDK_OUT_ENV)
     if shared:
-        return from_templates(_read_assembly(Path(shared)))
+        return from_templates(_read_assembly(Path(shared)), default_concurrency=default_concurrency)
     with tempfile.TemporaryDirectory(prefix="swr-bench-synth-") as outdir:
         synthesize(Path(outdir))
-        return from_templates(_read_assembly(Path(outdir)))
+        return from_templates(_read_assembly(Path(outdir)), default_concurrency=default_concurrency)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ BENCHMARKS: tuple[tuple[str, list[str]], ...] = (
     ("p3_mass_stop", ["--nodes", "50", "150"]),
     ("p4_cost", []),
     ("p5_convergence", ["--runs", "25"]),
+    ("p6_az_loss", ["--nodes", "50", "200"]),
 )
 
 

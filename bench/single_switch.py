@@ -39,7 +39,8 @@ PREREGISTERED_VARIANTS = frozenset({"swr_preregistered"})
 PHASE_LABELS = {
     CLAIMED: "claim (resolve + conditional write)",
     Phase.SNAPSHOT.value: "snapshot source",
-    Phase.FENCE.value: "fence (blackhole SG + force stop, wait stopped)",
+    Phase.STOP_SENT.value: "send stop (blackhole SG + forced stop)",
+    Phase.FENCE.value: "fence confirmed (wait stopped, or network fence)",
     Phase.TERMINATE_SOURCE.value: "terminate source",
     Phase.LAUNCH.value: "launch replacement (RunInstances)",
     Phase.WAIT_RUNNING.value: "wait running",

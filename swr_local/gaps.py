@@ -28,6 +28,12 @@ these helpers on a local emulator (see `swr_cli.aws.is_local_endpoint`).
    from `SecurityGroups` instead of `GroupSet` and ignores `Tags`; `AWS::ElasticLoadBalancingV2::TargetGroup`
    ignores `Targets` (the standby addresses registered at deploy time). Patched in moto while the local
    deploy runs (`patched_cloudformation`), as gaps 2 and 5.
+8. An Availability Zone that is lost (power or network): moto stops and terminates every instance at
+   once. In a lost AZ the regional EC2 API still answers, but a stop or termination of an instance there
+   does not complete: `lost_availability_zones(azs)` leaves such instances `stopping` / `shutting-down`
+   (no `stopped`, no `terminated`) for as long as it is active. A network ACL's rule quota (20 per
+   direction by default, "Amazon VPC quotas") is not enforced by moto either: `nacl_rule_quota(n)` answers
+   `NetworkAclEntryLimitExceeded` past `n` rules in one direction (the default deny rule does not count).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -461,3 +467,78 @@ def network_interface_gaps() -> Iterator[None]:
             yield
         finally:
             _interface_gaps_active.pop()
+
+
+@contextmanager
+def lost_availability_zones(azs: Iterable[str]) -> Iterator[set[str]]:
+    """Gap 8: while active, a stop or termination of an instance placed in one of `azs` never completes
+    (the instance stays `stopping` / `shutting-down`). Yields the set of lost AZs (add to it to lose more)."""
+    from moto.ec2.models.instances import Instance
+
+    lost = set(azs)
+    original_stop, original_terminate = Instance.stop, Instance.terminate
+
+    def stop(self: Any) -> Any:
+        if self.placement.zone not in lost:
+            return original_stop(self)
+        previous = copy.copy(self._state)
+        if self._state.name in ("pending", "running"):
+            self._state.name, self._state.code = "stopping", 64
+        return previous
+
+    def terminate(self: Any) -> Any:
+        if self.placement.zone not in lost:
+            return original_terminate(self)
+        previous = copy.copy(self._state)
+        if self._state.name != "terminated":
+            self._state.name, self._state.code = "shutting-down", 32
+        return previous
+
+    with mock.patch.object(Instance, "stop", stop), mock.patch.object(Instance, "terminate", terminate):
+        yield lost
+
+
+#: The default quota of rules per network ACL and direction ("Amazon VPC quotas": 20, adjustable to 40).
+DEFAULT_NACL_RULES_PER_DIRECTION = 20
+#: The rule number of a network ACL's default deny rule (`*`), which does not count against the quota.
+DEFAULT_DENY_RULE = 32767
+
+
+@contextmanager
+def nacl_rule_quota(limit: int = DEFAULT_NACL_RULES_PER_DIRECTION) -> Iterator[None]:
+    """Gap 8: CreateNetworkAclEntry fails with `NetworkAclEntryLimitExceeded` (as EC2 names it in "Error
+    codes for the Amazon EC2 API") once a direction of the network ACL holds `limit` rules besides the
+    default deny rule (number 32767)."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models import EC2Backend
+
+    original = EC2Backend.create_network_acl_entry
+
+    def flag(value: Any) -> bool:
+        return value if isinstance(value, bool) else str(value).lower() == "true"
+
+    def create(
+        self: Any,
+        network_acl_id: str,
+        rule_number: Any,
+        protocol: str,
+        rule_action: str,
+        egress: Any,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        acl = self.get_network_acl(network_acl_id)
+        same_side = [
+            e
+            for e in acl.network_acl_entries
+            if flag(e.egress) is flag(egress) and int(e.rule_number) != DEFAULT_DENY_RULE
+        ]
+        if len(same_side) >= limit:
+            raise EC2ClientError(
+                "NetworkAclEntryLimitExceeded",
+                f"The maximum number of network ACL entries ({limit}) has been reached.",
+            )
+        return original(self, network_acl_id, rule_number, protocol, rule_action, egress, *args, **kwargs)
+
+    with mock.patch.object(EC2Backend, "create_network_acl_entry", create):
+        yield

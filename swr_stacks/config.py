@@ -352,6 +352,14 @@ class Reconcile:
 DEFAULT_RECONCILE_INTERVAL_SECONDS = 60
 MAX_RECONCILE_INTERVAL_SECONDS = 3600
 DEFAULT_SWITCH_OVERDUE_SECONDS = 1800
+#: A forced stop normally completes within a minute or two; past this the network fence is applied.
+DEFAULT_FENCE_TIMEOUT_SECONDS = 300
+MIN_FENCE_TIMEOUT_SECONDS = 30
+MAX_FENCE_TIMEOUT_SECONDS = 3600
+#: Also the boot grace of a new instance: longer than an instance takes to boot and start its agent.
+DEFAULT_SILENT_AFTER_SECONDS = 300
+MIN_SILENT_AFTER_SECONDS = 120
+MAX_SILENT_AFTER_SECONDS = 3600
 #: A running switch holds its lease for 930 s (the switcher's 900 s timeout + 30 s, LEASE_SECONDS in
 #: swr_stacks/switcher.py); a shorter bound would report a switch that is still legitimately running.
 MIN_SWITCH_OVERDUE_SECONDS = 960
@@ -409,6 +417,10 @@ class SwrConfig:
     switcher_reserved_concurrency: int
     history_ttl_days: int
     log_retention_days: int
+    #: How long the fence waits for the source's forced stop before the network fence (docs/fencing.md).
+    fence_timeout_seconds: int = DEFAULT_FENCE_TIMEOUT_SECONDS
+    #: A running node's monitor metric silent this long: the reconciler switches it (docs/detection.md).
+    silent_after_seconds: int = DEFAULT_SILENT_AFTER_SECONDS
 
 
 # --- sections -------------------------------------------------------------------------------------
@@ -858,6 +870,8 @@ def _config(raw: Any) -> SwrConfig:
             "history_ttl_days",
             "log_retention_days",
             "targets",
+            "fence_timeout_seconds",
+            "silent_after_seconds",
         },
         {"regions"},
     )
@@ -899,6 +913,22 @@ def _config(raw: Any) -> SwrConfig:
             None, _int, data.get("history_ttl_days", 90), "history_ttl_days", low=1, high=3650
         ),
         log_retention_days=_soft(None, _retention, data.get("log_retention_days", 30)),
+        fence_timeout_seconds=_soft(
+            None,
+            _int,
+            data.get("fence_timeout_seconds", DEFAULT_FENCE_TIMEOUT_SECONDS),
+            "fence_timeout_seconds",
+            low=MIN_FENCE_TIMEOUT_SECONDS,
+            high=MAX_FENCE_TIMEOUT_SECONDS,
+        ),
+        silent_after_seconds=_soft(
+            None,
+            _int,
+            data.get("silent_after_seconds", DEFAULT_SILENT_AFTER_SECONDS),
+            "silent_after_seconds",
+            low=MIN_SILENT_AFTER_SECONDS,
+            high=MAX_SILENT_AFTER_SECONDS,
+        ),
     )
 
 

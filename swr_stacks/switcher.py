@@ -41,9 +41,13 @@ LEASE_SECONDS = 900 + 30
 DESCRIBE_ACTIONS = (
     "ec2:DescribeInstances",
     "ec2:DescribeSubnets",
-    "elasticloadbalancing:DescribeTargetHealth",
-    # Pre-registered targets: the switcher finds a node's standby interfaces by tag.
+    # The network fence (switcher/fence.py): the source subnet's network ACL, and whether an EFS mount
+    # target's interface is in that subnet.
+    "ec2:DescribeNetworkAcls",
+    # The network fence (above) and pre-registered targets (the switcher finds a node's standby interfaces
+    # by tag).
     "ec2:DescribeNetworkInterfaces",
+    "elasticloadbalancing:DescribeTargetHealth",
     # The reconciler lists the VPC's alarms by name prefix. AWS documents no resource ARN for a prefix
     # query (only that composite alarms need the action on "*", CloudWatch API Reference,
     # DescribeAlarms), so a grant scoped to the swr-<vpc>-* ARNs could deny it: read-only, on "*".
@@ -70,6 +74,8 @@ class Switcher(Construct):
         history_ttl_days: int,
         log_retention: logs.RetentionDays,
         reconcile: Reconcile,
+        fence_timeout_seconds: int = 300,
+        silent_after_seconds: int = 300,
     ) -> None:
         super().__init__(scope, id_)
         self._vpc_name = vpc_name
@@ -140,6 +146,8 @@ class Switcher(Construct):
                 contract.ENV_HISTORY_TTL_DAYS: str(history_ttl_days),
                 contract.ENV_RECONCILE_INTERVAL_SECONDS: str(reconcile.interval_seconds),
                 contract.ENV_SWITCH_OVERDUE_SECONDS: str(reconcile.switch_overdue_seconds),
+                contract.ENV_FENCE_TIMEOUT_SECONDS: str(fence_timeout_seconds),
+                contract.ENV_SILENT_AFTER_SECONDS: str(silent_after_seconds),
             },
         )
         acknowledge(
@@ -161,6 +169,7 @@ class Switcher(Construct):
             iam.PolicyStatement(sid="Describe", actions=list(DESCRIBE_ACTIONS), resources=["*"])
         )
         self._grant_instances(stack, vpc_id)
+        self._grant_network_fence(stack, vpc_id)
         self._grant_alarms(stack)
         self._acknowledge_scoped_wildcards(stack)
 
@@ -247,6 +256,20 @@ class Switcher(Construct):
             )
         )
 
+    def _grant_network_fence(self, stack: Stack, vpc_id: str) -> None:
+        """Deny rules in this VPC's network ACLs (the escalated fence) and their removal. Scoped by
+        `ec2:Vpc`, which the Service Authorization Reference lists for the network-acl resource of
+        CreateNetworkAclEntry/DeleteNetworkAclEntry: an imported VPC's ACLs are not the stack's to tag.
+        ReplaceNetworkAclEntry is not granted: swr never rewrites a rule, its own or another's."""
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="NetworkFence",
+                actions=["ec2:CreateNetworkAclEntry", "ec2:DeleteNetworkAclEntry"],
+                resources=[self._ec2_arn(stack, "network-acl")],
+                conditions={"StringEquals": {"ec2:Vpc": self._ec2_arn(stack, "vpc", vpc_id)}},
+            )
+        )
+
     def _grant_alarms(self, stack: Stack) -> None:
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -306,6 +329,12 @@ class Switcher(Construct):
             [self._ec2_arn(stack, "security-group")],
             "Only security groups of this VPC (ec2:Vpc): the node SG at launch, the blackhole SG when "
             "fencing.",
+        )
+        acknowledge_wildcard_resources(
+            policy,
+            [self._ec2_arn(stack, "network-acl")],
+            "Only network ACLs of this VPC (ec2:Vpc): the network fence adds and removes deny rules in the "
+            "rule numbers reserved for swr when a source's stop does not complete.",
         )
         acknowledge_wildcard_resources(
             policy,

@@ -153,22 +153,6 @@ def snapshot_instance(
     )
 
 
-def fence(
-    ec2: EC2Client, instance_id: str, *, current_state: str, blackhole_sg_id: str, waiter: WaiterConfigTypeDef
-) -> None:
-    """Isolate the source: blackhole SG, then force-stop and wait stopped (an SG change keeps open flows).
-
-    `current_state` is the state the caller last saw. An instance already gone is left alone; stopping
-    one that has meanwhile stopped is harmless (StopInstances is idempotent).
-    """
-    if current_state in GONE_STATES:
-        return
-    ec2.modify_instance_attribute(InstanceId=instance_id, Groups=[blackhole_sg_id])
-    if current_state != "stopped":
-        ec2.stop_instances(InstanceIds=[instance_id], Force=True)
-        ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance_id], WaiterConfig=waiter)
-
-
 #: RunInstances TagSpecifications resource types: every resource a launch creates carries swr's tags, so
 #: the tag-scoped IAM policy and cost reports see them. "RunInstances" (EC2 API Reference, TagSpecification.N)
 #: and "Tag your Amazon EC2 resources": at launch only instance, volume, network-interface and

@@ -113,6 +113,20 @@ NODE_HELD_DETAIL_TYPE: Final = "SWR Node Held"
 SWITCH_ATTEMPT_FAILED_DETAIL_TYPE: Final = "SWR Switch Attempt Failed"
 #: Drift the reconciler found and repaired (target group, alarms, an orphan of a deleted node).
 DRIFT_REPAIRED_DETAIL_TYPE: Final = "SWR Drift Repaired"
+#: No fence of the source could be confirmed (its stop did not complete and the network fence could not be
+#: applied): nothing was launched, the switch waits and is retried (Lambda, then the reconciler).
+FENCE_UNCONFIRMED_DETAIL_TYPE: Final = "SWR Fence Unconfirmed"
+
+# --- Fence ----------------------------------------------------------------------------------------
+#: The fence that held, as the switch record and the notices name it: the source reached `stopped`
+#: (or ended), or its subnet's network ACL denies its address in both directions.
+FENCE_STOPPED: Final = "stopped"
+FENCE_NETWORK: Final = "network-fenced"
+#: Network ACL rule numbers reserved for swr's deny rules (docs/fencing.md). Rules are evaluated in
+#: ascending order ("Control subnet traffic with network ACLs", Amazon VPC User Guide), so a deny must
+#: come before the users' allow rules: swr takes the lowest numbers and never touches a rule outside them.
+NACL_RULE_FIRST: Final = 1
+NACL_RULE_LAST: Final = 99
 
 #: The reconciler's invocation: `{"source": RECONCILE_EVENT_SOURCE, "detail-type": RECONCILE_DETAIL_TYPE,
 #: "detail": {}}`, the Input of the VPC's schedule.
@@ -130,6 +144,10 @@ METRIC_SWITCH_FAILED: Final = "SwitchFailed"
 METRIC_SWITCH_DURATION: Final = "SwitchDurationSeconds"
 METRIC_PHASE_DURATION_PREFIX: Final = "PhaseSeconds_"
 METRIC_NODES_HELD: Final = "NodeHeld"
+#: A switch found no fence it could confirm and waits (one per attempt).
+METRIC_FENCE_UNCONFIRMED: Final = "FenceUnconfirmed"
+#: A switch whose source was fenced by the network ACL (its stop did not complete in time).
+METRIC_NETWORK_FENCED: Final = "NetworkFenced"
 #: Names of the dimension keys of every switcher metric (emitter, dashboard and alarms use this set).
 METRIC_DIMENSIONS: Final = ("service", "vpc")
 #: Reconciler metrics: one heartbeat per run, and gauges of the VPC's nodes per run.
@@ -152,6 +170,13 @@ ENV_LEASE_SECONDS: Final = "SWR_LEASE_SECONDS"
 ENV_HISTORY_TTL_DAYS: Final = "SWR_HISTORY_TTL_DAYS"
 ENV_RECONCILE_INTERVAL_SECONDS: Final = "SWR_RECONCILE_INTERVAL_SECONDS"
 ENV_SWITCH_OVERDUE_SECONDS: Final = "SWR_SWITCH_OVERDUE_SECONDS"
+#: How long the fence waits for the source's forced stop before it escalates to the network fence.
+ENV_FENCE_TIMEOUT_SECONDS: Final = "SWR_FENCE_TIMEOUT_SECONDS"
+#: How long a node's monitor alarm may stay INSUFFICIENT_DATA (its metric silent) before the reconciler
+#: switches the node (docs/detection.md); it is also the boot grace of a new instance.
+ENV_SILENT_AFTER_SECONDS: Final = "SWR_SILENT_AFTER_SECONDS"
+#: The alarm state of an alarm whose metric has no datapoints (TreatMissingData=missing).
+ALARM_SILENT_STATE: Final = "INSUFFICIENT_DATA"
 
 # --- Provisioning custom resource (one per node; ServiceToken = the VPC's switcher function) -------
 NODE_RESOURCE_TYPE: Final = "Custom::SwrNode"

@@ -86,6 +86,8 @@ class Seen:
     live_instance_ids: tuple[str, ...] | None = None
     #: FAILED node (reconcile): the switch that failed (its AZs' refusals and when it failed).
     failed_switch: state.SwitchRecord | None = None
+    #: reconcile: seconds the monitor alarm watching `instance_id` has been INSUFFICIENT_DATA (None: not).
+    silent_for: float | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class Policy:
     retry_first_seconds: int = 60
     #: ...up to this (the lease): capacity back at T, the node converges by T + this + one interval.
     retry_max_seconds: int = 930
+    #: A running instance whose monitor metric is silent longer than this is switched (reconcile).
+    silent_after_seconds: float = 300
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,16 @@ def _active(node: state.NodeRecord, seen: Seen, *, now: float, policy: Policy) -
         )
     if seen.alarm_firing:
         return _claim_or_hold(node, f"{seen.description}: alarm in ALARM", now=now, policy=policy)
+    if seen.silent_for is not None and seen.silent_for >= policy.silent_after_seconds:
+        # Frozen, cut off, powered off with its AZ, or its agent killed with the monitor: the metric
+        # stops and the alarm goes INSUFFICIENT_DATA, which sends no event. A shorter silence is a
+        # booting instance (its alarm was re-armed to OK when it became the node's).
+        return _claim_or_hold(
+            node,
+            f"{seen.description}: monitor metric silent for {int(seen.silent_for)} s",
+            now=now,
+            policy=policy,
+        )
     if node.pending_config is not None:
         return Decision(REPAIR, f"node {nid}: a config update is pending since a switch")
     return Decision(SKIP, f"node {nid} is healthy")

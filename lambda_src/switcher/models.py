@@ -178,6 +178,10 @@ class SwitchRecord:
     #: Times this switch was retried after it FAILED for want of capacity (the retry back-off doubles).
     retries: int = 0
     error: str | None = None
+    #: The fence that held (contract.FENCE_STOPPED | contract.FENCE_NETWORK), once confirmed.
+    fence: str | None = None
+    #: The network ACL rules of a network fence (switcher.fence.NetworkFence as a dict).
+    network_fence: dict[str, Any] | None = None
     attempts: int = 1
     started_at: float = 0.0
     expires_at: int = 0

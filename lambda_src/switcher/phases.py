@@ -15,6 +15,9 @@ class Phase(StrEnum):
     """A recorded step of a switch; the value is the key of its timestamp in the switch's timeline."""
 
     SNAPSHOT = "snapshot"
+    #: The blackhole group is on the source and its forced stop was sent: the fence deadline runs from here.
+    STOP_SENT = "stop_sent"
+    #: A fence was confirmed (the source stopped, or the network fence holds): see SwitchRecord.fence.
     FENCE = "fenced"
     LAUNCH = "launched"
     WAIT_RUNNING = "running"
@@ -36,6 +39,7 @@ _PLANS: dict[str, tuple[Phase, ...]] = {
     # the load balancer's registration delay overlaps the boot instead of following it.
     "swr": (
         Phase.SNAPSHOT,
+        Phase.STOP_SENT,
         Phase.FENCE,
         Phase.LAUNCH,
         Phase.MOVE_TRAFFIC,
@@ -46,6 +50,7 @@ _PLANS: dict[str, tuple[Phase, ...]] = {
     ),
     "vendor": (
         Phase.SNAPSHOT,
+        Phase.STOP_SENT,
         Phase.FENCE,
         Phase.TERMINATE_SOURCE,
         Phase.LAUNCH,
@@ -68,4 +73,7 @@ def plan(order: str) -> tuple[Phase, ...]:
 def remaining(order: str, done: Iterable[str]) -> list[Phase]:
     """The phases still to run, in order, given the timeline keys already recorded (resume point)."""
     recorded = set(done)
+    if Phase.FENCE.value in recorded:
+        # A switch recorded before STOP_SENT existed fenced in one phase: its stop was sent.
+        recorded.add(Phase.STOP_SENT.value)
     return [phase for phase in plan(order) if phase.value not in recorded]

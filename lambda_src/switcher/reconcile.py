@@ -7,6 +7,9 @@ further event. Every `SWR_RECONCILE_INTERVAL_SECONDS` the VPC's schedule invokes
 
 - resumes a SWITCHING node whose lease expired;
 - switches an ACTIVE node whose instance is stopping/stopped/gone, or whose alarm is in ALARM for it;
+- raises the monitor alarm of a node whose alarm has been INSUFFICIENT_DATA (the metric silent) for
+  `silent_after_seconds`, so that its alarm event starts the switch in an invocation of its own
+  (docs/detection.md);
 - applies a config an Update stored during a switch (if the switch's invocation ended first);
 - repairs drift of a healthy node (its target group is not exactly {its instance}; an alarm missing or
   watching another instance) and reports it (log, `DriftRepaired` metric, `SWR Drift Repaired` notice);
@@ -14,6 +17,8 @@ further event. Every `SWR_RECONCILE_INTERVAL_SECONDS` the VPC's schedule invokes
 - retries a FAILED switch that failed for want of capacity, with a back-off (decide.retry_at) from one
   interval doubling up to the lease; leaves alone HOLD nodes and FAILED ones no retry fixes (`swr resume`
   makes them ACTIVE: they are then switched).
+- removes the network fence's deny rules whose sources are gone (`switcher.fence.sweep_network_fences`:
+  1 DescribeNetworkAcls per run, plus 1 DescribeInstances of the VPC when swr has a rule in place).
 
 Every switch goes through `switch.act_on_node`, the path of the events, with the same decision and the
 same conditional claim: the reconciler and an event can never both switch a node.
@@ -34,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from switcher import aws, contract, decide, provision, standby, state, switch
+from switcher import aws, contract, decide, fence, provision, standby, state, switch
 from switcher.clients import Clients
 from switcher.observability import logger, metrics
 from switcher.settings import Settings
@@ -108,8 +113,55 @@ def reconcile(
             # A switch attempt has sent its own notice and released its lease; the next run retries.
             logger.exception("reconcile of a node failed", extra={"node_id": node.node_id})
             report.errors.append({"node_id": node.node_id, "error": f"{type(err).__name__}: {err}"})
+    _sweep_network_fences(run, nodes, report)
     logger.info("reconcile done", extra={"report": report.__dict__})
     return report
+
+
+#: The outcome in the run's report of a silent node whose monitor alarm the reconciler set to ALARM.
+ALARM_RAISED = "ALARM_RAISED"
+
+
+def _raise_silent_alarm(
+    run: switch.Run, node: state.NodeRecord, silent_for: float, reason: str, report: ReconcileReport
+) -> None:
+    """Set the silent node's monitor alarm to ALARM: CloudWatch sends its state change to EventBridge as
+    for any alarm, and the switcher's alarm rule starts the switch in an invocation of its own. Driving
+    it here instead would switch one node at a time (each fence may wait `fence_timeout_seconds`), which
+    in an AZ loss means one node per reconcile run. The alarm returns to INSUFFICIENT_DATA at its next
+    evaluation; if the event is lost, the silence is seen again and the alarm raised again."""
+    name = contract.monitor_alarm_name(run.settings.vpc_name, node.node_id)
+    run.clients.cloudwatch.set_alarm_state(
+        AlarmName=name,
+        StateValue=contract.ALARM_TRIGGER_STATE,
+        StateReason=(
+            f"swr reconciler: monitor metric of {node.current_instance_id} silent for {int(silent_for)} s"
+        ),
+    )
+    logger.warning("silent node: alarm raised", extra={"node_id": node.node_id, "silent_for": silent_for})
+    report.actions.append(
+        {
+            "node_id": node.node_id,
+            "action": decide.CLAIM,
+            "reason": reason,
+            "outcome": ALARM_RAISED,
+            "switch_id": None,
+        }
+    )
+
+
+def _sweep_network_fences(run: switch.Run, nodes: list[state.NodeRecord], report: ReconcileReport) -> None:
+    """Remove the network fence's deny rules whose sources are gone (switcher.fence)."""
+    serving = {n.current_instance_id for n in nodes if n.state == state.ACTIVE and n.current_instance_id}
+    try:
+        removed = fence.sweep_network_fences(run.clients.ec2, run.settings.vpc_id, serving=serving)
+    except Exception as err:  # noqa: BLE001 - a rule left in place fences a gone address: retried next run
+        logger.exception("network fence sweep failed")
+        report.errors.append({"node_id": None, "error": f"network fence sweep: {type(err).__name__}: {err}"})
+        return
+    for what in removed:
+        logger.info("network fence removed", extra={"rule": what})
+        report.repairs.append({"node_id": None, "what": f"network fence rule removed: {what}"})
 
 
 def _reconcile_node(
@@ -134,6 +186,7 @@ def _reconcile_node(
         if alarm is not None
     )
     state_name = (instance.get("State") or {}).get("Name")
+    silent_for = _silent_for(alarms.get(_alarm_names(s.vpc_name, node.node_id)[0]), node, run.now())
     description = f"reconcile: instance {node.current_instance_id} {state_name or 'unknown to EC2'}"
     seen = decide.Seen(
         cause=decide.RECONCILE,
@@ -144,6 +197,7 @@ def _reconcile_node(
         alarm_firing=alarm_firing,
         request_id=run.request_id,
         failed_switch=_failed_switch(run, node),
+        silent_for=silent_for,
     )
     decision = decide.decide(node, seen, now=run.now(), policy=run.policy())
     if decision.action == decide.SKIP:
@@ -152,6 +206,9 @@ def _reconcile_node(
         elif decision.notice is not None:
             logger.error("node needs an operator", extra={"node_id": node.node_id, "reason": decision.reason})
             report.errors.append({"node_id": node.node_id, "error": decision.reason})
+        return
+    if decision.action == decide.CLAIM and silent_for is not None and not alarm_firing:
+        _raise_silent_alarm(run, node, silent_for, decision.reason, report)
         return
     if run.remaining_ms is not None and run.remaining_ms() / 1000 < MIN_SECONDS_TO_SWITCH:
         report.deferred.append(node.node_id)
@@ -163,6 +220,7 @@ def _reconcile_node(
         cause=decide.RECONCILE,
         description=description,
         alarm_firing=alarm_firing,
+        silent_for=silent_for,
     )
     report.actions.append(
         {
@@ -291,6 +349,20 @@ def _node_alarms(cloudwatch: CloudWatchClient, vpc_name: str) -> dict[str, dict[
         )
         for alarm in page.get("MetricAlarms", [])
     }
+
+
+def _silent_for(alarm: dict[str, Any] | None, node: state.NodeRecord, now: float) -> float | None:
+    """Seconds the node's monitor alarm has been INSUFFICIENT_DATA (no datapoints) for its current
+    instance, or None. `StateUpdatedTimestamp` is when the alarm entered its state (CloudWatch API
+    Reference, MetricAlarm)."""
+    if alarm is None or alarm.get("StateValue") != contract.ALARM_SILENT_STATE:
+        return None
+    if _alarm_instance(alarm) != node.current_instance_id:
+        return None
+    since = alarm.get("StateUpdatedTimestamp")
+    if since is None:
+        return None
+    return max(0.0, now - float(since.timestamp()))
 
 
 def _alarm_names(vpc_name: str, node_id: int) -> tuple[str, str]:

@@ -49,6 +49,11 @@ class Settings:
     reconcile_interval_seconds: int = 60
     #: A switch older than this is counted by the NodesSwitchingOverdue gauge.
     switch_overdue_seconds: int = 1800
+    #: The forced stop's deadline (from the moment it was sent); then the network fence (docs/fencing.md).
+    fence_timeout_seconds: int = 300
+    #: A running node whose monitor metric is silent this long is switched by the reconciler; shorter
+    #: silences (a booting instance) are not (docs/detection.md).
+    silent_after_seconds: int = 300
     waiter_delay_seconds: float = WAITER_DELAY_SECONDS
     waiter_max_attempts: int = int(WAITER_MAX_WAIT_SECONDS // WAITER_DELAY_SECONDS)
     retry_mode: str = "adaptive"
@@ -67,6 +72,8 @@ class Settings:
             "history_ttl_days",
             "reconcile_interval_seconds",
             "switch_overdue_seconds",
+            "fence_timeout_seconds",
+            "silent_after_seconds",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}={getattr(self, name)!r}: must be a positive integer")
@@ -108,4 +115,6 @@ class Settings:
             history_ttl_days=_int(contract.ENV_HISTORY_TTL_DAYS, 90),
             reconcile_interval_seconds=_int(contract.ENV_RECONCILE_INTERVAL_SECONDS, 60),
             switch_overdue_seconds=_int(contract.ENV_SWITCH_OVERDUE_SECONDS, 1800),
+            fence_timeout_seconds=_int(contract.ENV_FENCE_TIMEOUT_SECONDS, 300),
+            silent_after_seconds=_int(contract.ENV_SILENT_AFTER_SECONDS, 300),
         )

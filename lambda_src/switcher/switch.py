@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError, WaiterError
 
-from switcher import aws, contract, decide, placement, standby, state
+from switcher import aws, contract, decide, fence, placement, standby, state
 from switcher.clients import Clients
 from switcher.observability import logger, metrics
 from switcher.phases import CLAIMED, DETECTED, Phase, remaining
@@ -188,6 +188,7 @@ class _Run:
             s.flap_window_seconds,
             retry_first_seconds=s.reconcile_interval_seconds,
             retry_max_seconds=s.lease_seconds,
+            silent_after_seconds=s.silent_after_seconds,
         )
 
     def record(self, node: state.NodeRecord, switch: state.SwitchRecord) -> state.NodeRecord:
@@ -326,6 +327,7 @@ def act_on_node(
     description: str,
     event_time: float | None = None,
     alarm_firing: bool = False,
+    silent_for: float | None = None,
 ) -> SwitchResult:
     """Decide about a node (decide.decide) and act: the one path of both the events and the reconciler.
 
@@ -358,6 +360,7 @@ def act_on_node(
             alarm_firing=alarm_firing,
             request_id=run.request_id,
             switch_replacement_id=replacement,
+            silent_for=silent_for,
             live_instance_ids=live,
             failed_switch=failed,
         )
@@ -677,15 +680,20 @@ def _act(
             source_az=switch.source_az,
             failures_by_az=state.failures_by_az(node, s.flap_window_seconds, run.now()),
         )
-    elif phase is Phase.FENCE:
+    elif phase is Phase.STOP_SENT:
         # `source` was described by this invocation, before any of its own actions: no need to ask again.
-        aws.fence(
+        fence.send_stop(
             c.ec2,
             switch.source_instance_id,
             current_state=source.get("State", {}).get("Name", "terminated"),
             blackhole_sg_id=s.blackhole_sg_id,
-            waiter=run.waiter(),
         )
+    elif phase is Phase.FENCE:
+        try:
+            _confirm_fence(run, switch, source)
+        except fence.FenceUnconfirmed as unconfirmed:
+            _fence_unconfirmed(run, switch, str(unconfirmed))
+            raise
     elif phase is Phase.LAUNCH:
         _launch(run, node, switch)
     elif phase is Phase.WAIT_RUNNING:
@@ -714,6 +722,49 @@ def _act(
         aws.terminate_once(
             c.ec2, switch.source_instance_id, wait=switch.order == "vendor", waiter=run.waiter()
         )
+
+
+def _confirm_fence(run: _Run, switch: state.SwitchRecord, source: dict[str, Any]) -> None:
+    """Wait for the stop until the fence deadline (from the recorded STOP_SENT), then escalate to the
+    network fence (switcher.fence); record which fence held. Raises FenceStillPending when this
+    invocation's time ends before the deadline, FenceUnconfirmed when no fence can be confirmed."""
+    c, s = run.clients, run.settings
+    sent = _parse_time(switch.timeline.get(Phase.STOP_SENT.value)) or run.now()
+    deadline = sent + s.fence_timeout_seconds
+    seen = source.get("State", {}).get("Name", "terminated")
+    if seen not in fence.STOPPED_STATES:
+        attempts = fence.wait_budget(
+            deadline=deadline,
+            now=run.now(),
+            remaining_seconds=run.remaining_ms() / 1000 if run.remaining_ms is not None else None,
+            delay=s.waiter_delay_seconds,
+            max_attempts=s.waiter_max_attempts,
+        )
+        seen = fence.wait_stopped(
+            c.ec2, switch.source_instance_id, delay=s.waiter_delay_seconds, attempts=attempts
+        )
+    if seen in fence.STOPPED_STATES:
+        switch.fence = contract.FENCE_STOPPED
+        return
+    if run.now() < deadline:
+        raise fence.FenceStillPending(
+            f"source {switch.source_instance_id} is {seen}; its stop has until {state.iso(deadline)}"
+        )
+    logger.warning("stop not completed in time: network fence", extra={"source_state": seen})
+    fresh = aws.describe_instance(c.ec2, switch.source_instance_id) or source
+    held = fence.network_fence(c.ec2, fresh, blackhole_sg_id=s.blackhole_sg_id)
+    switch.fence, switch.network_fence = contract.FENCE_NETWORK, held.as_dict()
+    metrics.add_metric(name=contract.METRIC_NETWORK_FENCED, unit=MetricUnit.Count, value=1)
+
+
+def _fence_unconfirmed(run: _Run, switch: state.SwitchRecord, why: str) -> None:
+    """Say that the switch waits for want of a fence (notice + metric); nothing is launched."""
+    logger.error("no fence confirmed: nothing launched", extra={"switch_id": switch.switch_id, "why": why})
+    run.notify(
+        contract.FENCE_UNCONFIRMED_DETAIL_TYPE,
+        {**_notice(switch), "outcome": ATTEMPT_FAILED, "attempt": switch.attempts, "error": why},
+    )
+    metrics.add_metric(name=contract.METRIC_FENCE_UNCONFIRMED, unit=MetricUnit.Count, value=1)
 
 
 def _wait_replacement_running(run: _Run, instance_id: str) -> None:
@@ -1024,6 +1075,7 @@ def _notice(switch: state.SwitchRecord) -> dict[str, Any]:
         "replacement_interface_id": switch.replacement_interface_id,
         "az_errors": switch.az_errors,
         "error": switch.error,
+        "fence": switch.fence,
         "timeline": switch.timeline,
     }
 

@@ -243,6 +243,38 @@ def test_a_call_without_a_token_is_answered_with_request_limit_exceeded() -> Non
     assert (modeled.throttles.admitted, modeled.throttles.refused) == (1, 1)
 
 
+def test_in_a_lost_az_a_stop_never_completes_and_capacity_can_be_refused() -> None:
+    """P5's model of an AZ loss: the forced stop of a lost instance stays `stopping` however long one
+    waits; a refused RunInstances is answered InsufficientInstanceCapacity (a 500, not retried away)."""
+    from botocore.exceptions import ClientError
+
+    model = LatencyModel.load()
+    clock = VirtualClock(scale=1e-6)
+    modeled = ModeledAws(Sampler(model, seed=5), clock)
+    with mock_aws():
+        ec2 = modeled.attach(
+            boto3.client(
+                "ec2",
+                region_name="us-east-1",
+                config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+            )
+        )
+        image_id = ec2.describe_images(Owners=["amazon"], MaxResults=1)["Images"][0]["ImageId"]
+        instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)["Instances"][0][
+            "InstanceId"
+        ]
+        clock.sleep(model["instance_transition.pending_to_running"].high)
+        modeled.lost.add(instance_id)
+        ec2.stop_instances(InstanceIds=[instance_id], Force=True)
+        clock.sleep(100 * model["instance_transition.forced_stop"].high)
+        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        assert reservations[0]["Instances"][0]["State"]["Name"] == "stopping"
+        modeled.refuse_capacity = lambda body: True
+        with pytest.raises(ClientError, match="InsufficientInstanceCapacity"):
+            ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)
+    assert modeled.capacity_refused == 1
+
+
 def test_importtime_parser_attributes_direct_imports_to_the_module_that_follows_them() -> None:
     from bench.p4_cost import parse_importtime
 

@@ -481,6 +481,24 @@ def modify_network_interface_attribute(params: Mapping[str, Any], view: StateVie
     return auths
 
 
+def _network_acl(action: str) -> Rule:
+    """CreateNetworkAclEntry/DeleteNetworkAclEntry: the network-acl, with its VPC, id and tags ("Actions,
+    resources, and condition keys for Amazon EC2": the network-acl resource type of both actions lists
+    ec2:Vpc, ec2:NetworkAclID, ec2:ResourceTag/${TagKey} and aws:ResourceTag/${TagKey})."""
+
+    def rule(params: Mapping[str, Any], view: StateView) -> list[Authorization]:
+        acl_id = params["NetworkAclId"]
+        acl = view.ec2.describe_network_acls(NetworkAclIds=[acl_id])["NetworkAcls"][0]
+        context = {
+            **_ec2_resource_tags(view, acl_id),
+            "ec2:Vpc": view.arn("ec2", "vpc", acl["VpcId"]),
+            "ec2:NetworkAclID": acl_id,
+        }
+        return [Authorization(action, "network-acl", view.arn("ec2", "network-acl", acl_id), context)]
+
+    return rule
+
+
 def _per_instance(action: str) -> Rule:
     return lambda params, view: [_instance_auth(action, view, i) for i in params["InstanceIds"]]
 
@@ -595,6 +613,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("ec2", "TerminateInstances"): _per_instance("ec2:TerminateInstances"),
     ("ec2", "DescribeInstances"): _no_resource("ec2:DescribeInstances"),
     ("ec2", "DescribeSubnets"): _no_resource("ec2:DescribeSubnets"),
+    ("ec2", "DescribeNetworkAcls"): _no_resource("ec2:DescribeNetworkAcls"),
+    ("ec2", "CreateNetworkAclEntry"): _network_acl("ec2:CreateNetworkAclEntry"),
+    ("ec2", "DeleteNetworkAclEntry"): _network_acl("ec2:DeleteNetworkAclEntry"),
     ("ec2", "DescribeLaunchTemplateVersions"): _no_resource("ec2:DescribeLaunchTemplateVersions"),
     ("ec2", "DescribeTags"): _no_resource("ec2:DescribeTags"),
     ("elbv2", "RegisterTargets"): _target_group("elasticloadbalancing:RegisterTargets"),

@@ -164,6 +164,35 @@ def vendor_order(iw: IamWorld, faults: FaultInjector) -> None:
     assert _switch(iw, "ec2_state_stopping", source) == "SUCCEEDED"
 
 
+def escalated_fence(iw: IamWorld, faults: FaultInjector) -> None:
+    """The source's AZ is lost: its stop never completes, the fence deadline passes and the network fence
+    denies its address in its subnet's network ACL; once it is gone, the reconciler's sweep removes them."""
+    import dataclasses
+
+    from switcher.fence import sweep_network_fences
+    from switcher.phases import Phase
+
+    from swr_local import gaps
+
+    w = iw.world
+    source = _provision(iw)
+    az = w.instance(source)["Placement"]["AvailabilityZone"]
+    settings = dataclasses.replace(w.settings, fence_timeout_seconds=60)
+
+    def past_the_deadline(phase: str, moment: str) -> None:
+        if (phase, moment) == (Phase.STOP_SENT.value, "recorded"):
+            w.advance(61)
+
+    with gaps.lost_availability_zones({az}), iw.switcher():
+        result = w.run(w.event("alarm_monitor_alarm", source), settings=settings, hook=past_the_deadline)
+    assert result.outcome == "SUCCEEDED", result
+    assert w.switches(1)[0].fence == contract.FENCE_NETWORK
+    w.clients.ec2.terminate_instances(InstanceIds=[source])  # the AZ is back (harness)
+    with iw.switcher():
+        removed = sweep_network_fences(w.clients.ec2, w.vpc_id, serving={w.node(1).current_instance_id or ""})
+    assert len(removed) == 2
+
+
 #: name -> (scenario, switch order of its world)
 
 
@@ -230,6 +259,7 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
     "operator-hold-and-skips": (operator_hold_and_skips, "swr"),
     "reconcile-sweeps": (reconcile_sweeps, "swr"),
     "preregistered-switch-and-back": (preregistered_switch_and_back, "swr"),
+    "escalated-fence": (escalated_fence, "swr"),
 }
 #: The node of the synthesized config a scenario's world stands for (default "1": on_switch targets; node 2
 #: has pre-registered targets).

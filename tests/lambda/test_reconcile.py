@@ -199,7 +199,14 @@ def test_a_healthy_vpc_costs_one_query_one_describe_instances_one_describe_alarm
     report = _reconcile(world)
     assert (report.nodes, report.held, report.failed, report.actions, report.repairs) == (3, 1, 0, [], [])
     ops = Counter(c.operation for c in world.calls.calls)
-    assert ops == {"Query": 1, "DescribeInstances": 1, "DescribeAlarms": 1, "DescribeTargetHealth": 2}
+    # + 1 DescribeNetworkAcls: the network fence's sweep (no swr rule in place: nothing more).
+    assert ops == {
+        "Query": 1,
+        "DescribeInstances": 1,
+        "DescribeAlarms": 1,
+        "DescribeTargetHealth": 2,
+        "DescribeNetworkAcls": 1,
+    }
     emf = metrics.serialize_metric_set()
     (directive,) = emf["_aws"]["CloudWatchMetrics"]
     names = {m["Name"] for m in directive["Metrics"]}

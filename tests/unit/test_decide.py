@@ -307,3 +307,25 @@ def test_a_retried_switch_is_reopened_from_its_launch_and_its_failure_leaves_the
     assert (reopened.az_errors, reopened.permanent_azs, reopened.retries) == ({}, [], 1)
     with pytest.raises(state.TransitionError):
         state.retry_failed(_active(), owner="o", lease_until=1, now=NOW)
+
+
+# --- a silent node (docs/detection.md) --------------------------------------------------------------
+
+
+def test_a_running_node_whose_monitor_metric_is_silent_past_the_bound_is_switched() -> None:
+    seen = _seen(RECONCILE, "running", silent_for=POLICY.silent_after_seconds + 1)
+    d = decide(_active(), seen, now=NOW, policy=POLICY)
+    assert d.action == CLAIM and "silent" in d.reason
+
+
+def test_a_booting_instance_silent_for_less_than_the_bound_is_not_switched() -> None:
+    seen = _seen(RECONCILE, "running", silent_for=POLICY.silent_after_seconds - 1)
+    assert decide(_active(), seen, now=NOW, policy=POLICY).action == SKIP
+
+
+def test_a_silent_node_on_hold_or_being_switched_is_not_switched() -> None:
+    seen = _seen(RECONCILE, "running", silent_for=10 * POLICY.silent_after_seconds)
+    held = state.hold_node(_active(), "patching", NOW)
+    assert decide(held, seen, now=NOW, policy=POLICY).action == SKIP
+    switching = _switching(lease_until=NOW + 600)
+    assert decide(switching, seen, now=NOW, policy=POLICY).action == SKIP

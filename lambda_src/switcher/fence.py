@@ -1,0 +1,319 @@
+"""The fence of a switch: stop the source, and cut it off the network when its stop does not complete.
+
+Phase STOP_SENT puts the blackhole group on the source and sends a forced stop. Phase FENCE waits for
+`stopped` until the fence deadline (STOP_SENT's recorded time + `fence_timeout_seconds`), so a resumed
+switch waits only for what is left. Past the deadline (an impaired Availability Zone may never finish
+the stop) the fence escalates to the source subnet's network ACL: a deny rule for the source's address
+(or, when every instance of that subnet is being fenced, for the whole subnet) in both directions.
+
+Why a network ACL: a security-group change does not cut established connections (security groups are
+stateful and keep tracked flows: "Security group connection tracking", Amazon EC2 User Guide), while
+network ACLs are stateless and evaluate every packet ("Control subnet traffic with network ACLs", Amazon
+VPC User Guide), and changing one is a regional API call. Traffic between two addresses of one subnet
+never crosses that subnet's network ACL, so the network fence is only claimed when the source's subnet
+holds no EFS mount target (docs/fencing.md). Quota: 20 rules per network ACL and direction by default,
+adjustable to 40 ("Amazon VPC quotas", network ACLs); the default deny rule does not count. swr uses
+only rule numbers contract.NACL_RULE_FIRST..NACL_RULE_LAST and never touches any other rule.
+
+If no fence can be confirmed, `FenceUnconfirmed` is raised: nothing is launched, the switch keeps the
+node and is retried (Lambda's retries, then the reconciler).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError, WaiterError
+
+from switcher import aws, contract
+from switcher.observability import logger
+
+#: States in which the source cannot run anything any more: the fence holds.
+STOPPED_STATES = frozenset({"stopped", "terminated"})
+#: EFS names the network interface of a mount target so ("Creating and managing mount targets", Amazon EFS
+#: User Guide: the interface EFS creates in the subnet carries the mount target's description).
+EFS_MOUNT_TARGET_DESCRIPTION = "EFS mount target for *"
+#: "Error codes for the Amazon EC2 API": a rule number taken in that direction / the rule quota reached.
+ENTRY_EXISTS = "NetworkAclEntryAlreadyExists"
+ENTRY_LIMIT = "NetworkAclEntryLimitExceeded"
+#: Another switch may take a free rule number between our read and our write: read again this often.
+#: After a collision the next number is drawn at random among the free ones, so that the switches of a
+#: lost subnet (up to the function's concurrency at once) stop colliding on the lowest free number.
+RULE_RACE_ATTEMPTS = 10
+#: Time the escalation needs after the wait (a few EC2 calls); kept out of the wait's budget.
+ESCALATION_RESERVE_SECONDS = 60
+
+
+class FenceUnconfirmed(Exception):
+    """No fence of the source could be confirmed: nothing may be launched; the switch waits."""
+
+
+class FenceStillPending(Exception):
+    """The stop was sent and its deadline has not passed, but this invocation has no time left to wait."""
+
+
+@dataclass(frozen=True)
+class NetworkFence:
+    """The deny rules that fence a source: in which network ACL, for which CIDR, under which numbers."""
+
+    network_acl_id: str
+    subnet_id: str
+    cidr: str
+    ingress_rule: int
+    egress_rule: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """As stored on the switch record."""
+        return asdict(self)
+
+
+def _server_error(err: ClientError) -> bool:
+    return int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500
+
+
+def send_stop(ec2: Any, instance_id: str, *, current_state: str, blackhole_sg_id: str) -> None:
+    """Blackhole group on the source, then a forced stop (both are repeatable).
+
+    A server error (5xx) of either call is logged and passed over: in an impaired AZ they may never
+    succeed, and the fence deadline then leads to the network fence instead of an endless retry.
+    """
+    if current_state in aws.GONE_STATES:
+        return
+    try:
+        ec2.modify_instance_attribute(InstanceId=instance_id, Groups=[blackhole_sg_id])
+    except ClientError as err:
+        if not _server_error(err):
+            raise
+        logger.warning("blackhole group not applied", extra={"error_code": aws.error_code(err)})
+    if current_state == "stopped":
+        return
+    try:
+        ec2.stop_instances(InstanceIds=[instance_id], Force=True)
+    except ClientError as err:
+        if not _server_error(err):
+            raise
+        logger.warning("forced stop not accepted", extra={"error_code": aws.error_code(err)})
+
+
+def wait_budget(
+    *, deadline: float, now: float, remaining_seconds: float | None, delay: float, max_attempts: int
+) -> int:
+    """How many waiter polls fit before the fence deadline and within the invocation (0: none)."""
+    budget = deadline - now
+    if remaining_seconds is not None:
+        budget = min(budget, remaining_seconds - ESCALATION_RESERVE_SECONDS)
+    if budget <= 0:
+        return 0
+    return max(1, min(max_attempts, math.ceil(budget / max(delay, 1e-6))))
+
+
+def wait_stopped(ec2: Any, instance_id: str, *, delay: float, attempts: int) -> str:
+    """Wait (botocore's `instance_stopped` waiter) up to `attempts` polls; the state seen last."""
+    if attempts > 0:
+        try:
+            ec2.get_waiter("instance_stopped").wait(
+                InstanceIds=[instance_id], WaiterConfig={"Delay": delay, "MaxAttempts": attempts}
+            )
+            return "stopped"
+        except WaiterError:
+            pass  # timed out, or a failure state such as `terminated`: look
+    described = aws.describe_instance(ec2, instance_id)
+    return str(described["State"]["Name"]) if described else "terminated"
+
+
+# --- the network fence -------------------------------------------------------------------------------
+
+
+def _ours(entry: Mapping[str, Any]) -> bool:
+    return contract.NACL_RULE_FIRST <= int(entry["RuleNumber"]) <= contract.NACL_RULE_LAST
+
+
+def _denies(entry: Mapping[str, Any], covering: Iterable[str]) -> bool:
+    return (
+        _ours(entry)
+        and entry.get("RuleAction") == "deny"
+        and str(entry.get("Protocol")) == "-1"
+        and entry.get("CidrBlock") in set(covering)
+    )
+
+
+def plan_rules(
+    entries: Sequence[Mapping[str, Any]],
+    *,
+    cidr: str,
+    covering: Iterable[str],
+    choose: Callable[[list[int]], int] = min,
+) -> dict[bool, tuple[int, bool]] | str:
+    """Per direction (egress: bool) the rule number to use and whether it must be created; or why not.
+
+    An swr deny rule already covering the source (its /32, or its whole subnet) is reused; otherwise a
+    number of swr's range free in that direction (`choose`: the lowest, by default). No free number: the
+    reason (a str).
+    """
+    covering = {cidr, *covering}
+    plan: dict[bool, tuple[int, bool]] = {}
+    for egress in (False, True):
+        side = [e for e in entries if bool(e.get("Egress")) is egress]
+        existing = next((e for e in side if _denies(e, covering)), None)
+        if existing is not None:
+            plan[egress] = (int(existing["RuleNumber"]), False)
+            continue
+        used = {int(e["RuleNumber"]) for e in side}
+        free = [n for n in range(contract.NACL_RULE_FIRST, contract.NACL_RULE_LAST + 1) if n not in used]
+        if not free:
+            direction = "egress" if egress else "ingress"
+            return (
+                f"no free {direction} rule number in swr's range {contract.NACL_RULE_FIRST}-"
+                f"{contract.NACL_RULE_LAST} of the network ACL"
+            )
+        plan[egress] = (choose(free), True)
+    return plan
+
+
+def _subnet_acl(ec2: Any, subnet_id: str) -> dict[str, Any]:
+    acls = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}])
+    found = acls.get("NetworkAcls", [])
+    if not found:
+        raise FenceUnconfirmed(f"subnet {subnet_id} has no network ACL association")
+    return dict(found[0])
+
+
+def _subnet_cidr(ec2: Any, subnet_id: str) -> str:
+    return str(ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["CidrBlock"])
+
+
+def mount_targets_in(ec2: Any, subnet_id: str) -> list[str]:
+    """Network interfaces of EFS mount targets in the subnet (their ids)."""
+    found = ec2.describe_network_interfaces(
+        Filters=[
+            {"Name": "subnet-id", "Values": [subnet_id]},
+            {"Name": "description", "Values": [EFS_MOUNT_TARGET_DESCRIPTION]},
+        ]
+    )
+    return [str(n["NetworkInterfaceId"]) for n in found.get("NetworkInterfaces", [])]
+
+
+def subnet_all_fenced(instances: Iterable[Mapping[str, Any]], blackhole_sg_id: str) -> bool:
+    """True if every instance of the subnet that is not gone carries the blackhole group (being fenced):
+    one rule for the whole subnet then cuts nothing that should still talk."""
+    alive = [i for i in instances if (i.get("State") or {}).get("Name") not in aws.GONE_STATES]
+    return bool(alive) and all(aws.is_fenced(i, blackhole_sg_id) for i in alive)
+
+
+def _subnet_instances(ec2: Any, subnet_id: str) -> list[dict[str, Any]]:
+    paginator = ec2.get_paginator("describe_instances")
+    return [
+        instance
+        for page in paginator.paginate(Filters=[{"Name": "subnet-id", "Values": [subnet_id]}])
+        for reservation in page["Reservations"]
+        for instance in reservation["Instances"]
+    ]
+
+
+def network_fence(ec2: Any, source: Mapping[str, Any], *, blackhole_sg_id: str) -> NetworkFence:
+    """Deny the source's address (or its whole subnet) in its subnet's network ACL, both directions, and
+    confirm the rules are there. Raises FenceUnconfirmed with the reason when that cannot be done."""
+    subnet_id, ip = source.get("SubnetId"), aws.private_ip(dict(source))
+    if not subnet_id or not ip:
+        raise FenceUnconfirmed(f"source {source.get('InstanceId')} has no subnet or private address")
+    mount_targets = mount_targets_in(ec2, subnet_id)
+    if mount_targets:
+        raise FenceUnconfirmed(
+            f"subnet {subnet_id} holds EFS mount target interface(s) {', '.join(mount_targets)}: traffic "
+            "inside a subnet never crosses its network ACL, so a network fence would not cut the shared data"
+        )
+    subnet_cidr = _subnet_cidr(ec2, subnet_id)
+    own = f"{ip}/32"
+    whole = subnet_all_fenced(_subnet_instances(ec2, subnet_id), blackhole_sg_id)
+    cidr = subnet_cidr if whole else own
+    choose: Callable[[list[int]], int] = min
+    for _ in range(RULE_RACE_ATTEMPTS):
+        acl = _subnet_acl(ec2, subnet_id)
+        acl_id = str(acl["NetworkAclId"])
+        plan = plan_rules(acl.get("Entries", []), cidr=cidr, covering=(own, subnet_cidr), choose=choose)
+        if isinstance(plan, str):
+            raise FenceUnconfirmed(f"network ACL {acl_id}: {plan}")
+        try:
+            for egress, (number, create) in plan.items():
+                if create:
+                    ec2.create_network_acl_entry(
+                        NetworkAclId=acl_id,
+                        RuleNumber=number,
+                        Protocol="-1",
+                        RuleAction="deny",
+                        Egress=egress,
+                        CidrBlock=cidr,
+                    )
+        except ClientError as err:
+            if aws.error_code(err) == ENTRY_EXISTS:
+                choose = random.choice  # another switch took that number meanwhile: read again
+                continue
+            if aws.error_code(err) == ENTRY_LIMIT:
+                raise FenceUnconfirmed(
+                    f"network ACL {acl_id} is at its rules quota (20 per direction by default)"
+                ) from None
+            raise
+        # Confirm with the same coverage the plan used: a rule for the whole subnet, created by another
+        # switch, fences this source as well as its own /32 would.
+        entries = _subnet_acl(ec2, subnet_id).get("Entries", [])
+        confirmed = plan_rules(entries, cidr=cidr, covering=(own, subnet_cidr))
+        if isinstance(confirmed, dict) and not any(create for _, create in confirmed.values()):
+            rules = {egress: number for egress, (number, _) in confirmed.items()}
+            held = {
+                str(e["CidrBlock"])
+                for e in entries
+                if (bool(e.get("Egress")), int(e["RuleNumber"]))
+                in ((False, rules[False]), (True, rules[True]))
+            }
+            return NetworkFence(
+                acl_id, subnet_id, ",".join(sorted(held)), ingress_rule=rules[False], egress_rule=rules[True]
+            )
+    raise FenceUnconfirmed(f"network ACL of subnet {subnet_id}: rule numbers kept being taken")
+
+
+# --- removing rules no longer needed -----------------------------------------------------------------
+
+
+def rule_needed(cidr: str, instances: Iterable[Mapping[str, Any]], serving: set[str]) -> bool:
+    """An swr deny rule is needed while an instance in its CIDR is not gone and is not the current
+    instance of an ACTIVE node (`serving`): that is a fenced source (or one whose state EC2 cannot tell)."""
+    network = ipaddress.ip_network(cidr, strict=False)
+    for instance in instances:
+        if (instance.get("State") or {}).get("Name") in ("terminated",):
+            continue
+        ip = instance.get("PrivateIpAddress")
+        if ip and ipaddress.ip_address(ip) in network and instance.get("InstanceId") not in serving:
+            return True
+    return False
+
+
+def sweep_network_fences(ec2: Any, vpc_id: str, *, serving: set[str]) -> list[str]:
+    """Delete swr's deny rules of the VPC's network ACLs that fence nothing any more (their sources are
+    terminated); the rules of other owners are never read as ours. Returns what was removed."""
+    acls = ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]).get("NetworkAcls", [])
+    ours = [
+        (a["NetworkAclId"], e) for a in acls for e in a.get("Entries", []) if _denies(e, [e.get("CidrBlock")])
+    ]
+    if not ours:
+        return []
+    paginator = ec2.get_paginator("describe_instances")
+    instances = [
+        i
+        for page in paginator.paginate(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])
+        for r in page["Reservations"]
+        for i in r["Instances"]
+    ]
+    removed = []
+    for acl_id, entry in ours:
+        if rule_needed(str(entry["CidrBlock"]), instances, serving):
+            continue
+        ec2.delete_network_acl_entry(
+            NetworkAclId=acl_id, RuleNumber=int(entry["RuleNumber"]), Egress=bool(entry["Egress"])
+        )
+        removed.append(f"{acl_id} rule {entry['RuleNumber']} ({'egress' if entry['Egress'] else 'ingress'})")
+    return removed
