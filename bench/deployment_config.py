@@ -162,7 +162,13 @@ def synthesize(outdir: Path) -> None:
         raise DeployedConfigError(f"python app.py failed ({done.returncode}): {done.stderr[-1500:]}")
 
 
-def load_deployed(*, default_concurrency: int | None = None) -> DeployedConfig:
+#: The stacks reserve no concurrency by default: the switcher then draws on the account's unreserved pool,
+#: which a new account may have as low as 10 ("Lambda quotas", AWS Lambda Developer Guide). The benchmarks
+#: size their pool at that floor (an assumption on the safe side: a default account has 1,000).
+UNRESERVED_POOL_FLOOR = 10
+
+
+def load_deployed(*, default_concurrency: int | None = UNRESERVED_POOL_FLOOR) -> DeployedConfig:
     """The deployed figures: from SWR_BENCH_CDK_OUT if `make bench` synthesized already, else synthesize.
     `default_concurrency`: the pool size to use when the template reserves no concurrency (None: error)."""
     shared = os.environ.get(CDK_OUT_ENV)

@@ -29,7 +29,7 @@ from typing import Any
 from switcher import contract, state
 from switcher.switch import SUCCEEDED
 
-from bench.deployment_config import DeployedConfig, load_deployed
+from bench.deployment_config import UNRESERVED_POOL_FLOOR, DeployedConfig, load_deployed
 from bench.harness import alarm_event, deployment, iso_to_modeled
 from bench.latency_model import LatencyModel
 from bench.model_clock import ScaledClock
@@ -58,7 +58,6 @@ CAPACITY_REFUSAL_RATE = 0.3
 #: P6 waits minutes of modeled time per switch (the fence deadline): its clock runs 4 times faster
 #: than P3's (real compute then counts 20 times in modeled seconds; the figures say so).
 TIME_SCALE = 0.05
-UNRESERVED_POOL_FLOOR = 10
 
 
 class AzLossRun(MassStopRun):
