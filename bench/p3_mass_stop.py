@@ -339,7 +339,7 @@ def run_mass_stop(
         ended = mass_stop.dispatch()
         dispatch_real = time.perf_counter() - ready
         result = audit(deployed, failed)
-        history = _switch_history(deployed, failed)
+        history = switch_history(deployed, failed)
     succeeded = [o for o in mass_stop.outcomes if o.outcome == SUCCEEDED]
     runs = [c for c in mass_stop.modeled.calls if c.operation == "RunInstances"]
     admitted_ends = [c.end for c in runs if not c.failed]
@@ -381,8 +381,8 @@ def run_mass_stop(
     }
 
 
-def _switch_history(deployed: Deployment, failed: list[int]) -> list[dict[str, Any]]:
-    """Modeled phase times of every succeeded switch of the failed nodes, from the state table."""
+def switch_history(deployed: Deployment, failed: list[int]) -> list[dict[str, Any]]:
+    """Modeled phase times of every succeeded switch of the failed nodes, from the state table (P3, P6)."""
     clients, world = deployed.clients, deployed.world
     history = []
     for node_id in failed:

@@ -38,6 +38,7 @@ from bench.p3_mass_stop import (
     Invocation,
     MassStopRun,
     audit,
+    switch_history,
     token_bucket_bounds,
 )
 from bench.results_io import REPO_ROOT, run_metadata, write_result
@@ -144,7 +145,7 @@ def run_az_loss(
         dispatch_real = time.perf_counter() - ready
         result = audit(deployed, failed)
         fences = _fences(deployed, failed)
-        history = _history(deployed, failed)
+        history = switch_history(deployed, failed)
     runs = [c for c in run.modeled.calls if c.operation == "RunInstances"]
     head = min(c.start for c in runs) if runs else 0.0
     bounds = token_bucket_bounds(history, head=head, drain_time=run.bucket.drain_time)
@@ -172,26 +173,6 @@ def run_az_loss(
         "time_scale": run.clock.scale,
         "succeeded_invocations": sum(1 for o in run.outcomes if o.outcome == SUCCEEDED),
     }
-
-
-def _history(deployed: Any, failed: list[int]) -> list[dict[str, Any]]:
-    clients, world = deployed.clients, deployed.world
-    history = []
-    for node_id in failed:
-        for switch in state.list_switches(
-            clients.dynamodb, world.settings.table_name, world.settings.vpc_name, node_id
-        ):
-            if switch.outcome == state.SUCCEEDED:
-                timeline = {key: iso_to_modeled(value) for key, value in switch.timeline.items()}
-                history.append(
-                    {
-                        "node_id": node_id,
-                        "claimed": timeline["claimed"],
-                        "launched_call_end": timeline.get("launched"),
-                        "done": timeline["done"],
-                    }
-                )
-    return history
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
