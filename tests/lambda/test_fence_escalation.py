@@ -160,6 +160,10 @@ def test_every_network_acl_of_a_mount_target_subnet_gets_the_rules(world: World)
     (switch,) = world.switches(1)
     assert switch.network_fence is not None
     assert sorted(r["network_acl_id"] for r in switch.network_fence["acls"]) == sorted((shared_acl, own_acl))
+    # Once the source is gone, the reconciler's sweep removes the rules from every ACL they were put on.
+    world.clients.ec2.terminate_instances(InstanceIds=[source])
+    reconcile(clients=world.clients, settings=world.settings, now=world.now)
+    assert _swr_denies(world, shared_acl) == [] and _swr_denies(world, own_acl) == []
 
 
 def _unconfirmed(world: World, source: str, match: str) -> None:
