@@ -139,12 +139,17 @@ def health_check_options(health: TargetGroupHealth) -> dict[str, int]:
 
 @contextmanager
 def deployment(
-    node_ids: list[int], health: TargetGroupHealth, *, standby_nodes: tuple[int, ...] = ()
+    node_ids: list[int],
+    health: TargetGroupHealth,
+    *,
+    standby_nodes: tuple[int, ...] = (),
+    efs_subnets: bool = False,
 ) -> Iterator[Deployment]:
     """A moto server with the world built and `node_ids` provisioned; stopped afterwards.
 
     standby_nodes: nodes (among `node_ids`) with pre-registered targets, each running on its AZ's standby
-    interface."""
+    interface; efs_subnets: EFS mount targets in subnets of their own (where the network fence puts its
+    rules)."""
     # The switcher logs JSON lines at INFO; in a benchmark they are noise. Its EMF metrics are never
     # printed here: `invoke` drops them after each invocation, as the Lambda decorator would flush them.
     logger.setLevel(logging.ERROR)
@@ -158,6 +163,7 @@ def deployment(
             node_ids=node_ids,
             target_group_options=health_check_options(health),
             standby_nodes=standby_nodes,
+            efs_subnets=efs_subnets,
         )
         built = Deployment(endpoint_url=endpoint_url, world=world, clients=clients)
         provision_nodes(built, node_ids, now=-3600.0)

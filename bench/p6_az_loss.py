@@ -133,7 +133,8 @@ def run_az_loss(
 ) -> dict[str, Any]:
     node_ids = list(range(1, nodes + 1))
     began = time.perf_counter()
-    with deployment(node_ids, deployed_config.health("nlb")) as deployed:
+    # The mount targets in subnets of their own: the layout under which the network fence is claimed.
+    with deployment(node_ids, deployed_config.health("nlb"), efs_subnets=True) as deployed:
         ready = time.perf_counter()
         in_az = [n for n in node_ids if deployed.nodes[n].az == FAILED_AZ]
         failed = in_az if lost else in_az[:1]

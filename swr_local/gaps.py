@@ -34,6 +34,10 @@ these helpers on a local emulator (see `swr_cli.aws.is_local_endpoint`).
    (no `stopped`, no `terminated`) for as long as it is active. A network ACL's rule quota (20 per
    direction by default, "Amazon VPC quotas") is not enforced by moto either: `nacl_rule_quota(n)` answers
    `NetworkAclEntryLimitExceeded` past `n` rules in one direction (the default deny rule does not count).
+9. The network interface of an EFS mount target: moto creates it with no description, while EFS describes
+   it `EFS mount target for <mount target id>` ("Creating and managing mount targets", Amazon EFS User
+   Guide), which is how the switcher's network fence finds the mount targets' subnets.
+   `describe_mount_target_interfaces` gives moto's interfaces that description through the EC2 API.
 """
 
 from __future__ import annotations
@@ -542,3 +546,12 @@ def nacl_rule_quota(limit: int = DEFAULT_NACL_RULES_PER_DIRECTION) -> Iterator[N
 
     with mock.patch.object(EC2Backend, "create_network_acl_entry", create):
         yield
+
+
+def describe_mount_target_interfaces(efs: Any, ec2: Any, file_system_id: str) -> None:
+    """Gap 9: describe the network interface of each mount target of the file system as EFS does."""
+    for target in efs.describe_mount_targets(FileSystemId=file_system_id)["MountTargets"]:
+        ec2.modify_network_interface_attribute(
+            NetworkInterfaceId=target["NetworkInterfaceId"],
+            Description={"Value": f"EFS mount target for {target['MountTargetId']}"},
+        )

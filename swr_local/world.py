@@ -23,6 +23,7 @@ from switcher import contract
 from switcher.clients import Clients, make_clients, retry_config
 from switcher.settings import Settings
 
+from swr_local import gaps
 from swr_local.emulator import REGION
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ class World:
     standby_launch_template_id: str = ""
     #: node id -> AZ -> its standby interface (nodes with pre-registered targets only)
     standby_interfaces: dict[int, dict[str, str]] = field(default_factory=dict)
+    #: AZ -> the subnet of the EFS mount target there (`efs_subnets` worlds only)
+    mount_target_subnets: dict[str, str] = field(default_factory=dict)
 
     def target_group_for(self, node_id: int) -> str:
         """The node's own target group if it was built with one, else the shared one."""
@@ -171,6 +174,7 @@ def build_world(
     node_ids: Iterable[int] = (),
     target_group_options: Mapping[str, Any] | None = None,
     standby_nodes: Iterable[int] = (),
+    efs_subnets: bool = False,
     **settings: Any,
 ) -> World:
     """Create the world's resources on the emulator at `endpoint_url` (None: moto in this process).
@@ -179,6 +183,8 @@ def build_world(
     node_ids: nodes that get a target group of their own, created with `target_group_options` (e.g. the
     synthesized health check); standby_nodes: nodes (among `node_ids`, or given one) with pre-registered
     targets: a standby interface per tagged subnet, its address registered in the node's group;
+    efs_subnets: an EFS file system with its mount targets in subnets of their own, one per AZ, under a
+    network ACL of their own (the layout the network fence needs, docs/fencing.md);
     settings: the switcher's settings beyond the world's identifiers.
     """
     clients = clients or make_clients(
@@ -249,6 +255,11 @@ def build_world(
         )
         for node_id in standby_nodes
     }
+    mount_target_subnets = (
+        _efs_subnets(clients, vpc_id, endpoint_url=endpoint_url, token=f"swr-{vpc_name}-{suffix}")
+        if efs_subnets
+        else {}
+    )
     table = f"swr-state-{suffix}"
     _create_table(clients.dynamodb, table)
     topic_arn = clients.sns.create_topic(Name=f"swr-{vpc_name}-{suffix}")["TopicArn"]
@@ -274,7 +285,41 @@ def build_world(
         target_group_by_node=groups,
         standby_launch_template_id=standby_template_id,
         standby_interfaces=standby,
+        mount_target_subnets=mount_target_subnets,
     )
+
+
+def _efs_subnets(clients: Clients, vpc_id: str, *, endpoint_url: str | None, token: str) -> dict[str, str]:
+    """An EFS file system with a mount target in a subnet of its own per AZ (untagged: no node goes there),
+    those subnets under a custom network ACL that allows everything (as a custom ACL must be told to);
+    returns AZ -> mount-target subnet."""
+    ec2 = clients.ec2
+    acl_id = ec2.create_network_acl(VpcId=vpc_id)["NetworkAcl"]["NetworkAclId"]
+    for egress in (False, True):
+        ec2.create_network_acl_entry(
+            NetworkAclId=acl_id,
+            RuleNumber=100,
+            Protocol="-1",
+            RuleAction="allow",
+            Egress=egress,
+            CidrBlock="0.0.0.0/0",
+        )
+    efs = session().client("efs", endpoint_url=endpoint_url)
+    file_system_id = efs.create_file_system(CreationToken=token, Encrypted=True)["FileSystemId"]
+    subnets: dict[str, str] = {}
+    for i, az in enumerate(AZS):
+        subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.0.{20 + i}.0/24", AvailabilityZone=az)[
+            "Subnet"
+        ]["SubnetId"]
+        association = ec2.describe_network_acls(
+            Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}]
+        )["NetworkAcls"][0]["Associations"]
+        association_id = next(a["NetworkAclAssociationId"] for a in association if a["SubnetId"] == subnet_id)
+        ec2.replace_network_acl_association(AssociationId=association_id, NetworkAclId=acl_id)
+        efs.create_mount_target(FileSystemId=file_system_id, SubnetId=subnet_id)
+        subnets[az] = subnet_id
+    gaps.describe_mount_target_interfaces(efs, ec2, file_system_id)
+    return subnets
 
 
 def _standby_interfaces(

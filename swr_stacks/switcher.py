@@ -41,8 +41,8 @@ LEASE_SECONDS = 900 + 30
 DESCRIBE_ACTIONS = (
     "ec2:DescribeInstances",
     "ec2:DescribeSubnets",
-    # The network fence (switcher/fence.py): the source subnet's network ACL, and whether an EFS mount
-    # target's interface is in that subnet.
+    # The network fence (switcher/fence.py): the network ACLs of the subnets holding an EFS mount target,
+    # found by the mount targets' interfaces (DescribeNetworkInterfaces, below).
     "ec2:DescribeNetworkAcls",
     # The network fence (above) and pre-registered targets (the switcher finds a node's standby interfaces
     # by tag).

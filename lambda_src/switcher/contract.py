@@ -119,7 +119,8 @@ FENCE_UNCONFIRMED_DETAIL_TYPE: Final = "SWR Fence Unconfirmed"
 
 # --- Fence ----------------------------------------------------------------------------------------
 #: The fence that held, as the switch record and the notices name it: the source reached `stopped`
-#: (or ended), or its subnet's network ACL denies its address in both directions.
+#: (or ended), or the network ACL of every subnet holding an EFS mount target denies its address in both
+#: directions.
 FENCE_STOPPED: Final = "stopped"
 FENCE_NETWORK: Final = "network-fenced"
 #: Network ACL rule numbers reserved for swr's deny rules (docs/fencing.md). Rules are evaluated in

@@ -3,17 +3,24 @@
 Phase STOP_SENT puts the blackhole group on the source and sends a forced stop. Phase FENCE waits for
 `stopped` until the fence deadline (STOP_SENT's recorded time + `fence_timeout_seconds`), so a resumed
 switch waits only for what is left. Past the deadline (an impaired Availability Zone may never finish
-the stop) the fence escalates to the source subnet's network ACL: a deny rule for the source's address
-(or, when every instance of that subnet is being fenced, for the whole subnet) in both directions.
+the stop) the fence escalates to network ACLs: a deny rule for the source's address (or, when every
+instance of its subnet is being fenced, for the whole subnet) in both directions, in the network ACL of
+every subnet of the VPC that holds an EFS mount target.
 
+Why there: a network ACL rule matches the REMOTE address of a packet crossing the subnet's boundary (an
+inbound rule the source address of a packet entering the subnet, an outbound rule the destination of a
+packet leaving it: "Network ACL rules", Amazon VPC User Guide; NetworkAclEntry.Egress, "applied to traffic
+leaving the subnet", Amazon EC2 API Reference). A deny for the source's address in its OWN subnet's ACL
+matches none of its packets; in the mount-target subnet's ACL it matches all of them, both ways.
 Why a network ACL: a security-group change does not cut established connections (security groups are
 stateful and keep tracked flows: "Security group connection tracking", Amazon EC2 User Guide), while
 network ACLs are stateless and evaluate every packet ("Control subnet traffic with network ACLs", Amazon
 VPC User Guide), and changing one is a regional API call. Traffic between two addresses of one subnet
 never crosses that subnet's network ACL, so the network fence is only claimed when the source's subnet
-holds no EFS mount target (docs/fencing.md). Quota: 20 rules per network ACL and direction by default,
-adjustable to 40 ("Amazon VPC quotas", network ACLs); the default deny rule does not count. swr uses
-only rule numbers contract.NACL_RULE_FIRST..NACL_RULE_LAST and never touches any other rule.
+holds no EFS mount target, and never when the VPC shows none at all (docs/fencing.md). Quota: 20 rules
+per network ACL and direction by default, adjustable to 40 ("Amazon VPC quotas", network ACLs); the
+default deny rule does not count. swr uses only rule numbers contract.NACL_RULE_FIRST..NACL_RULE_LAST and
+never touches any other rule.
 
 If no fence can be confirmed, `FenceUnconfirmed` is raised: nothing is launched, the switch keeps the
 node and is retried (Lambda's retries, then the reconciler).
@@ -58,14 +65,24 @@ class FenceStillPending(Exception):
 
 
 @dataclass(frozen=True)
-class NetworkFence:
-    """The deny rules that fence a source: in which network ACL, for which CIDR, under which numbers."""
+class AclRules:
+    """swr's deny rules in one network ACL: for which CIDR(s), under which rule numbers."""
 
     network_acl_id: str
-    subnet_id: str
     cidr: str
     ingress_rule: int
     egress_rule: int
+
+
+@dataclass(frozen=True)
+class NetworkFence:
+    """The deny rules that fence a source: its subnet, the CIDR(s) denied, the mount-target subnets whose
+    network ACLs carry the rules, and the rules in each of those ACLs."""
+
+    subnet_id: str
+    cidr: str
+    mount_target_subnets: tuple[str, ...]
+    acls: tuple[AclRules, ...]
 
     def as_dict(self) -> dict[str, Any]:
         """As stored on the switch record."""
@@ -175,27 +192,63 @@ def plan_rules(
     return plan
 
 
-def _subnet_acl(ec2: Any, subnet_id: str) -> dict[str, Any]:
-    acls = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}])
-    found = acls.get("NetworkAcls", [])
-    if not found:
-        raise FenceUnconfirmed(f"subnet {subnet_id} has no network ACL association")
-    return dict(found[0])
-
-
-def _subnet_cidr(ec2: Any, subnet_id: str) -> str:
-    return str(ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["CidrBlock"])
-
-
-def mount_targets_in(ec2: Any, subnet_id: str) -> list[str]:
-    """Network interfaces of EFS mount targets in the subnet (their ids)."""
-    found = ec2.describe_network_interfaces(
+def mount_target_subnets(ec2: Any, vpc_id: str) -> dict[str, list[str]]:
+    """Subnet -> the network interfaces of the EFS mount targets in it, for every subnet of the VPC."""
+    found: dict[str, list[str]] = {}
+    pages = ec2.get_paginator("describe_network_interfaces").paginate(
         Filters=[
-            {"Name": "subnet-id", "Values": [subnet_id]},
+            {"Name": "vpc-id", "Values": [vpc_id]},
             {"Name": "description", "Values": [EFS_MOUNT_TARGET_DESCRIPTION]},
         ]
     )
-    return [str(n["NetworkInterfaceId"]) for n in found.get("NetworkInterfaces", [])]
+    for page in pages:
+        for interface in page.get("NetworkInterfaces", []):
+            found.setdefault(str(interface["SubnetId"]), []).append(str(interface["NetworkInterfaceId"]))
+    return found
+
+
+def fence_subnets(source_subnet: str, mount_targets: Mapping[str, Sequence[str]]) -> list[str] | str:
+    """The subnets whose network ACLs must carry the deny rules (every subnet of the VPC that holds an EFS
+    mount target: the remote end of the source's NFS traffic), or why no network fence can be claimed."""
+    own = mount_targets.get(source_subnet)
+    if own:
+        return (
+            f"subnet {source_subnet} holds EFS mount target interface(s) {', '.join(own)}: traffic inside a "
+            "subnet never crosses its network ACL, so a network fence would not cut the shared data"
+        )
+    if not mount_targets:
+        return (
+            "no EFS mount target interface in the VPC: no network ACL is known to stand between the source "
+            "and the shared data"
+        )
+    return sorted(mount_targets)
+
+
+def _acls_of(ec2: Any, subnet_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Network ACL id -> those of `subnet_ids` associated with it (a subnet has exactly one)."""
+    acls = ec2.describe_network_acls(
+        Filters=[{"Name": "association.subnet-id", "Values": list(subnet_ids)}]
+    ).get("NetworkAcls", [])
+    by_acl: dict[str, list[str]] = {}
+    for acl in acls:
+        for association in acl.get("Associations", []):
+            if association.get("SubnetId") in subnet_ids:
+                by_acl.setdefault(str(acl["NetworkAclId"]), []).append(str(association["SubnetId"]))
+    missing = set(subnet_ids) - {s for subnets in by_acl.values() for s in subnets}
+    if missing:
+        raise FenceUnconfirmed(f"subnet(s) {', '.join(sorted(missing))} have no network ACL association")
+    return by_acl
+
+
+def _subnet(ec2: Any, subnet_id: str) -> dict[str, Any]:
+    return dict(ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0])
+
+
+def _entries(ec2: Any, acl_id: str) -> list[dict[str, Any]]:
+    acls = ec2.describe_network_acls(NetworkAclIds=[acl_id]).get("NetworkAcls", [])
+    if not acls:
+        raise FenceUnconfirmed(f"network ACL {acl_id} is gone")
+    return list(acls[0].get("Entries", []))
 
 
 def subnet_all_fenced(instances: Iterable[Mapping[str, Any]], blackhole_sg_id: str) -> bool:
@@ -215,27 +268,12 @@ def _subnet_instances(ec2: Any, subnet_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def network_fence(ec2: Any, source: Mapping[str, Any], *, blackhole_sg_id: str) -> NetworkFence:
-    """Deny the source's address (or its whole subnet) in its subnet's network ACL, both directions, and
+def _deny_in(ec2: Any, acl_id: str, *, cidr: str, covering: tuple[str, ...]) -> AclRules:
+    """Deny `cidr` in one network ACL, both directions (or reuse an swr deny covering the source), and
     confirm the rules are there. Raises FenceUnconfirmed with the reason when that cannot be done."""
-    subnet_id, ip = source.get("SubnetId"), aws.private_ip(dict(source))
-    if not subnet_id or not ip:
-        raise FenceUnconfirmed(f"source {source.get('InstanceId')} has no subnet or private address")
-    mount_targets = mount_targets_in(ec2, subnet_id)
-    if mount_targets:
-        raise FenceUnconfirmed(
-            f"subnet {subnet_id} holds EFS mount target interface(s) {', '.join(mount_targets)}: traffic "
-            "inside a subnet never crosses its network ACL, so a network fence would not cut the shared data"
-        )
-    subnet_cidr = _subnet_cidr(ec2, subnet_id)
-    own = f"{ip}/32"
-    whole = subnet_all_fenced(_subnet_instances(ec2, subnet_id), blackhole_sg_id)
-    cidr = subnet_cidr if whole else own
     choose: Callable[[list[int]], int] = min
     for _ in range(RULE_RACE_ATTEMPTS):
-        acl = _subnet_acl(ec2, subnet_id)
-        acl_id = str(acl["NetworkAclId"])
-        plan = plan_rules(acl.get("Entries", []), cidr=cidr, covering=(own, subnet_cidr), choose=choose)
+        plan = plan_rules(_entries(ec2, acl_id), cidr=cidr, covering=covering, choose=choose)
         if isinstance(plan, str):
             raise FenceUnconfirmed(f"network ACL {acl_id}: {plan}")
         try:
@@ -260,8 +298,8 @@ def network_fence(ec2: Any, source: Mapping[str, Any], *, blackhole_sg_id: str) 
             raise
         # Confirm with the same coverage the plan used: a rule for the whole subnet, created by another
         # switch, fences this source as well as its own /32 would.
-        entries = _subnet_acl(ec2, subnet_id).get("Entries", [])
-        confirmed = plan_rules(entries, cidr=cidr, covering=(own, subnet_cidr))
+        entries = _entries(ec2, acl_id)
+        confirmed = plan_rules(entries, cidr=cidr, covering=covering)
         if isinstance(confirmed, dict) and not any(create for _, create in confirmed.values()):
             rules = {egress: number for egress, (number, _) in confirmed.items()}
             held = {
@@ -270,10 +308,34 @@ def network_fence(ec2: Any, source: Mapping[str, Any], *, blackhole_sg_id: str) 
                 if (bool(e.get("Egress")), int(e["RuleNumber"]))
                 in ((False, rules[False]), (True, rules[True]))
             }
-            return NetworkFence(
-                acl_id, subnet_id, ",".join(sorted(held)), ingress_rule=rules[False], egress_rule=rules[True]
+            return AclRules(
+                acl_id, ",".join(sorted(held)), ingress_rule=rules[False], egress_rule=rules[True]
             )
-    raise FenceUnconfirmed(f"network ACL of subnet {subnet_id}: rule numbers kept being taken")
+    raise FenceUnconfirmed(f"network ACL {acl_id}: rule numbers kept being taken")
+
+
+def network_fence(ec2: Any, source: Mapping[str, Any], *, blackhole_sg_id: str) -> NetworkFence:
+    """Deny the source's address (or its whole subnet) in the network ACL of every subnet of the VPC that
+    holds an EFS mount target, both directions, and confirm the rules are on every one of them. Raises
+    FenceUnconfirmed with the reason when that cannot be done."""
+    subnet_id, ip = source.get("SubnetId"), aws.private_ip(dict(source))
+    if not subnet_id or not ip:
+        raise FenceUnconfirmed(f"source {source.get('InstanceId')} has no subnet or private address")
+    subnet = _subnet(ec2, subnet_id)
+    targets = fence_subnets(subnet_id, mount_target_subnets(ec2, str(subnet["VpcId"])))
+    if isinstance(targets, str):
+        raise FenceUnconfirmed(targets)
+    subnet_cidr, own = str(subnet["CidrBlock"]), f"{ip}/32"
+    whole = subnet_all_fenced(_subnet_instances(ec2, subnet_id), blackhole_sg_id)
+    cidr = subnet_cidr if whole else own
+    # One ACL may serve several mount-target subnets: one pair of rules each. A rule written in one ACL
+    # before another fails stays (it denies a source being fenced); the reconciler's sweep removes it.
+    acls = tuple(
+        _deny_in(ec2, acl_id, cidr=cidr, covering=(own, subnet_cidr))
+        for acl_id in sorted(_acls_of(ec2, targets))
+    )
+    held = sorted({c for rules in acls for c in rules.cidr.split(",")})
+    return NetworkFence(subnet_id, ",".join(held), mount_target_subnets=tuple(targets), acls=acls)
 
 
 # --- removing rules no longer needed -----------------------------------------------------------------

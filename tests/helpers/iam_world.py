@@ -295,8 +295,12 @@ def build_iam_world(
         if r["Properties"][contract.PROP_NODE_ID] == node_id
     ]
     preregistered = props.get(contract.PROP_TARGETS) == contract.TARGETS_PREREGISTERED
+    # EFS mount targets in subnets of their own: the layout under which the network fence is claimed.
     world = build_world(
-        vpc_name=VPC_NAME, order=order, standby_nodes=(int(node_id),) if preregistered else ()
+        vpc_name=VPC_NAME,
+        order=order,
+        standby_nodes=(int(node_id),) if preregistered else (),
+        efs_subnets=True,
     )
     session = shared_session()
     (regional,) = [name for name in templates if name != vpc_stack]

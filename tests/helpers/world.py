@@ -156,14 +156,17 @@ def build_world(
     vpc_name: str = "prod",
     order: str = "swr",
     standby_nodes: tuple[int, ...] = (),
+    efs_subnets: bool = False,
 ) -> World:
     """Create the world's AWS resources (`swr_local.world`) and record every call the switcher makes.
 
-    standby_nodes: nodes with pre-registered targets (their own target group and standby interfaces)."""
+    standby_nodes: nodes with pre-registered targets (their own target group and standby interfaces);
+    efs_subnets: EFS mount targets in subnets of their own, under their own network ACL."""
     base = local_world.build_world(
         endpoint_url=endpoint_url,
         vpc_name=vpc_name,
         standby_nodes=standby_nodes,
+        efs_subnets=efs_subnets,
         switch_order=order,
         waiter_delay_seconds=0.01,
         waiter_max_attempts=5,

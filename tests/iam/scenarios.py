@@ -166,7 +166,8 @@ def vendor_order(iw: IamWorld, faults: FaultInjector) -> None:
 
 def escalated_fence(iw: IamWorld, faults: FaultInjector) -> None:
     """The source's AZ is lost: its stop never completes, the fence deadline passes and the network fence
-    denies its address in its subnet's network ACL; once it is gone, the reconciler's sweep removes them."""
+    denies its address in the network ACL of the EFS mount targets' subnets; once it is gone, the reconciler's
+    sweep removes the rules."""
     import dataclasses
 
     from switcher.fence import sweep_network_fences

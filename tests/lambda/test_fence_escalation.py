@@ -3,6 +3,9 @@ network ACL, the fence kind recorded, and no launch when no fence can be confirm
 
 moto stops every instance at once; `swr_local.gaps.lost_availability_zones` keeps the source `stopping`
 (its stop never completes), as in an AZ that lost power or network while the regional API still answers.
+The world puts the EFS mount targets in subnets of their own, under a network ACL of their own (the layout
+under which the network fence can be claimed, docs/fencing.md); the nodes' subnets keep the VPC's default
+network ACL.
 """
 
 from __future__ import annotations
@@ -17,9 +20,29 @@ from switcher.phases import Phase
 from switcher.reconcile import reconcile
 
 from swr_local import gaps
-from tests.helpers.world import World
+from tests.helpers.aws_faults import FaultInjector
+from tests.helpers.world import World, build_world, session
 
 TIMEOUT = 60
+
+
+@pytest.fixture
+def world(faults: FaultInjector) -> World:
+    """A fresh world whose EFS mount targets are in subnets of their own."""
+    return build_world(efs_subnets=True)
+
+
+def _acl_of(world: World, subnet_id: str) -> str:
+    return str(
+        world.clients.ec2.describe_network_acls(
+            Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}]
+        )["NetworkAcls"][0]["NetworkAclId"]
+    )
+
+
+def _mount_target_acl(world: World) -> str:
+    (acl_id,) = {_acl_of(world, s) for s in world.mount_target_subnets.values()}
+    return acl_id
 
 
 def _notices(world: World, detail_type: str) -> list[dict[str, Any]]:
@@ -30,10 +53,8 @@ def _notices(world: World, detail_type: str) -> list[dict[str, Any]]:
     ]
 
 
-def _swr_denies(world: World, subnet_id: str) -> list[dict[str, Any]]:
-    acl = world.clients.ec2.describe_network_acls(
-        Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}]
-    )["NetworkAcls"][0]
+def _swr_denies(world: World, acl_id: str) -> list[dict[str, Any]]:
+    acl = world.clients.ec2.describe_network_acls(NetworkAclIds=[acl_id])["NetworkAcls"][0]
     return [
         e
         for e in acl["Entries"]
@@ -54,7 +75,35 @@ def _run_past_the_deadline(world: World, source: str) -> Any:
     return world.run(world.event("alarm_monitor_alarm", source), settings=settings, hook=hook)
 
 
-def test_a_stop_that_never_completes_leads_to_the_network_fence_and_a_switch(world: World) -> None:
+def _own_acl(world: World, subnet_id: str) -> str:
+    """Give the subnet a custom network ACL of its own that allows everything (as a custom ACL must be
+    told to); returns its id."""
+    ec2 = world.clients.ec2
+    acl_id = ec2.create_network_acl(VpcId=world.vpc_id)["NetworkAcl"]["NetworkAclId"]
+    for egress in (False, True):
+        ec2.create_network_acl_entry(
+            NetworkAclId=acl_id,
+            RuleNumber=100,
+            Protocol="-1",
+            RuleAction="allow",
+            Egress=egress,
+            CidrBlock="0.0.0.0/0",
+        )
+    (current,) = ec2.describe_network_acls(
+        Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}]
+    )["NetworkAcls"]
+    (association,) = [a for a in current["Associations"] if a["SubnetId"] == subnet_id]
+    ec2.replace_network_acl_association(
+        AssociationId=association["NetworkAclAssociationId"], NetworkAclId=acl_id
+    )
+    return str(acl_id)
+
+
+def test_the_deny_rules_go_on_the_network_acl_of_the_mount_targets_subnets(world: World) -> None:
+    """A network ACL rule matches the remote address of a packet crossing its subnet's boundary, so the
+    source's address is denied where its NFS packets cross one: at the mount targets' subnets. With a
+    custom network ACL on the source's subnet and another on the mount targets' subnets, a rule on the
+    source's own ACL would match none of its packets."""
     source = world.provision(1)
     described = world.instance(source)
     az, subnet, ip = (
@@ -62,6 +111,8 @@ def test_a_stop_that_never_completes_leads_to_the_network_fence_and_a_switch(wor
         described["SubnetId"],
         described["PrivateIpAddress"],
     )
+    source_acl, mount_target_acl = _own_acl(world, subnet), _mount_target_acl(world)
+    assert source_acl != mount_target_acl
     world.provision(2)  # another node in the same subnet keeps running: the rule is for the source alone
     with gaps.lost_availability_zones({az}):
         result = _run_past_the_deadline(world, source)
@@ -70,23 +121,77 @@ def test_a_stop_that_never_completes_leads_to_the_network_fence_and_a_switch(wor
 
         (switch,) = world.switches(1)
         assert switch.fence == contract.FENCE_NETWORK
-        denies = _swr_denies(world, subnet)
+        denies = _swr_denies(world, mount_target_acl)
         assert {(e["Egress"], e["CidrBlock"], e["Protocol"]) for e in denies} == {
             (False, f"{ip}/32", "-1"),
             (True, f"{ip}/32", "-1"),
         }
+        assert _swr_denies(world, source_acl) == []
+        assert switch.network_fence is not None
+        assert [r["network_acl_id"] for r in switch.network_fence["acls"]] == [mount_target_acl]
         (notice,) = _notices(world, contract.SWITCH_COMPLETED_DETAIL_TYPE)
         assert notice["fence"] == contract.FENCE_NETWORK
         assert world.instance(result.replacement_instance_id)["Placement"]["AvailabilityZone"] != az
 
         # While the source is not gone, the reconciler's sweep keeps the rules.
         reconcile(clients=world.clients, settings=world.settings, now=world.now)
-        assert len(_swr_denies(world, subnet)) == 2
+        assert len(_swr_denies(world, mount_target_acl)) == 2
     # The AZ is back and the source's termination completes: the reconciler removes the rules.
     world.clients.ec2.terminate_instances(InstanceIds=[source])
     report = reconcile(clients=world.clients, settings=world.settings, now=world.now)
-    assert _swr_denies(world, subnet) == []
+    assert _swr_denies(world, mount_target_acl) == []
     assert len([r for r in report.repairs if "network fence" in r["what"]]) == 2
+
+
+def test_every_network_acl_of_a_mount_target_subnet_gets_the_rules(world: World) -> None:
+    source = world.provision(1)
+    described = world.instance(source)
+    other_az, other_subnet = next(
+        (az, s)
+        for az, s in world.mount_target_subnets.items()
+        if az != described["Placement"]["AvailabilityZone"]
+    )
+    shared_acl, own_acl = _mount_target_acl(world), _own_acl(world, other_subnet)
+    with gaps.lost_availability_zones({described["Placement"]["AvailabilityZone"]}):
+        result = _run_past_the_deadline(world, source)
+    assert result.outcome == state.SUCCEEDED, result
+    for acl_id in (shared_acl, own_acl):
+        assert len(_swr_denies(world, acl_id)) == 2, (acl_id, other_az)
+    (switch,) = world.switches(1)
+    assert switch.network_fence is not None
+    assert sorted(r["network_acl_id"] for r in switch.network_fence["acls"]) == sorted((shared_acl, own_acl))
+    # Once the source is gone, the reconciler's sweep removes the rules from every ACL they were put on.
+    world.clients.ec2.terminate_instances(InstanceIds=[source])
+    reconcile(clients=world.clients, settings=world.settings, now=world.now)
+    assert _swr_denies(world, shared_acl) == [] and _swr_denies(world, own_acl) == []
+
+
+def _unconfirmed(world: World, source: str, match: str) -> None:
+    world.calls.clear()
+    with (
+        gaps.lost_availability_zones({world.instance(source)["Placement"]["AvailabilityZone"]}),
+        pytest.raises(fence.FenceUnconfirmed, match=match),
+    ):
+        _run_past_the_deadline(world, source)
+    assert world.calls.named("RunInstances") == [] and world.switches(1)[0].fence is None
+
+
+def test_a_mount_target_in_the_sources_own_subnet_means_no_network_fence(world: World) -> None:
+    source = world.provision(1)
+    # The layout the stacks build today: a mount target in the node subnets too (here a second file
+    # system's, as EFS allows one mount target per file system and AZ).
+    efs = session().client("efs")
+    file_system_id = efs.create_file_system(CreationToken=f"own-{source}")["FileSystemId"]
+    efs.create_mount_target(FileSystemId=file_system_id, SubnetId=world.instance(source)["SubnetId"])
+    gaps.describe_mount_target_interfaces(efs, world.clients.ec2, file_system_id)
+    _unconfirmed(world, source, "holds EFS mount target")
+    assert _swr_denies(world, _mount_target_acl(world)) == []
+
+
+def test_with_no_mount_target_in_the_vpc_no_network_fence_is_claimed(faults: FaultInjector) -> None:
+    world = build_world()  # no EFS mount target at all: no network ACL is known to guard the shared data
+    source = world.provision(1)
+    _unconfirmed(world, source, "no EFS mount target")
 
 
 def test_a_rule_another_switch_made_for_the_whole_subnet_fences_this_source_too(world: World) -> None:
@@ -94,9 +199,7 @@ def test_a_rule_another_switch_made_for_the_whole_subnet_fences_this_source_too(
     described = world.instance(source)
     subnet = described["SubnetId"]
     world.provision(2)  # still running in the same subnet: this switch alone would deny only its /32
-    acl_id = world.clients.ec2.describe_network_acls(
-        Filters=[{"Name": "association.subnet-id", "Values": [subnet]}]
-    )["NetworkAcls"][0]["NetworkAclId"]
+    acl_id = _mount_target_acl(world)
     subnet_cidr = world.clients.ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["CidrBlock"]
     for egress in (False, True):  # what a concurrent switch of the same lost subnet wrote
         world.clients.ec2.create_network_acl_entry(
@@ -113,7 +216,7 @@ def test_a_rule_another_switch_made_for_the_whole_subnet_fences_this_source_too(
     (switch,) = world.switches(1)
     assert switch.fence == contract.FENCE_NETWORK and switch.network_fence is not None
     assert switch.network_fence["cidr"] == subnet_cidr
-    assert len(_swr_denies(world, subnet)) == 2  # reused, nothing added
+    assert len(_swr_denies(world, acl_id)) == 2  # reused, nothing added
 
 
 def test_a_switch_whose_stop_completes_records_the_stopped_fence(world: World) -> None:
@@ -122,7 +225,7 @@ def test_a_switch_whose_stop_completes_records_the_stopped_fence(world: World) -
     assert result.outcome == state.SUCCEEDED
     (switch,) = world.switches(1)
     assert switch.fence == contract.FENCE_STOPPED
-    assert _swr_denies(world, world.instance(source)["SubnetId"]) == []
+    assert _swr_denies(world, _mount_target_acl(world)) == []
     (notice,) = _notices(world, contract.SWITCH_COMPLETED_DETAIL_TYPE)
     assert notice["fence"] == contract.FENCE_STOPPED
 
@@ -130,9 +233,7 @@ def test_a_switch_whose_stop_completes_records_the_stopped_fence(world: World) -
 def test_with_no_confirmable_fence_nothing_is_launched_and_a_notice_says_why(world: World) -> None:
     source = world.provision(1)
     described = world.instance(source)
-    acl_id = world.clients.ec2.describe_network_acls(
-        Filters=[{"Name": "association.subnet-id", "Values": [described["SubnetId"]]}]
-    )["NetworkAcls"][0]["NetworkAclId"]
+    acl_id = _mount_target_acl(world)
     for egress in (False, True):  # the operator's quota: 20 rules per direction, all taken
         for number in range(200, 220):
             world.clients.ec2.create_network_acl_entry(

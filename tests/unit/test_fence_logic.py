@@ -107,3 +107,15 @@ def test_after_a_collision_any_free_number_of_swrs_range_may_be_taken() -> None:
     taken = [_entry(n, e, f"10.0.1.{n}/32") for n in (1, 2) for e in (False, True)]
     plan = fence.plan_rules([*DEFAULTS, *taken], cidr="10.0.1.9/32", covering=[], choose=max)
     assert plan == {False: (contract.NACL_RULE_LAST, True), True: (contract.NACL_RULE_LAST, True)}
+
+
+def test_the_rules_go_to_every_subnet_holding_a_mount_target_never_the_sources_own() -> None:
+    mount_targets = {"subnet-mt-b": ["eni-2"], "subnet-mt-a": ["eni-1"]}
+    assert fence.fence_subnets("subnet-node-a", mount_targets) == ["subnet-mt-a", "subnet-mt-b"]
+
+
+def test_a_mount_target_in_the_sources_subnet_or_none_at_all_means_no_network_fence() -> None:
+    own = fence.fence_subnets("subnet-a", {"subnet-a": ["eni-1"], "subnet-b": ["eni-2"]})
+    assert isinstance(own, str) and "subnet-a holds EFS mount target" in own
+    none = fence.fence_subnets("subnet-a", {})
+    assert isinstance(none, str) and "no EFS mount target" in none
