@@ -33,12 +33,15 @@ import math
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, WaiterError
 
 from switcher import aws, contract
 from switcher.observability import logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
 
 #: States in which the source cannot run anything any more: the fence holds.
 STOPPED_STATES = frozenset({"stopped", "terminated"})
@@ -93,7 +96,7 @@ def _server_error(err: ClientError) -> bool:
     return int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500
 
 
-def send_stop(ec2: Any, instance_id: str, *, current_state: str, blackhole_sg_id: str) -> None:
+def send_stop(ec2: EC2Client, instance_id: str, *, current_state: str, blackhole_sg_id: str) -> None:
     """Blackhole group on the source, then a forced stop (both are repeatable).
 
     A server error (5xx) of either call is logged and passed over: in an impaired AZ they may never
@@ -129,12 +132,12 @@ def wait_budget(
     return max(1, min(max_attempts, math.ceil(budget / max(delay, 1e-6))))
 
 
-def wait_stopped(ec2: Any, instance_id: str, *, delay: float, attempts: int) -> str:
+def wait_stopped(ec2: EC2Client, instance_id: str, *, delay: float, attempts: int) -> str:
     """Wait (botocore's `instance_stopped` waiter) up to `attempts` polls; the state seen last."""
     if attempts > 0:
         try:
             ec2.get_waiter("instance_stopped").wait(
-                InstanceIds=[instance_id], WaiterConfig={"Delay": delay, "MaxAttempts": attempts}
+                InstanceIds=[instance_id], WaiterConfig=aws.waiter_config(delay, attempts)
             )
             return "stopped"
         except WaiterError:
@@ -192,7 +195,7 @@ def plan_rules(
     return plan
 
 
-def mount_target_subnets(ec2: Any, vpc_id: str) -> dict[str, list[str]]:
+def mount_target_subnets(ec2: EC2Client, vpc_id: str) -> dict[str, list[str]]:
     """Subnet -> the network interfaces of the EFS mount targets in it, for every subnet of the VPC."""
     found: dict[str, list[str]] = {}
     pages = ec2.get_paginator("describe_network_interfaces").paginate(
@@ -224,7 +227,7 @@ def fence_subnets(source_subnet: str, mount_targets: Mapping[str, Sequence[str]]
     return sorted(mount_targets)
 
 
-def _acls_of(ec2: Any, subnet_ids: Sequence[str]) -> dict[str, list[str]]:
+def _acls_of(ec2: EC2Client, subnet_ids: Sequence[str]) -> dict[str, list[str]]:
     """Network ACL id -> those of `subnet_ids` associated with it (a subnet has exactly one)."""
     acls = ec2.describe_network_acls(
         Filters=[{"Name": "association.subnet-id", "Values": list(subnet_ids)}]
@@ -240,15 +243,15 @@ def _acls_of(ec2: Any, subnet_ids: Sequence[str]) -> dict[str, list[str]]:
     return by_acl
 
 
-def _subnet(ec2: Any, subnet_id: str) -> dict[str, Any]:
+def _subnet(ec2: EC2Client, subnet_id: str) -> dict[str, Any]:
     return dict(ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0])
 
 
-def _entries(ec2: Any, acl_id: str) -> list[dict[str, Any]]:
+def _entries(ec2: EC2Client, acl_id: str) -> list[dict[str, Any]]:
     acls = ec2.describe_network_acls(NetworkAclIds=[acl_id]).get("NetworkAcls", [])
     if not acls:
         raise FenceUnconfirmed(f"network ACL {acl_id} is gone")
-    return list(acls[0].get("Entries", []))
+    return [dict(e) for e in acls[0].get("Entries", [])]
 
 
 def subnet_all_fenced(instances: Iterable[Mapping[str, Any]], blackhole_sg_id: str) -> bool:
@@ -258,17 +261,17 @@ def subnet_all_fenced(instances: Iterable[Mapping[str, Any]], blackhole_sg_id: s
     return bool(alive) and all(aws.is_fenced(i, blackhole_sg_id) for i in alive)
 
 
-def _subnet_instances(ec2: Any, subnet_id: str) -> list[dict[str, Any]]:
+def _subnet_instances(ec2: EC2Client, subnet_id: str) -> list[dict[str, Any]]:
     paginator = ec2.get_paginator("describe_instances")
     return [
-        instance
+        dict(instance)
         for page in paginator.paginate(Filters=[{"Name": "subnet-id", "Values": [subnet_id]}])
         for reservation in page["Reservations"]
         for instance in reservation["Instances"]
     ]
 
 
-def _deny_in(ec2: Any, acl_id: str, *, cidr: str, covering: tuple[str, ...]) -> AclRules:
+def _deny_in(ec2: EC2Client, acl_id: str, *, cidr: str, covering: tuple[str, ...]) -> AclRules:
     """Deny `cidr` in one network ACL, both directions (or reuse an swr deny covering the source), and
     confirm the rules are there. Raises FenceUnconfirmed with the reason when that cannot be done."""
     choose: Callable[[list[int]], int] = min
@@ -314,7 +317,7 @@ def _deny_in(ec2: Any, acl_id: str, *, cidr: str, covering: tuple[str, ...]) -> 
     raise FenceUnconfirmed(f"network ACL {acl_id}: rule numbers kept being taken")
 
 
-def network_fence(ec2: Any, source: Mapping[str, Any], *, blackhole_sg_id: str) -> NetworkFence:
+def network_fence(ec2: EC2Client, source: Mapping[str, Any], *, blackhole_sg_id: str) -> NetworkFence:
     """Deny the source's address (or its whole subnet) in the network ACL of every subnet of the VPC that
     holds an EFS mount target, both directions, and confirm the rules are on every one of them. Raises
     FenceUnconfirmed with the reason when that cannot be done."""
@@ -354,12 +357,15 @@ def rule_needed(cidr: str, instances: Iterable[Mapping[str, Any]], serving: set[
     return False
 
 
-def sweep_network_fences(ec2: Any, vpc_id: str, *, serving: set[str]) -> list[str]:
+def sweep_network_fences(ec2: EC2Client, vpc_id: str, *, serving: set[str]) -> list[str]:
     """Delete swr's deny rules of the VPC's network ACLs that fence nothing any more (their sources are
     terminated); the rules of other owners are never read as ours. Returns what was removed."""
     acls = ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]).get("NetworkAcls", [])
     ours = [
-        (a["NetworkAclId"], e) for a in acls for e in a.get("Entries", []) if _denies(e, [e.get("CidrBlock")])
+        (a["NetworkAclId"], e)
+        for a in acls
+        for e in a.get("Entries", [])
+        if _denies(e, [e.get("CidrBlock", "")])
     ]
     if not ours:
         return []
