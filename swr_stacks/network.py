@@ -21,7 +21,12 @@ ENDPOINT_SERVICES = {
 
 
 class SwrNetwork(Construct):
-    """The VPC (new or imported by ids), its tagged private subnets, endpoints and blackhole SG."""
+    """The VPC (new or imported by ids), its tagged private subnets, endpoints and blackhole SG.
+
+    ``storage_subnets`` is where the EFS mount targets go: subnets of their own (a new VPC's "Storage"
+    group, an existing VPC's ``storage_subnet_ids``) or, with ``storage_subnets: private`` or an
+    existing VPC without storage subnet ids, the private (node) subnets.
+    """
 
     def __init__(
         self, scope: Construct, id_: str, *, vpc_config: VpcConfig, log_retention: logs.RetentionDays
@@ -40,9 +45,27 @@ class SwrNetwork(Construct):
                     cidr_mask=24,
                 )
             ]
-            if vpc_config.needs_public_subnets or vpc_config.nat_gateway:
+            public = vpc_config.needs_public_subnets or vpc_config.nat_gateway
+            if public or vpc_config.mount_targets_in_own_subnets:
+                # The CDK allocates the groups' CIDRs in this order. Public stays second (reserved, no
+                # resources, when unused) so that adding public subnets later does not move, and so
+                # replace, the Storage subnets after it; Private and Public keep the CIDRs of stacks
+                # deployed before Storage existed.
                 subnets.append(
-                    ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24)
+                    ec2.SubnetConfiguration(
+                        name="Public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24, reserved=not public
+                    )
+                )
+            if vpc_config.mount_targets_in_own_subnets:
+                # The EFS mount targets only, not tagged for the switcher: no node is launched here, so
+                # a failed node is never in a mount target's subnet and the network fence can be
+                # claimed (docs/fencing.md). A mount target takes one address of its subnet per file
+                # system ("Managing mount targets", Amazon EFS User Guide): /24 holds the monitor-log
+                # EFS and up to 250 node EFS per zone, as many as the /24 node subnets.
+                subnets.append(
+                    ec2.SubnetConfiguration(
+                        name="Storage", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
+                    )
                 )
             vpc = ec2.Vpc(
                 self,
@@ -57,6 +80,11 @@ class SwrNetwork(Construct):
             self.vpc: ec2.IVpc = vpc
             self.private_subnets = ec2.SubnetSelection(subnet_group_name="Private")
             self.public_subnets = ec2.SubnetSelection(subnet_group_name="Public")
+            self.storage_subnets = (
+                ec2.SubnetSelection(subnet_group_name="Storage")
+                if vpc_config.mount_targets_in_own_subnets
+                else self.private_subnets
+            )
             for subnet in vpc.select_subnets(subnet_group_name="Private").subnets:
                 Tags.of(subnet).add(contract.TAG_SUBNET, contract.TAG_SUBNET_VALUE)
         else:
@@ -86,6 +114,18 @@ class SwrNetwork(Construct):
                         zip(existing.public_subnet_ids, azs[: len(existing.public_subnet_ids)], strict=True)
                     )
                 ]
+            )
+            self.storage_subnets = (
+                ec2.SubnetSelection(
+                    subnets=[
+                        ec2.Subnet.from_subnet_attributes(
+                            self, f"Storage{i}", subnet_id=sid, availability_zone=az
+                        )
+                        for i, (sid, az) in enumerate(zip(existing.storage_subnet_ids, azs, strict=True))
+                    ]
+                )
+                if vpc_config.mount_targets_in_own_subnets
+                else self.private_subnets
             )
             # Subnets imported by id have no route table id; swr never reads one (no gateway
             # endpoints, no routes), so the CDK's warning about it does not apply.
