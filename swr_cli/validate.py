@@ -24,6 +24,7 @@ from swr_stacks.config import (
     RegionConfig,
     SwrConfig,
     VpcConfig,
+    config_warnings,
     load_config_file,
     parse_config,
     yaml_lines,
@@ -376,7 +377,11 @@ def run_validate(
             "live": {"status": "not_run", "reason": "the config is invalid", "checks": []},
         }
     say(checks_table("swr validate · offline: the config", [Check("config is valid", True, source)]))
-    config_doc = {"source": source, "valid": True, "errors": []}
+    # Valid, but a protection is given up (e.g. no network fence): said, not failed.
+    warnings = list(config_warnings(config))
+    for warning in warnings:
+        say(f"[yellow]warning:[/] {warning}")
+    config_doc = {"source": source, "valid": True, "errors": [], "warnings": warnings}
     env_region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     regions = [region] if region else [env_region] if env_region else [r.name for r in config.regions]
     targets = [AwsTarget.from_args(name, endpoint_url, profile) for name in regions]

@@ -271,6 +271,18 @@ def test_validate_reports_a_bad_config_by_name(deployment, swr, tmp_path: Path) 
     assert "duplicate" in result.out.lower() or "twice" in result.out.lower(), result.out
 
 
+def test_validate_warns_when_the_mount_targets_share_the_node_subnets(
+    deployment, swr, tmp_path: Path
+) -> None:
+    config = default_config()
+    config["regions"][0]["vpcs"][0]["storage_subnets"] = "private"  # a stack deployed before Storage
+    result = swr("validate", "--config", _write(tmp_path, config), *deployment.args)
+    assert result.code == 0, result.out  # valid: a warning, not a failure
+    assert "network fence is unavailable" in _flat(result.out), result.out
+    default = swr("validate", "--config", _write(tmp_path, default_config()), *deployment.args)
+    assert default.code == 0 and "warning" not in default.out, default.out
+
+
 def test_validate_reports_a_config_node_without_record(deployment, swr, tmp_path: Path) -> None:
     config = default_config()
     nodes = config["regions"][0]["vpcs"][0]["nodes"]
