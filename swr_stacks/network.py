@@ -9,6 +9,7 @@ from constructs import Construct
 from switcher import contract
 
 from swr_stacks.config import VpcConfig
+from swr_stacks.nag import acknowledge
 
 #: AWS APIs the node reaches without a NAT: CloudWatch agent (metrics, logs), EC2 (agent tags), EFS utils.
 #: Keyed by the config's service names (swr_stacks.config.ENDPOINT_SERVICES): construct id, CDK service.
@@ -87,6 +88,8 @@ class SwrNetwork(Construct):
             )
             for subnet in vpc.select_subnets(subnet_group_name="Private").subnets:
                 Tags.of(subnet).add(contract.TAG_SUBNET, contract.TAG_SUBNET_VALUE)
+            if vpc_config.mount_targets_in_own_subnets:
+                self._storage_network_acl(vpc)
         else:
             existing = vpc_config.existing
             # Imported by ids: synth needs no lookup. The user tags these subnets (docs/configuration.md).
@@ -158,6 +161,33 @@ class SwrNetwork(Construct):
             description="swr blackhole: no ingress, no usable egress (fences a failed node)",
             allow_all_outbound=False,
         )
+
+    def _storage_network_acl(self, vpc: ec2.Vpc) -> ec2.NetworkAcl:
+        """The Storage subnets' own network ACL, allowing all traffic at rule 100 as a default ACL does
+        (a custom ACL denies everything until told otherwise, "Control subnet traffic with network ACLs",
+        Amazon VPC User Guide). Its own, so that the network fence's deny rules (1-99, docs/fencing.md)
+        cut the source from the mount targets only, not from the other subnets of the VPC."""
+        acl = ec2.NetworkAcl(
+            self, "StorageAcl", vpc=vpc, subnet_selection=ec2.SubnetSelection(subnet_group_name="Storage")
+        )
+        for direction in (ec2.TrafficDirection.INGRESS, ec2.TrafficDirection.EGRESS):
+            acl.add_entry(
+                f"AllowAll{direction.name.title()}",
+                cidr=ec2.AclCidr.any_ipv4(),
+                rule_number=100,
+                traffic=ec2.AclTraffic.all_traffic(),
+                direction=direction,
+                rule_action=ec2.Action.ALLOW,
+            )
+        acknowledge(
+            acl,
+            "AwsSolutions-VPC3",
+            "the switcher's network fence needs the mount targets' subnets under an ACL of their own (its "
+            "deny rules then cut a fenced node from those subnets only); rule 100 allows what the VPC's "
+            "default ACL allows; "
+            "security groups still decide what reaches the mount targets (NFS from nodes only)",
+        )
+        return acl
 
     def _interface_endpoints(self, vpc_config: VpcConfig) -> list[ec2.InterfaceVpcEndpoint]:
         """The endpoints the config asks swr to create, with private DNS and an HTTPS-only group.

@@ -120,3 +120,20 @@ def test_nodes_reach_the_mount_targets_across_subnets(default_app):
         }
         assert sources and sources <= node_groups
     assert len(node_groups) == len(vpc.nodes)
+
+
+def test_storage_subnets_have_their_own_network_acl_that_allows_all_above_swr_rules(default_app):
+    """The fence's deny rules (1-99) then cut the source from the mount targets' subnets only."""
+    ((_vpc, template),) = _vpc_stacks(default_app)
+    storage = {ref["Ref"] for ref in _mount_target_subnets(template)}
+    (acl_id,) = _of_type(template, "AWS::EC2::NetworkAcl")
+    associated = {
+        a["Properties"]["SubnetId"]["Ref"]
+        for a in _of_type(template, "AWS::EC2::SubnetNetworkAclAssociation").values()
+        if a["Properties"]["NetworkAclId"] == {"Ref": acl_id}
+    }
+    assert associated == storage
+    entries = [e["Properties"] for e in _of_type(template, "AWS::EC2::NetworkAclEntry").values()]
+    assert sorted(
+        (e["Egress"], e["RuleNumber"], e["Protocol"], e["RuleAction"], e["CidrBlock"]) for e in entries
+    ) == [(False, 100, -1, "allow", "0.0.0.0/0"), (True, 100, -1, "allow", "0.0.0.0/0")]
