@@ -1049,7 +1049,8 @@ def config_warnings(config: SwrConfig) -> tuple[str, ...]:
         + (
             "Give `existing.storage_subnet_ids` (subnets of their own) to get it."
             if vpc.existing is not None
-            else "`storage_subnets: private` keeps a deployed stack's layout (docs/operations.md)."
+            else "`storage_subnets: private` is for a stack deployed before storage subnets existed "
+            "(docs/operations.md); a new VPC stack gets them by default."
         )
         for ri, region in enumerate(config.regions)
         for vi, vpc in enumerate(region.vpcs)
