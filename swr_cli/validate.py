@@ -24,6 +24,7 @@ from swr_stacks.config import (
     RegionConfig,
     SwrConfig,
     VpcConfig,
+    config_warnings,
     load_config_file,
     parse_config,
     yaml_lines,
@@ -75,13 +76,19 @@ def check_tagged_subnets(target: AwsTarget, vpc: VpcConfig, switcher: Switcher) 
 
 
 def check_mount_targets(
-    target: AwsTarget, vpc: VpcConfig, switcher: Switcher, nodes: dict[int, state.NodeRecord]
+    target: AwsTarget,
+    vpc: VpcConfig,
+    switcher: Switcher,
+    nodes: dict[int, state.NodeRecord],
+    mount_target_subnets: set[str] | None = None,
 ) -> Check:
-    """Both EFS of every node (the ids its launch template mounts) reachable in every target AZ."""
+    """Both EFS of every node (the ids its launch template mounts) reachable in every target AZ; the
+    subnets of their mount targets are added to ``mount_target_subnets``."""
     efs = target.client("efs")
     ec2 = target.client("ec2")
     problems: list[str] = []
     checked: set[str] = set()
+    found_subnets = mount_target_subnets if mount_target_subnets is not None else set()
     for node_cfg in vpc.nodes:
         record = nodes.get(node_cfg.node_id)
         if record is None or record.config is None:
@@ -97,6 +104,7 @@ def check_mount_targets(
             checked.add(fs_id)
             mounts = efs.describe_mount_targets(FileSystemId=fs_id)["MountTargets"]
             subnet_ids = [m["SubnetId"] for m in mounts]
+            found_subnets.update(subnet_ids)
             azs = (
                 {s["AvailabilityZone"] for s in ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]}
                 if subnet_ids
@@ -112,6 +120,39 @@ def check_mount_targets(
         if problems
         else f"{len(checked)} file system(s) in {len(vpc.availability_zones)} AZs",
     )
+
+
+def check_mount_target_layout(target: AwsTarget, vpc: VpcConfig, mount_target_subnets: set[str]) -> Check:
+    """The deployed mount targets are where the config puts them (`storage_subnets`).
+
+    A deploy cannot move a mount target: its subnet is a replace-only property and a file system has one
+    mount target per AZ, so CloudFormation's create-before-delete fails (docs/operations.md). A config
+    that disagrees with the deployed layout (e.g. a stack from before storage subnets, deployed again
+    without `storage_subnets: private`) is caught here, before the deploy fails.
+    """
+    name = f"{vpc.name}: EFS mount targets where the config puts them"
+    if not mount_target_subnets:
+        return Check(name, True, "no mount target deployed yet")
+    subnets = target.client("ec2").describe_subnets(SubnetIds=sorted(mount_target_subnets))["Subnets"]
+    in_node_subnets = sorted(
+        s["SubnetId"] for s in subnets if any(t["Key"] == contract.TAG_SUBNET for t in s.get("Tags", []))
+    )
+    if vpc.mount_targets_in_own_subnets and in_node_subnets:
+        return Check(
+            name,
+            False,
+            f"deployed in node subnet(s) {', '.join(in_node_subnets)} but the config puts them in storage "
+            "subnets: set `storage_subnets: private` on this VPC to keep the deployed layout",
+        )
+    if not vpc.mount_targets_in_own_subnets and len(in_node_subnets) < len(mount_target_subnets):
+        return Check(
+            name,
+            False,
+            "deployed in storage subnets but the config puts them in the node subnets (`storage_subnets: "
+            "private`, or an existing VPC without `storage_subnet_ids`): drop that setting",
+        )
+    where = "storage subnets" if vpc.mount_targets_in_own_subnets else "the node subnets (no network fence)"
+    return Check(name, True, f"in {where}")
 
 
 def check_unique_node_ids(target: AwsTarget) -> Check:
@@ -332,7 +373,9 @@ def validate_region(target: AwsTarget, config: SwrConfig) -> list[Check]:
             )
         )
         checks.append(check_tagged_subnets(target, vpc, switcher))
-        checks.append(check_mount_targets(target, vpc, switcher, nodes))
+        mount_target_subnets: set[str] = set()
+        checks.append(check_mount_targets(target, vpc, switcher, nodes, mount_target_subnets))
+        checks.append(check_mount_target_layout(target, vpc, mount_target_subnets))
         checks.append(check_alarms(target, vpc, switcher, nodes))
         checks.append(check_blackhole(target, switcher))
     checks.append(check_unique_node_ids(target))
@@ -376,7 +419,11 @@ def run_validate(
             "live": {"status": "not_run", "reason": "the config is invalid", "checks": []},
         }
     say(checks_table("swr validate · offline: the config", [Check("config is valid", True, source)]))
-    config_doc = {"source": source, "valid": True, "errors": []}
+    # Valid, but a protection is given up (e.g. no network fence): said, not failed.
+    warnings = list(config_warnings(config))
+    for warning in warnings:
+        say(f"[yellow]warning:[/] {warning}")
+    config_doc = {"source": source, "valid": True, "errors": [], "warnings": warnings}
     env_region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     regions = [region] if region else [env_region] if env_region else [r.name for r in config.regions]
     targets = [AwsTarget.from_args(name, endpoint_url, profile) for name in regions]

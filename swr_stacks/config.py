@@ -36,6 +36,12 @@ ENDPOINT_SERVICES = ("monitoring", "logs", "ec2", "elasticfilesystem")
 #: create: swr creates the endpoint with private DNS. existing: the VPC already has one with private DNS
 #: (a second one would fail: two endpoints of a service cannot both own its private DNS name).
 ENDPOINT_MODES = ("create", "existing")
+#: Where a VPC's EFS mount targets go. own: subnets of their own (a new VPC's "Storage" group, or an
+#: existing VPC's `existing.storage_subnet_ids`), so the switcher's network fence can be claimed
+#: (docs/fencing.md). private: the node subnets, as stacks deployed before the storage subnets had them.
+STORAGE_OWN = "own"
+STORAGE_PRIVATE = "private"
+STORAGE_SUBNET_MODES = (STORAGE_OWN, STORAGE_PRIVATE)
 _AMI_RE = re.compile(r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$")
 _REGION_RE = re.compile(r"^[a-z]{2,4}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 # Lower-case, digits and dashes: the VPC name goes into stack names, alarm names and IAM conditions.
@@ -333,11 +339,13 @@ class NodeConfig:
 
 @dataclass(frozen=True)
 class ExistingVpc:
-    """An existing VPC imported by ids (no lookup at synth); its private subnets, one per AZ."""
+    """An existing VPC imported by ids (no lookup at synth); its private subnets, one per AZ, and
+    optionally the subnets (one per AZ) that hold the EFS mount targets."""
 
     vpc_id: str
     private_subnet_ids: tuple[str, ...]
     public_subnet_ids: tuple[str, ...]
+    storage_subnet_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -379,6 +387,15 @@ class VpcConfig:
     #: (service, mode) for each of ENDPOINT_SERVICES, in that order.
     interface_endpoints: tuple[tuple[str, str], ...] = tuple((s, "create") for s in ENDPOINT_SERVICES)
     reconcile: Reconcile = Reconcile(DEFAULT_RECONCILE_INTERVAL_SECONDS, DEFAULT_SWITCH_OVERDUE_SECONDS)
+    #: STORAGE_OWN or STORAGE_PRIVATE (config key `storage_subnets`).
+    storage_subnets: str = STORAGE_OWN
+
+    @property
+    def mount_targets_in_own_subnets(self) -> bool:
+        """True when the EFS mount targets are in subnets of their own, not in the node subnets."""
+        if self.storage_subnets != STORAGE_OWN:
+            return False
+        return self.existing is None or bool(self.existing.storage_subnet_ids)
 
     def endpoints_to_create(self) -> tuple[str, ...]:
         """The services whose interface endpoint swr creates in this VPC."""
@@ -602,7 +619,10 @@ def _node(raw: Any, path: str) -> NodeConfig:
 
 def _existing(raw: Any, path: str, azs: tuple[str, ...] | None) -> ExistingVpc:
     data = _mapping(
-        raw, path, {"vpc_id", "private_subnet_ids", "public_subnet_ids"}, {"vpc_id", "private_subnet_ids"}
+        raw,
+        path,
+        {"vpc_id", "private_subnet_ids", "public_subnet_ids", "storage_subnet_ids"},
+        {"vpc_id", "private_subnet_ids"},
     )
 
     def subnet(value: Any, item_path: str) -> str:
@@ -625,11 +645,36 @@ def _existing(raw: Any, path: str, azs: tuple[str, ...] | None) -> ExistingVpc:
             raise _fail(f"{path}.private_subnet_ids", "expected one subnet id per availability zone")
         return ids
 
+    def storage_subnets(value: Any) -> tuple[str, ...]:
+        ids = subnets(value, "storage_subnet_ids")
+        if not ids:
+            raise _fail(f"{path}.storage_subnet_ids", "expected one subnet id per availability zone")
+        # A mount target in a node subnet is the layout the storage subnets exist to avoid: traffic
+        # inside one subnet crosses no network ACL (docs/fencing.md).
+        others = {*_raw_strs(data.get("private_subnet_ids")), *_raw_strs(data.get("public_subnet_ids"))}
+        for i, sid in enumerate(ids):
+            if sid in others:
+                raise _fail(
+                    f"{path}.storage_subnet_ids[{i}]",
+                    f"{sid!r} is also a private or public subnet of the VPC; the EFS mount targets need "
+                    "subnets of their own",
+                )
+        return ids
+
     return ExistingVpc(
         vpc_id=_required(data, "vpc_id", _str, f"{path}.vpc_id", _VPC_ID_RE, "VPC id"),
         private_subnet_ids=_required(data, "private_subnet_ids", private_subnets),
         public_subnet_ids=_soft(None, subnets, data.get("public_subnet_ids", []), "public_subnet_ids"),
+        storage_subnet_ids=(
+            _soft(None, storage_subnets, data["storage_subnet_ids"])
+            if data.get("storage_subnet_ids") is not None
+            else ()
+        ),
     )
+
+
+def _raw_strs(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _interface_endpoints(raw: Any, path: str, *, existing_vpc: bool) -> tuple[tuple[str, str], ...]:
@@ -712,6 +757,7 @@ def _vpc(raw: Any, path: str, region: str | None) -> VpcConfig:
             "nodes",
             "interface_endpoints",
             "reconcile",
+            "storage_subnets",
         },
         {"name", "cidr", "availability_zones", "nodes"},
     )
@@ -746,7 +792,34 @@ def _vpc(raw: Any, path: str, region: str | None) -> VpcConfig:
             existing_vpc=data.get("existing") is not None,
         ),
         reconcile=_soft(None, _reconcile, data.get("reconcile", {}), f"{path}.reconcile"),
+        storage_subnets=_soft(
+            None,
+            _choice,
+            data.get("storage_subnets", STORAGE_OWN),
+            f"{path}.storage_subnets",
+            STORAGE_SUBNET_MODES,
+            "storage subnet mode",
+        ),
     )
+    if (
+        existing is not None
+        and data.get("storage_subnets") == STORAGE_OWN
+        and not existing.storage_subnet_ids
+    ):
+        _report(
+            _fail(
+                f"{path}.storage_subnets",
+                "'own' in an existing VPC needs `existing.storage_subnet_ids` (one subnet per zone)",
+            )
+        )
+    if existing is not None and vpc.storage_subnets == STORAGE_PRIVATE and existing.storage_subnet_ids:
+        _report(
+            _fail(
+                f"{path}.existing.storage_subnet_ids",
+                "storage_subnets is 'private' (mount targets in the node subnets): drop these ids or the "
+                "'private' setting",
+            )
+        )
     if (
         existing is not None
         and nodes is not None
@@ -964,6 +1037,25 @@ def parse_config(raw: Any, *, source: str | None = None, lines: Mapping[str, int
         err.line = _line_of(err.locator, lines or {})
     errors.sort(key=lambda e: e.line or 0)  # stable: in the order of the document where lines are known
     raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+
+
+def config_warnings(config: SwrConfig) -> tuple[str, ...]:
+    """What a valid config gives up, one message per VPC: the VPCs whose EFS mount targets share the
+    node subnets, where the switcher's network fence is never claimed (docs/fencing.md)."""
+    return tuple(
+        f"regions[{ri}].vpcs[{vi}] ({vpc.name}): the EFS mount targets are in the node subnets, so the "
+        "network fence is unavailable: a node whose forced stop never completes (an impaired AZ) waits "
+        "instead of being switched. "
+        + (
+            "Give `existing.storage_subnet_ids` (subnets of their own) to get it."
+            if vpc.existing is not None
+            else "`storage_subnets: private` is for a stack deployed before storage subnets existed "
+            "(docs/operations.md); a new VPC stack gets them by default."
+        )
+        for ri, region in enumerate(config.regions)
+        for vi, vpc in enumerate(region.vpcs)
+        if not vpc.mount_targets_in_own_subnets
+    )
 
 
 def _line_of(locator: str | None, lines: Mapping[str, int]) -> int | None:

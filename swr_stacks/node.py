@@ -69,7 +69,7 @@ class NodeStorage(SecureFileSystem):
             scope,
             id_,
             network_vpc=network.vpc,
-            subnets=network.private_subnets,
+            subnets=network.storage_subnets,
             security_group=security_group,
         )
         self.security_group = security_group

@@ -59,7 +59,7 @@ def add_vpc_resources(
         "MonitorLogs",
         vpc_name=vpc_config.name,
         network_vpc=network.vpc,
-        subnets=network.private_subnets,
+        subnets=network.storage_subnets,
         log_retention=retention,
     )
     switcher = Switcher(

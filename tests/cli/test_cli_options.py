@@ -97,7 +97,12 @@ def test_validate_without_credentials_says_the_config_is_valid_and_the_live_chec
     assert "Unable to locate credentials" not in result.out
     document = json.loads(swr("validate", "--region", "eu-west-1", "--output", "json").out)
     assert document["exit_code"] == ExitCode.LIVE_SKIPPED
-    assert document["config"] == {"source": "swr:defaults in cdk.json", "valid": True, "errors": []}
+    assert document["config"] == {
+        "source": "swr:defaults in cdk.json",
+        "valid": True,
+        "errors": [],
+        "warnings": [],
+    }
     assert document["live"]["status"] == "skipped" and document["live"]["checks"] == []
 
 

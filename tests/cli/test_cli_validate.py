@@ -271,6 +271,24 @@ def test_validate_reports_a_bad_config_by_name(deployment, swr, tmp_path: Path) 
     assert "duplicate" in result.out.lower() or "twice" in result.out.lower(), result.out
 
 
+def test_validate_warns_without_storage_subnets_and_checks_the_deployed_layout(
+    deployment, swr, tmp_path: Path
+) -> None:
+    config = default_config()
+    config["regions"][0]["vpcs"][0]["storage_subnets"] = "private"  # a stack deployed before Storage
+    result = swr("validate", "--config", _write(tmp_path, config), *deployment.args)
+    assert "network fence is unavailable" in _flat(result.out), result.out
+    # ... and the deployed mount targets (in storage subnets) are not where this config puts them: a
+    # deploy of it would have to move them, which CloudFormation cannot (docs/operations.md).
+    assert result.code == 1, result.out
+    _assert_only_failure(
+        result.out, "EFS mount targets where the config puts them", "deployed in storage subnets"
+    )
+    default = swr("validate", "--config", _write(tmp_path, default_config()), *deployment.args)
+    assert default.code == 0 and "warning" not in default.out, default.out
+    assert "✔" in _row(default.out, "EFS mount targets where the config puts them")
+
+
 def test_validate_reports_a_config_node_without_record(deployment, swr, tmp_path: Path) -> None:
     config = default_config()
     nodes = config["regions"][0]["vpcs"][0]["nodes"]

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from swr_stacks.config import MIN_SWITCH_OVERDUE_SECONDS, ConfigError, load_config_file, parse_config
+from swr_stacks.config import (
+    MIN_SWITCH_OVERDUE_SECONDS,
+    ConfigError,
+    config_warnings,
+    load_config_file,
+    parse_config,
+)
 from swr_stacks.switcher import LEASE_SECONDS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -489,3 +495,65 @@ def test_an_unknown_targets_mode_is_named_with_its_path():
     raw = _config()
     raw["targets"] = True
     assert "targets: unknown targets mode True" in _fails(raw)
+
+
+def test_a_new_vpc_puts_the_mount_targets_in_own_subnets_unless_kept_private():
+    config = parse_config(_config())
+    assert config.regions[0].vpcs[0].mount_targets_in_own_subnets
+    assert config_warnings(config) == ()
+    raw = _config()
+    raw["regions"][0]["vpcs"][0]["storage_subnets"] = "private"  # a stack deployed before Storage existed
+    kept = parse_config(raw)
+    assert not kept.regions[0].vpcs[0].mount_targets_in_own_subnets
+    (warning,) = config_warnings(kept)
+    assert warning.startswith("regions[0].vpcs[0] (demo): the EFS mount targets are in the node subnets")
+    assert "network fence is unavailable" in warning
+    raw["regions"][0]["vpcs"][0]["storage_subnets"] = "shared"
+    assert _fails(raw).startswith(
+        "regions[0].vpcs[0].storage_subnets: unknown storage subnet mode 'shared' (expected own|private)"
+    )
+
+
+def test_existing_vpc_storage_subnet_ids_are_parsed_and_checked():
+    config = _config()
+    _existing(config)
+    without = parse_config(config)
+    assert without.regions[0].vpcs[0].existing.storage_subnet_ids == ()
+    assert not without.regions[0].vpcs[0].mount_targets_in_own_subnets
+    assert "Give `existing.storage_subnet_ids`" in config_warnings(without)[0]
+
+    storage = [f"subnet-0123456789abcde{i}0" for i in range(3)]
+    _existing(config)["existing"]["storage_subnet_ids"] = storage
+    vpc = parse_config(config).regions[0].vpcs[0]
+    assert vpc.existing.storage_subnet_ids == tuple(storage)
+    assert vpc.mount_targets_in_own_subnets and config_warnings(parse_config(config)) == ()
+
+    _existing(config)["existing"]["storage_subnet_ids"] = storage[:2]
+    assert _fails(config).startswith(
+        "regions[0].vpcs[0].existing.storage_subnet_ids: 2 subnet id(s) for 3 availability zone(s)"
+    )
+    _existing(config)["existing"]["storage_subnet_ids"] = [*storage[:2], "subnet-xyz"]
+    assert _fails(config).startswith(
+        "regions[0].vpcs[0].existing.storage_subnet_ids[2]: malformed subnet id 'subnet-xyz'"
+    )
+    shared = [*storage[:2], "subnet-0123456789abcdef1"]  # a private (node) subnet
+    _existing(config)["existing"]["storage_subnet_ids"] = shared
+    assert _fails(config).startswith(
+        "regions[0].vpcs[0].existing.storage_subnet_ids[2]: 'subnet-0123456789abcdef1' is also a private "
+        "or public subnet of the VPC"
+    )
+
+
+def test_storage_subnet_settings_that_contradict_each_other_are_rejected():
+    config = _config()
+    _existing(config)["storage_subnets"] = "own"
+    assert _fails(config).startswith(
+        "regions[0].vpcs[0].storage_subnets: 'own' in an existing VPC needs `existing.storage_subnet_ids`"
+    )
+    config = _config()
+    vpc = _existing(config)
+    vpc["storage_subnets"] = "private"
+    vpc["existing"]["storage_subnet_ids"] = [f"subnet-0123456789abcde{i}0" for i in range(3)]
+    assert _fails(config).startswith(
+        "regions[0].vpcs[0].existing.storage_subnet_ids: storage_subnets is 'private'"
+    )

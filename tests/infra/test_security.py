@@ -279,8 +279,13 @@ def test_private_subnets_tagged_one_per_az_and_public_only_when_needed(multi_app
         ]
         assert sorted(s["Properties"]["AvailabilityZone"] for s in tagged) == sorted(vpc.availability_zones)
         assert all(s["Properties"]["MapPublicIpOnLaunch"] is False for s in tagged)
-        public = len(subnets) - len(tagged)
-        assert public == (len(vpc.availability_zones) if vpc.needs_public_subnets or vpc.nat_gateway else 0)
+        public = [s for s in subnets.values() if s["Properties"]["MapPublicIpOnLaunch"]]
+        assert len(public) == (
+            len(vpc.availability_zones) if vpc.needs_public_subnets or vpc.nat_gateway else 0
+        )
+        # The rest are the EFS mount targets' own subnets, untagged (tests/infra/test_storage_subnets.py).
+        storage = len(subnets) - len(tagged) - len(public)
+        assert storage == (len(vpc.availability_zones) if vpc.mount_targets_in_own_subnets else 0)
         assert len(_resources(template, "AWS::EC2::NatGateway")) == (1 if vpc.nat_gateway else 0)
         assert len(_resources(template, "AWS::EC2::FlowLog")) == 1
 
