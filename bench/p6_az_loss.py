@@ -43,6 +43,7 @@ from bench.p3_mass_stop import (
 )
 from bench.results_io import REPO_ROOT, run_metadata, write_result
 from bench.token_bucket import TokenBucket
+from swr_local.gaps import DEFAULT_NACL_RULES_PER_DIRECTION
 from swr_local.world import AZS
 
 DEFAULT_NODES = (50, 200)
@@ -197,6 +198,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "fence_timeout_seconds": FENCE_TIMEOUT_S,
             "reconcile_interval_seconds": RECONCILE_INTERVAL_S,
             "capacity_refusal_rate": CAPACITY_REFUSAL_RATE,
+            # Enforced in moto's own process (swr_local.moto_server applies gaps.nacl_rule_quota).
+            "nacl_rules_per_direction": DEFAULT_NACL_RULES_PER_DIRECTION,
         },
         "wall_s": time.perf_counter() - began,
         "az_losses": losses,

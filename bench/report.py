@@ -310,6 +310,11 @@ def p3_section(p3: dict[str, Any]) -> list[str]:
 
 def p6_section(p6: dict[str, Any]) -> list[str]:
     cfg = p6["settings"]
+    unswitched = [
+        f"{o['silent_nodes'] - o['audit']['switched']} of {o['silent_nodes']} at N = {o['nodes']}"
+        for o in p6["az_losses"]
+        if o["audit"]["switched"] < o["silent_nodes"]
+    ]
     lines = [
         "## P6 — AZ loss (no event, stops never complete, the AZ's nodes silent)",
         "",
@@ -357,12 +362,33 @@ def p6_section(p6: dict[str, Any]) -> list[str]:
         "invocation for its fence deadline — with a larger pool the waves overlap. The single silent "
         "node's switch time is its RTO up to `done` (its replacement then still boots; P1 models that).",
         "",
-        "Known gap of this run: moto server runs in its own process here, so the network ACL rules quota "
-        "(20 per direction by default) is not enforced (swr_local.gaps.nacl_rule_quota patches an "
-        "in-process moto only). Switches that were fenced before every instance of the lost subnet carried "
-        "the blackhole group added per-address rules (the swr NACL rules column): on AWS the rules beyond "
-        "the quota would be refused, those fences reported unconfirmed and retried until the whole-subnet "
-        "rule covers them, so the N = 200 recovery time is optimistic in that respect.",
+        *(
+            [
+                f"Not switched by the end of the run: {', '.join(unswitched)}. Their fences were not "
+                "confirmed (the quota was reached by per-address rules while other instances of the lost "
+                "subnet were not yet fenced, so the whole-subnet rule was not yet allowed), and Lambda "
+                "dropped their events after its two retries. The benchmark does not run the reconciler "
+                "after that; in a deployment it resumes each such switch every interval, and the "
+                "whole-subnet rule is allowed once every instance of the subnet carries the blackhole "
+                "group. Neither that time nor its outcome is measured here.",
+                "",
+            ]
+            if unswitched
+            else []
+        ),
+        (
+            f"The network ACL rule quota is enforced ({cfg['nacl_rules_per_direction']} rules per direction, "
+            "as a new account has; swr_local.gaps.nacl_rule_quota in moto's process): a network fence that "
+            "needs a rule past it is reported unconfirmed (nothing launched) and retried until the "
+            "whole-subnet rule covers its source."
+            if "nacl_rules_per_direction" in cfg
+            else "Known gap of this run: moto server runs in its own process here, so the network ACL rules "
+            "quota (20 per direction by default) is not enforced. Switches that were fenced before every "
+            "instance of the lost subnet carried the blackhole group added per-address rules (the swr NACL "
+            "rules column): on AWS the rules beyond the quota would be refused, those fences reported "
+            "unconfirmed and retried until the whole-subnet rule covers them, so the N = 200 recovery time "
+            "is optimistic in that respect."
+        ),
         "",
     ]
     return lines

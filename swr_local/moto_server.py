@@ -1,7 +1,8 @@
 """`python -m swr_local.moto_server [moto.server arguments]`: moto's server with `swr_local.gaps` applied.
 
 The emulator's own-process server (the benchmarks) runs this instead of `python -m moto.server`, so that
-moto behaves as AWS does where the switcher relies on it (gaps.network_interface_gaps) in that process too.
+moto behaves as AWS does where the switcher relies on it (gaps.network_interface_gaps, and the network ACL
+rule quota of gaps.nacl_rule_quota, 20 rules per direction as a new account has) in that process too.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ import sys
 
 from moto.server import main
 
-from swr_local.gaps import network_interface_gaps
+from swr_local.gaps import nacl_rule_quota, network_interface_gaps
 
 
 def run(argv: list[str] | None = None) -> None:
     """Serve moto with the gaps patched until the process is terminated."""
-    with network_interface_gaps():
+    with network_interface_gaps(), nacl_rule_quota():
         main(argv)
 
 
