@@ -35,6 +35,8 @@ from switcher import aws, contract
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ec2.type_defs import FilterTypeDef
+    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
+    from mypy_boto3_elbv2.type_defs import TargetDescriptionTypeDef
 
 
 def standby_interfaces(ec2: EC2Client, vpc_id: str, node_id: int) -> list[dict[str, Any]]:
@@ -90,7 +92,9 @@ def restore_groups(ec2: EC2Client, interface: Mapping[str, Any], groups: Sequenc
         )
 
 
-def settle_targets(elbv2: Any, target_group_arn: str, *, keep: set[str]) -> tuple[list[str], list[str]]:
+def settle_targets(
+    elbv2: ElasticLoadBalancingv2Client, target_group_arn: str, *, keep: set[str]
+) -> tuple[list[str], list[str]]:
     """Make the target group hold exactly `keep` (the standby addresses and the node's current address).
 
     In the steady state it already does: this costs one DescribeTargetHealth and changes nothing. Only a
@@ -109,8 +113,9 @@ def settle_targets(elbv2: Any, target_group_arn: str, *, keep: set[str]) -> tupl
     if missing:
         elbv2.register_targets(TargetGroupArn=target_group_arn, Targets=[{"Id": ip} for ip in missing])
     if stale:
-        elbv2.deregister_targets(
-            TargetGroupArn=target_group_arn,
-            Targets=[{"Id": ip, "Port": present[ip]} if present[ip] else {"Id": ip} for ip in stale],
-        )
+        targets: list[TargetDescriptionTypeDef] = []
+        for ip in stale:
+            port = present[ip]
+            targets.append({"Id": ip, "Port": port} if port else {"Id": ip})
+        elbv2.deregister_targets(TargetGroupArn=target_group_arn, Targets=targets)
     return missing, stale
