@@ -27,6 +27,7 @@ from swr_local import gaps
 from swr_local.emulator import REGION
 
 if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ec2.type_defs import RequestLaunchTemplateDataTypeDef, TagTypeDef
 
 AZS = ("us-east-1a", "us-east-1b", "us-east-1c")
@@ -289,11 +290,9 @@ def build_world(
     )
 
 
-def _efs_subnets(clients: Clients, vpc_id: str, *, endpoint_url: str | None, token: str) -> dict[str, str]:
-    """An EFS file system with a mount target in a subnet of its own per AZ (untagged: no node goes there),
-    those subnets under a custom network ACL that allows everything (as a custom ACL must be told to);
-    returns AZ -> mount-target subnet."""
-    ec2 = clients.ec2
+def allow_all_acl(ec2: EC2Client, vpc_id: str) -> str:
+    """A custom network ACL that allows everything in both directions at rule 100 (a new custom ACL denies
+    everything until told otherwise); returns its id."""
     acl_id = ec2.create_network_acl(VpcId=vpc_id)["NetworkAcl"]["NetworkAclId"]
     for egress in (False, True):
         ec2.create_network_acl_entry(
@@ -304,6 +303,15 @@ def _efs_subnets(clients: Clients, vpc_id: str, *, endpoint_url: str | None, tok
             Egress=egress,
             CidrBlock="0.0.0.0/0",
         )
+    return acl_id
+
+
+def _efs_subnets(clients: Clients, vpc_id: str, *, endpoint_url: str | None, token: str) -> dict[str, str]:
+    """An EFS file system with a mount target in a subnet of its own per AZ (untagged: no node goes there),
+    those subnets under a custom network ACL that allows everything (as a custom ACL must be told to);
+    returns AZ -> mount-target subnet."""
+    ec2 = clients.ec2
+    acl_id = allow_all_acl(ec2, vpc_id)
     efs = session().client("efs", endpoint_url=endpoint_url)
     file_system_id = efs.create_file_system(CreationToken=token, Encrypted=True)["FileSystemId"]
     subnets: dict[str, str] = {}

@@ -274,7 +274,10 @@ def run_instances(params: Mapping[str, Any], view: StateView) -> list[Authorizat
         subnet_id, subnet_from_lt = existing_interface["SubnetId"], False
         groups, groups_from_lt = [g["GroupId"] for g in existing_interface["Groups"]], False
     if not subnet_id:
-        raise NotImplementedError("RunInstances without a subnet (default VPC) is not modelled")
+        raise AssertionError(
+            "RunInstances without a subnet or network interface: swr never launches into a default VPC, "
+            "and the IAM model has no rule for it"
+        )
     # A launch template's tag specifications are for what a launch creates ("LaunchTemplateTagSpecification:
     # instance | volume | network-interface | spot-instances-request"); its launch-template tags are its own.
     tags = {

@@ -20,6 +20,7 @@ from switcher.phases import Phase
 from switcher.reconcile import reconcile
 
 from swr_local import gaps
+from swr_local.world import allow_all_acl
 from tests.helpers.aws_faults import FaultInjector
 from tests.helpers.world import World, build_world, session
 
@@ -79,16 +80,7 @@ def _own_acl(world: World, subnet_id: str) -> str:
     """Give the subnet a custom network ACL of its own that allows everything (as a custom ACL must be
     told to); returns its id."""
     ec2 = world.clients.ec2
-    acl_id = ec2.create_network_acl(VpcId=world.vpc_id)["NetworkAcl"]["NetworkAclId"]
-    for egress in (False, True):
-        ec2.create_network_acl_entry(
-            NetworkAclId=acl_id,
-            RuleNumber=100,
-            Protocol="-1",
-            RuleAction="allow",
-            Egress=egress,
-            CidrBlock="0.0.0.0/0",
-        )
+    acl_id = allow_all_acl(ec2, world.vpc_id)
     (current,) = ec2.describe_network_acls(
         Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}]
     )["NetworkAcls"]
