@@ -388,3 +388,32 @@ def test_the_parked_switches_of_a_lost_subnet_take_one_whole_subnet_rule_pair(wo
         assert switch.fence == contract.FENCE_NETWORK and switch.network_fence is not None
         assert switch.network_fence["cidr"] == subnet_cidr
     assert _notices(world, contract.FENCE_UNCONFIRMED_DETAIL_TYPE) == []
+
+
+class _Killed(BaseException):
+    """The invocation is killed (Lambda timeout, out of memory): no handler runs, its lease stays."""
+
+
+def test_a_retry_past_the_inline_wait_looks_at_the_source_once_and_parks_again(world: World) -> None:
+    """An attempt killed during its fence wait is retried by Lambda (same request) a minute later: past
+    the inline wait, before the deadline. The retry does not wait again: its one look at the source
+    (the describe every resumed switch makes, no waiter) shows the stop still pending, and it parks."""
+    source = world.provision(1)
+    az = world.instance(source)["Placement"]["AvailabilityZone"]
+
+    def killed_in_the_wait(phase: str, moment: str) -> None:
+        if (phase, moment) == (Phase.STOP_SENT.value, "recorded"):
+            raise _Killed("timeout")
+
+    event = world.event("alarm_monitor_alarm", source)
+    with gaps.lost_availability_zones({az}):
+        with pytest.raises(_Killed):
+            world.run(event, request_id="req-1", hook=killed_in_the_wait)
+        world.advance(60)  # Lambda's first retry
+        world.calls.clear()
+        result = world.run(event, request_id="req-1")
+    assert result.outcome == WAITING, result
+    # One describe to resolve the event, one by the resumed switch; no waiter poll.
+    assert len(world.calls.named("DescribeInstances")) == 2
+    node = world.node(1)
+    assert node.lease_owner is None and node.state == state.SWITCHING
