@@ -25,7 +25,9 @@ from swr_cli.render import Check
 FAULTS = ("app", "monitor", "status", "az")
 #: Faults only the local emulator can cause: `swr drill` refuses them against a real account.
 LOCAL_ONLY_FAULTS = ("az",)
-#: Why an AZ loss is not drilled against a real account, and what to use there instead.
+#: Why an AZ loss is not drilled against a real account, and what to use there instead: the FIS scenario
+#: library's "AZ Availability: Power Interruption" (named so in the Route 53 ARC Developer Guide, "Testing
+#: zonal autoshift with AWS FIS").
 AZ_REAL_ACCOUNT_REFUSAL = (
     "`--fault az` runs only against the local emulator (`swr local up`, or an --endpoint-url on "
     "127.0.0.1): losing an Availability Zone means instances that never stop and metrics that go silent, "
