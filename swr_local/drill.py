@@ -247,12 +247,15 @@ def drill_az(
         + f"{poll:g} s, as the schedule does every interval"
     )
     reconcile_event = RECONCILE_EVENT
-    _describe_mount_target_interfaces(target)
     known = {s.sk for s in state.list_switches(ddb, switcher.table_name, switcher.vpc_name, node.node_id)}
     alarm_name = contract.monitor_alarm_name(switcher.vpc_name, node.node_id)
     deadline = time.monotonic() + timeout
-    set_lost_zones(target, [az])
+    previous_alarm = cloudwatch.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
+    if not previous_alarm:
+        raise DrillError(f"alarm {alarm_name} does not exist")
+    set_lost_zones(target, [az])  # first: an emulator without the control is refused with nothing changed
     try:
+        _describe_mount_target_interfaces(target)
         in_az = [
             i["InstanceId"]
             for r in ec2.describe_instances(Filters=[{"Name": "availability-zone", "Values": [az]}])[
@@ -291,7 +294,7 @@ def drill_az(
         elif isinstance(result.handler_result, dict) and result.handler_result.get("outcome"):
             say(f"the alarm's invocation returned {result.handler_result['outcome']}")
         runs = 0
-        while not _replaced(ddb, switcher, node.node_id, source_id) and time.monotonic() < deadline:
+        while not _settled(ddb, switcher, node.node_id, source_id) and time.monotonic() < deadline:
             time.sleep(poll)
             runs += 1
             invoke(function, target, reconcile_event)
@@ -311,9 +314,17 @@ def drill_az(
         if result.switch is not None and result.switch.outcome != state.IN_PROGRESS:
             result.checks.extend(check_network_fence(target, result.switch))
     finally:
+        if not _switching_or_replaced(ddb, switcher, node.node_id, source_id):
+            # No switch began (e.g. the timeout passed first): the metric reports again, as it would
+            # once the AZ is back, so that no later reconcile run finds the node silent.
+            cloudwatch.set_alarm_state(
+                AlarmName=alarm_name,
+                StateValue=previous_alarm[0].get("StateValue", "OK"),
+                StateReason="swr drill: ended before a switch began; the metric reports again",
+            )
         recovered = set_lost_zones(target, [])
         say(
-            f"AZ {az} back (the drill ends the loss): the termination(s) requested meanwhile completed: "
+            f"AZ {az} back (the drill ends the loss): what was requested there meanwhile completed: "
             f"{', '.join(recovered.get('completed', [])) or 'none'}"
         )
     if result.switch is not None and result.switch.fence == contract.FENCE_NETWORK:
@@ -402,11 +413,20 @@ def _refresh(
         report_new_phases(fresh[0], result.seen_phases, on_phase)
 
 
-def _replaced(ddb: Any, switcher: Switcher, node_id: int, source_id: str) -> bool:
+def _settled(ddb: Any, switcher: Switcher, node_id: int, source_id: str) -> bool:
+    """The switch has ended one way or another: the node is no longer SWITCHING, nor ACTIVE on the source
+    (then the alarm's event has not claimed it yet, and a reconcile run may)."""
     node = state.get_node(ddb, switcher.table_name, switcher.vpc_name, node_id)
     return (
-        node is not None and node.state == state.ACTIVE and node.current_instance_id not in (None, source_id)
+        node is not None
+        and node.state != state.SWITCHING
+        and not (node.state == state.ACTIVE and node.current_instance_id == source_id)
     )
+
+
+def _switching_or_replaced(ddb: Any, switcher: Switcher, node_id: int, source_id: str) -> bool:
+    node = state.get_node(ddb, switcher.table_name, switcher.vpc_name, node_id)
+    return node is None or node.state != state.ACTIVE or node.current_instance_id != source_id
 
 
 def _sweep_check(

@@ -14,7 +14,7 @@ from switcher import contract, state
 from swr_cli.discovery import find_node
 from swr_cli.exitcodes import ExitCode
 from swr_cli.main import main
-from swr_local.drill import AZ_DRILL_ENVIRONMENT, RECONCILE_EVENT
+from swr_local.drill import AZ_DRILL_ENVIRONMENT, RECONCILE_EVENT, set_lost_zones
 from swr_local.lambda_runtime import DeployedFunction
 
 #: The invariants the az drill prints, beside those of every drill.
@@ -112,3 +112,23 @@ def test_drill_az_is_refused_against_a_real_account_even_with_yes(swr, monkeypat
         said = " ".join(result.out.split())  # the console wraps long lines
         assert "`--fault az` runs only against the local emulator" in said
         assert "AZ Availability: Power Interruption" in said and "Nothing was changed" in said
+
+
+def test_a_drill_that_ends_before_a_switch_leaves_the_node_as_it_was(deployment, swr) -> None:
+    """--timeout 0: the reconciler never runs. The AZ is back, the alarm reports again, the node untouched."""
+    target = deployment.target
+    switcher, before = find_node(target, 2)
+    alarm = contract.monitor_alarm_name(switcher.vpc_name, 2)
+    cloudwatch = target.client("cloudwatch")
+    [previous] = cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"]
+
+    result = swr("drill", "2", "--fault", "az", "--timeout", "0", *deployment.args)
+
+    assert result.code == ExitCode.FAILED, result.out
+    assert f"the reconciler did not raise {alarm} within the timeout" in " ".join(result.out.split())
+    assert f"AZ {before.current_az} back" in result.out
+    assert find_node(target, 2)[1] == before
+    [after] = cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"]
+    assert after["StateValue"] == previous["StateValue"]
+    # no AZ is left lost in the emulator
+    assert set_lost_zones(target, [])["lost"] == []
