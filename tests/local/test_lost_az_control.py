@@ -89,3 +89,15 @@ def test_an_emulator_without_the_control_is_named_in_the_drills_error() -> None:
         pytest.raises(DrillError, match=f"cannot lose an AZ .*{gaps.LOST_AZ_CONTROL_PATH}"),
     ):
         set_lost_zones(AwsTarget(REGION, server.endpoint_url), [LOST])
+
+
+def test_moto_in_a_process_of_its_own_answers_the_control_too() -> None:
+    """`swr_local.moto_server` (what `moto_server(own_process=True)` runs) applies the gap in its process."""
+    with moto_server(own_process=True, region=REGION) as server:
+        ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=server.endpoint_url)
+        instance = _instance(ec2, LOST)
+        set_lost_zones(AwsTarget(REGION, server.endpoint_url), [LOST])
+        ec2.terminate_instances(InstanceIds=[instance])
+        assert _state(ec2, instance) == "shutting-down"
+        assert set_lost_zones(AwsTarget(REGION, server.endpoint_url), [])["completed"] == [instance]
+        assert _state(ec2, instance) == "terminated"
