@@ -354,6 +354,20 @@ def network_fence(ec2: EC2Client, source: Mapping[str, Any], *, blackhole_sg_id:
     return NetworkFence(subnet_id, ",".join(held), mount_target_subnets=tuple(targets), acls=acls)
 
 
+def deny_cidrs(ec2: EC2Client, vpc_id: str) -> list[str]:
+    """The CIDRs swr's deny rules hold in the VPC's network ACLs (1 DescribeNetworkAcls): where no
+    replacement may go while they stand (placement.fenced_subnets)."""
+    acls = ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]).get("NetworkAcls", [])
+    return sorted(
+        {
+            str(e["CidrBlock"])
+            for a in acls
+            for e in a.get("Entries", [])
+            if e.get("CidrBlock") and _denies(e, [e["CidrBlock"]])
+        }
+    )
+
+
 # --- removing rules no longer needed -----------------------------------------------------------------
 
 
