@@ -434,3 +434,27 @@ def notify(
     )
     if resp.get("FailedEntryCount"):
         raise RuntimeError(f"EventBridge rejected the {detail_type!r} notice: {resp.get('Entries')}")
+
+
+# --- CloudWatch alarms -------------------------------------------------------------------------------
+
+
+def alarm_instance(alarm: Mapping[str, Any]) -> str | None:
+    """The instance an alarm watches (its InstanceId dimension), or None."""
+    for dim in alarm.get("Dimensions", []):
+        if dim.get("Name") == "InstanceId":
+            return str(dim.get("Value"))
+    return None
+
+
+def silent_for(alarm: Mapping[str, Any] | None, instance_id: str | None, now: float) -> float | None:
+    """Seconds a monitor alarm watching `instance_id` has been INSUFFICIENT_DATA (no datapoints), or None.
+    `StateUpdatedTimestamp` is when the alarm entered its state (CloudWatch API Reference, MetricAlarm)."""
+    if alarm is None or alarm.get("StateValue") != contract.ALARM_SILENT_STATE:
+        return None
+    if instance_id is None or alarm_instance(alarm) != instance_id:
+        return None
+    since = alarm.get("StateUpdatedTimestamp")
+    if since is None:
+        return None
+    return max(0.0, now - float(since.timestamp()))

@@ -8,11 +8,11 @@ other switch of a lost Availability Zone behind it. The switch is then parked un
 (`FenceStillPending`; store.park_owned) and resumed by the source's `stopped` event or, at the deadline,
 by the next reconcile run (decide.decide); a resumed switch past its inline window looks at the source
 once, without a waiter. Past the deadline (an impaired Availability Zone may never finish the stop) the
-fence escalates to network ACLs: a deny rule for the source's address (or, when every instance of its
-subnet is being fenced, for the whole subnet) in both directions, in the network ACL of every subnet of
-the VPC that holds an EFS mount target. Because the switches of a lost subnet park instead of queueing,
-all of them have sent their stops (the blackhole group is on every instance of the subnet) by the time
-the first deadline passes, so the first network fence is already the whole-subnet rule.
+fence escalates to network ACLs: a deny rule for the source's address (or, when every live instance of
+its subnet is being fenced or found silent by swr's detection, for the whole subnet) in both directions,
+in the network ACL of every subnet of the VPC that holds an EFS mount target. In an AZ loss every node of
+the lost subnet is silent by the time the first deadline passes, so the first network fence is already
+the whole-subnet rule, whether or not the other switches have sent their stops yet.
 
 Why there: a network ACL rule matches the REMOTE address of a packet crossing the subnet's boundary (an
 inbound rule the source address of a packet entering the subnet, an outbound rule the destination of a
@@ -38,7 +38,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,7 @@ from switcher import aws, contract
 from switcher.observability import logger
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_ec2 import EC2Client
 
 #: States in which the source cannot run anything any more: the fence holds.
@@ -270,11 +271,55 @@ def _entries(ec2: EC2Client, acl_id: str) -> list[dict[str, Any]]:
     return [dict(e) for e in acls[0].get("Entries", [])]
 
 
-def subnet_all_fenced(instances: Iterable[Mapping[str, Any]], blackhole_sg_id: str) -> bool:
-    """True if every instance of the subnet that is not gone carries the blackhole group (being fenced):
-    one rule for the whole subnet then cuts nothing that should still talk."""
+def subnet_all_fenced(
+    instances: Iterable[Mapping[str, Any]], blackhole_sg_id: str, silent: Collection[str] = ()
+) -> bool:
+    """True if every instance of the subnet that is not gone carries the blackhole group (being fenced) or
+    is in `silent` (swr's own detection found it silent: its switch, hence its fence, is coming): one rule
+    for the whole subnet then cuts nothing that should still talk."""
     alive = [i for i in instances if (i.get("State") or {}).get("Name") not in aws.GONE_STATES]
-    return bool(alive) and all(aws.is_fenced(i, blackhole_sg_id) for i in alive)
+    return bool(alive) and all(
+        aws.is_fenced(i, blackhole_sg_id) or i.get("InstanceId") in silent for i in alive
+    )
+
+
+#: DescribeAlarms takes at most 100 alarm names per call (CloudWatch API Reference, DescribeAlarms).
+ALARM_NAMES_PER_CALL = 100
+
+
+def silent_nodes(
+    cloudwatch: CloudWatchClient,
+    instances: Iterable[Mapping[str, Any]],
+    *,
+    vpc_name: str,
+    silent_after_seconds: float,
+    now: float,
+) -> set[str]:
+    """The instances of `instances` that are the watched instance of one of this VPC's nodes whose monitor
+    alarm is in ALARM (the monitor died or the reconciler raised it: a switch is coming) or has been
+    INSUFFICIENT_DATA for at least `silent_after_seconds` (docs/detection.md: the node is silent, and its
+    switch is coming). One DescribeAlarms per 100 nodes. Instances of other VPCs or of no node never are."""
+    watched: dict[str, str] = {}
+    for instance in instances:
+        tags = aws.tags_of(instance)
+        node_id = tags.get(contract.TAG_NODE_ID)
+        if node_id and tags.get(contract.TAG_VPC) == vpc_name and instance.get("InstanceId"):
+            watched[contract.monitor_alarm_name(vpc_name, int(node_id))] = str(instance["InstanceId"])
+    names = sorted(watched)
+    silent: set[str] = set()
+    for first in range(0, len(names), ALARM_NAMES_PER_CALL):
+        chunk = names[first : first + ALARM_NAMES_PER_CALL]
+        found = cloudwatch.describe_alarms(AlarmNames=chunk, AlarmTypes=["MetricAlarm"])
+        for alarm in found.get("MetricAlarms", []):
+            instance_id = watched.get(str(alarm.get("AlarmName")))
+            if instance_id is None or aws.alarm_instance(dict(alarm)) != instance_id:
+                continue
+            seconds = aws.silent_for(dict(alarm), instance_id, now)
+            if alarm.get("StateValue") == contract.ALARM_TRIGGER_STATE or (
+                seconds is not None and seconds >= silent_after_seconds
+            ):
+                silent.add(instance_id)
+    return silent
 
 
 def _subnet_instances(ec2: EC2Client, subnet_id: str) -> list[dict[str, Any]]:
@@ -333,10 +378,21 @@ def _deny_in(ec2: EC2Client, acl_id: str, *, cidr: str, covering: tuple[str, ...
     raise FenceUnconfirmed(f"network ACL {acl_id}: rule numbers kept being taken")
 
 
-def network_fence(ec2: EC2Client, source: Mapping[str, Any], *, blackhole_sg_id: str) -> NetworkFence:
+def network_fence(
+    ec2: EC2Client,
+    source: Mapping[str, Any],
+    *,
+    blackhole_sg_id: str,
+    silent_of: Callable[[list[dict[str, Any]]], Collection[str]] = lambda _: (),
+) -> NetworkFence:
     """Deny the source's address (or its whole subnet) in the network ACL of every subnet of the VPC that
     holds an EFS mount target, both directions, and confirm the rules are on every one of them. Raises
-    FenceUnconfirmed with the reason when that cannot be done."""
+    FenceUnconfirmed with the reason when that cannot be done.
+
+    The whole subnet is denied when every live instance of it is being fenced (blackhole group) or is
+    silent (`silent_of`: those of the subnet's instances swr's detection found silent, `silent_nodes`):
+    in an AZ loss the nodes whose switches have not sent their stops yet would otherwise each need a rule
+    of their own, and a lost subnet of more nodes than the quota would never be fenced whole."""
     subnet_id, ip = source.get("SubnetId"), aws.private_ip(dict(source))
     if not subnet_id or not ip:
         raise FenceUnconfirmed(f"source {source.get('InstanceId')} has no subnet or private address")
@@ -345,7 +401,11 @@ def network_fence(ec2: EC2Client, source: Mapping[str, Any], *, blackhole_sg_id:
     if isinstance(targets, str):
         raise FenceUnconfirmed(targets)
     subnet_cidr, own = str(subnet["CidrBlock"]), f"{ip}/32"
-    whole = subnet_all_fenced(_subnet_instances(ec2, subnet_id), blackhole_sg_id)
+    instances = _subnet_instances(ec2, subnet_id)
+    not_blackholed = [i for i in instances if not aws.is_fenced(i, blackhole_sg_id)]
+    # The alarms are read only when an instance of the subnet is not yet blackholed.
+    silent = silent_of(not_blackholed) if not_blackholed else ()
+    whole = subnet_all_fenced(instances, blackhole_sg_id, silent)
     cidr = subnet_cidr if whole else own
     # One ACL may serve several mount-target subnets: one pair of rules each. A rule written in one ACL
     # before another fails stays (it denies a source being fenced); the reconciler's sweep removes it.

@@ -185,12 +185,14 @@ def _reconcile_node(
     instance = current or {"InstanceId": node.current_instance_id}
     alarm_firing = any(
         alarm.get("StateValue") == contract.ALARM_TRIGGER_STATE
-        and _alarm_instance(alarm) == node.current_instance_id
+        and aws.alarm_instance(alarm) == node.current_instance_id
         for alarm in (alarms.get(name) for name in _alarm_names(s.vpc_name, node.node_id))
         if alarm is not None
     )
     state_name = (instance.get("State") or {}).get("Name")
-    silent_for = _silent_for(alarms.get(_alarm_names(s.vpc_name, node.node_id)[0]), node, run.now())
+    silent_for = aws.silent_for(
+        alarms.get(_alarm_names(s.vpc_name, node.node_id)[0]), node.current_instance_id, run.now()
+    )
     description = f"reconcile: instance {node.current_instance_id} {state_name or 'unknown to EC2'}"
     seen = decide.Seen(
         cause=decide.RECONCILE,
@@ -271,7 +273,7 @@ def _repair_drift(
     if ip and targets != wanted:
         found.append(f"target group holds {sorted(targets)}, not {sorted(wanted)}")
     watched = {
-        name: _alarm_instance(alarms[name]) if name in alarms else None
+        name: aws.alarm_instance(alarms[name]) if name in alarms else None
         for name in _alarm_names(s.vpc_name, node.node_id)
     }
     wrong_alarms = {name: got for name, got in watched.items() if got != node.current_instance_id}
@@ -355,29 +357,8 @@ def _node_alarms(cloudwatch: CloudWatchClient, vpc_name: str) -> dict[str, dict[
     }
 
 
-def _silent_for(alarm: dict[str, Any] | None, node: state.NodeRecord, now: float) -> float | None:
-    """Seconds the node's monitor alarm has been INSUFFICIENT_DATA (no datapoints) for its current
-    instance, or None. `StateUpdatedTimestamp` is when the alarm entered its state (CloudWatch API
-    Reference, MetricAlarm)."""
-    if alarm is None or alarm.get("StateValue") != contract.ALARM_SILENT_STATE:
-        return None
-    if _alarm_instance(alarm) != node.current_instance_id:
-        return None
-    since = alarm.get("StateUpdatedTimestamp")
-    if since is None:
-        return None
-    return max(0.0, now - float(since.timestamp()))
-
-
 def _alarm_names(vpc_name: str, node_id: int) -> tuple[str, str]:
     return contract.monitor_alarm_name(vpc_name, node_id), contract.status_alarm_name(vpc_name, node_id)
-
-
-def _alarm_instance(alarm: dict[str, Any]) -> str | None:
-    for dim in alarm.get("Dimensions", []):
-        if dim.get("Name") == "InstanceId":
-            return str(dim.get("Value"))
-    return None
 
 
 def _overdue(node: state.NodeRecord, now: float, overdue_seconds: int) -> bool:

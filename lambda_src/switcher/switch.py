@@ -792,7 +792,18 @@ def _confirm_fence(
         )
     logger.warning("stop not completed in time: network fence", extra={"source_state": seen})
     fresh = aws.describe_instance(c.ec2, switch.source_instance_id) or source
-    held = fence.network_fence(c.ec2, fresh, blackhole_sg_id=s.blackhole_sg_id)
+    held = fence.network_fence(
+        c.ec2,
+        fresh,
+        blackhole_sg_id=s.blackhole_sg_id,
+        silent_of=lambda instances: fence.silent_nodes(
+            c.cloudwatch,
+            instances,
+            vpc_name=s.vpc_name,
+            silent_after_seconds=s.silent_after_seconds,
+            now=run.now(),
+        ),
+    )
     switch.fence, switch.network_fence = contract.FENCE_NETWORK, held.as_dict()
     metrics.add_metric(name=contract.METRIC_NETWORK_FENCED, unit=MetricUnit.Count, value=1)
 

@@ -417,3 +417,55 @@ def test_a_retry_past_the_inline_wait_looks_at_the_source_once_and_parks_again(w
     assert len(world.calls.named("DescribeInstances")) == 2
     node = world.node(1)
     assert node.lease_owner is None and node.state == state.SWITCHING
+
+
+def _silence(world: World, node_id: int) -> None:
+    """The node's monitor metric stops: its alarm goes INSUFFICIENT_DATA (no event is sent)."""
+    world.clients.cloudwatch.set_alarm_state(
+        AlarmName=contract.monitor_alarm_name(world.settings.vpc_name, node_id),
+        StateValue=contract.ALARM_SILENT_STATE,
+        StateReason="Insufficient Data: 3 datapoints were unknown.",
+    )
+
+
+def _lose_a_subnet_and_fence_its_first_node(world: World, *, healthy: set[int]) -> tuple[str, str]:
+    """11 nodes in one lost subnet, all silent but `healthy`; only node 1's switch has started (the
+    others' have not sent their stops yet). Node 1 parks, then is resumed past its deadline by its event.
+    Returns the subnet's CIDR and node 1's source address."""
+    sources = {node_id: world.provision(node_id) for node_id in range(1, 12)}
+    (subnet,) = {world.instance(s)["SubnetId"] for s in sources.values()}
+    (az,) = {world.instance(s)["Placement"]["AvailabilityZone"] for s in sources.values()}
+    for node_id in sources:
+        if node_id not in healthy:
+            _silence(world, node_id)
+    with gaps.lost_availability_zones({az}), gaps.nacl_rule_quota():
+        _park(world, sources[1], 1)
+        # Past the deadline, and past the silence bound whatever real time the provisioning took (moto
+        # stamps the alarms' state with the wall clock, the tests' clock started when the world was built).
+        world.advance(world.settings.fence_timeout_seconds + world.settings.silent_after_seconds)
+        result = world.run(world.event("alarm_monitor_alarm", sources[1], node_id=1))
+    assert result.outcome == state.SUCCEEDED, result
+    cidr = world.clients.ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["CidrBlock"]
+    return str(cidr), str(world.instance(sources[1])["PrivateIpAddress"])
+
+
+def test_a_lost_subnet_whose_other_nodes_are_silent_is_fenced_whole_before_their_stops_go_out(
+    world: World,
+) -> None:
+    """The whole-subnet rule does not wait for every switch of a lost subnet to send its stop: a node that
+    swr's detection found silent (its switch is coming) counts as being fenced. Otherwise the first
+    deadlines of a lost subnet larger than the quota take per-address rules until the quota is full."""
+    subnet_cidr, _ = _lose_a_subnet_and_fence_its_first_node(world, healthy=set())
+    assert {(e["Egress"], e["CidrBlock"]) for e in _swr_denies(world, _mount_target_acl(world))} == {
+        (False, subnet_cidr),
+        (True, subnet_cidr),
+    }
+    (switch,) = world.switches(1)
+    assert switch.network_fence is not None and switch.network_fence["cidr"] == subnet_cidr
+
+
+def test_one_node_of_the_subnet_still_reporting_keeps_the_fence_to_the_source_s_address(world: World) -> None:
+    """A node of the subnet whose monitor still reports (alarm OK) is alive: the whole subnet is not
+    denied, only the source's address."""
+    _, ip = _lose_a_subnet_and_fence_its_first_node(world, healthy={7})
+    assert {e["CidrBlock"] for e in _swr_denies(world, _mount_target_acl(world))} == {f"{ip}/32"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from switcher import contract, fence
@@ -84,6 +85,68 @@ def test_one_rule_for_the_whole_subnet_only_when_every_instance_in_it_is_being_f
     assert fence.subnet_all_fenced([*fenced, _instance("i-3", "10.0.1.7", "terminated")], BLACKHOLE)
     assert not fence.subnet_all_fenced([*fenced, _instance("i-4", "10.0.1.8")], BLACKHOLE)
     assert not fence.subnet_all_fenced([], BLACKHOLE)
+    # A silent node (swr's detection: its switch is coming) counts as being fenced; nothing else does.
+    assert fence.subnet_all_fenced([*fenced, _instance("i-4", "10.0.1.8")], BLACKHOLE, silent={"i-4"})
+    assert not fence.subnet_all_fenced([*fenced, _instance("i-4", "10.0.1.8")], BLACKHOLE, silent={"i-9"})
+
+
+class _Alarms:
+    """A CloudWatch client answering DescribeAlarms by name from a fixed set (and counting the calls)."""
+
+    def __init__(self, alarms: list[dict[str, Any]]) -> None:
+        self.alarms = {a["AlarmName"]: a for a in alarms}
+        self.calls: list[list[str]] = []
+
+    def describe_alarms(self, *, AlarmNames: list[str], AlarmTypes: list[str]) -> dict[str, Any]:
+        assert len(AlarmNames) <= fence.ALARM_NAMES_PER_CALL
+        self.calls.append(AlarmNames)
+        return {"MetricAlarms": [self.alarms[n] for n in AlarmNames if n in self.alarms]}
+
+
+def _node_instance(iid: str, node_id: int, vpc: str = "prod") -> dict[str, Any]:
+    return {
+        **_instance(iid, "10.0.1.9"),
+        "Tags": [
+            {"Key": contract.TAG_NODE_ID, "Value": str(node_id)},
+            {"Key": contract.TAG_VPC, "Value": vpc},
+        ],
+    }
+
+
+def _monitor_alarm(node_id: int, iid: str, state: str, since: float) -> dict[str, Any]:
+    return {
+        "AlarmName": contract.monitor_alarm_name("prod", node_id),
+        "StateValue": state,
+        "StateUpdatedTimestamp": datetime.fromtimestamp(since, tz=UTC),
+        "Dimensions": [{"Name": "InstanceId", "Value": iid}],
+    }
+
+
+def test_silent_nodes_are_those_swr_s_detection_would_switch() -> None:
+    now = 10_000.0
+    instances = [_node_instance(f"i-{n}", n) for n in range(1, 7)] + [
+        _node_instance("i-other-vpc", 7, vpc="test"),
+        _instance("i-untagged", "10.0.1.99"),
+    ]
+    alarms = _Alarms(
+        [
+            _monitor_alarm(1, "i-1", contract.ALARM_SILENT_STATE, now - 301),  # silent past the bound
+            _monitor_alarm(2, "i-2", contract.ALARM_SILENT_STATE, now - 100),  # booting, or not long enough
+            _monitor_alarm(3, "i-3", contract.ALARM_TRIGGER_STATE, now - 5),  # monitor dead: switch coming
+            _monitor_alarm(4, "i-4", "OK", now - 999),  # reporting
+            _monitor_alarm(5, "i-old", contract.ALARM_SILENT_STATE, now - 999),  # watches another instance
+        ]
+    )  # node 6: no alarm at all
+    silent = fence.silent_nodes(alarms, instances, vpc_name="prod", silent_after_seconds=300, now=now)  # type: ignore[arg-type]
+    assert silent == {"i-1", "i-3"}
+    assert alarms.calls == [sorted(contract.monitor_alarm_name("prod", n) for n in range(1, 7))]
+
+
+def test_silent_nodes_asks_for_at_most_100_alarms_per_call() -> None:
+    instances = [_node_instance(f"i-{n}", n) for n in range(1, 251)]
+    alarms = _Alarms([])
+    assert fence.silent_nodes(alarms, instances, vpc_name="prod", silent_after_seconds=300, now=0.0) == set()  # type: ignore[arg-type]
+    assert [len(c) for c in alarms.calls] == [100, 100, 50]
 
 
 def test_a_rule_stays_while_a_fenced_source_in_its_cidr_is_not_terminated() -> None:
