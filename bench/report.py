@@ -646,6 +646,25 @@ def _preregistered_target_row(p1: dict[str, Any]) -> list[str]:
     ]
 
 
+def _p6_readme_rows(p6: dict[str, Any] | None) -> list[str]:
+    """The README rows of the AZ loss, once it is measured with the reconciler in the run."""
+    if p6 is None or not p6["settings"].get("reconciler_in_run"):
+        return []
+    rows = []
+    for o in p6["az_losses"]:
+        a, by = o["audit"], o["closed_by"]
+        ok = o["finished"] and a["double_replacements"] == 0 and a["lost_nodes"] == 0
+        rows.append(
+            f"| P6 AZ loss (the AZ's nodes silent, stops never complete; modeled), {o['nodes']} nodes, "
+            f"`{p6['run']['command']}` | {a['switched']}/{o['silent_nodes']} switched "
+            f"({by['event']} by their alarm events, {by['reconciler']} by the reconciler), "
+            f"{a['double_replacements']} double, "
+            f"{a['lost_nodes']} lost; all recovered: {_p6_recovered(o)} | every node recovered, 0 double, "
+            f"0 lost: {_met(ok)} |"
+        )
+    return rows
+
+
 def readme_summary() -> list[str]:
     """The README's benchmark block: the headline figures of the latest results, with their commands."""
     p1, p2, p3, p4 = (read_result(n) for n in ("p1_recovery", "p2_overhead", "p3_mass_stop", "p4_cost"))
@@ -708,6 +727,7 @@ def readme_summary() -> list[str]:
             f"{cells} | ≤ lease + one interval ({v5['bound_after_last_kill_s']} s) after the last kill: "
             f"{_met(v5['bound_met'])} |"
         )
+    lines.extend(_p6_readme_rows(read_result("p6_az_loss")))
     imp, mem, synth = p4["cold_start_import"], p4["switch_memory"], p4["synth"]
     chart = chart_path("app_fault", "nlb")
     lines += [

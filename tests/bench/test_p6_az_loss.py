@@ -193,3 +193,14 @@ def test_the_p6_report_still_renders_results_written_before_the_reconciler_ran()
             del o[key]
     text = "\n".join(p6_section(legacy))
     assert "The benchmark does not run the reconciler" in text
+
+
+def test_the_readme_carries_the_az_loss_recovery_once_the_reconciler_is_in_the_run() -> None:
+    from bench.report import _p6_readme_rows
+
+    rows = _p6_readme_rows(_p6())
+    assert len(rows) == 2
+    assert "17/17 switched (15 by their alarm events, 2 by the reconciler)" in rows[0]
+    assert rows[0].endswith("all recovered: 1500.0 s | every node recovered, 0 double, 0 lost: met |")
+    assert "**not recovered** by 7200 s" in rows[1] and rows[1].endswith("**not met** |")
+    assert _p6_readme_rows(_p6(reconciler_in_run=False)) == []
