@@ -276,10 +276,13 @@ class MassStopRun:
                     break
                 wait = 0.5 if head is None else min(0.5, max(0.01, head - self.clock.now()))
                 self.clock.sleep(wait)
+            # Ended by `done` or the horizon: invocations handed to the pool but not started are not run.
+            cancelled = sum(1 for future in in_flight if future.cancel())
             for future in in_flight:
-                future.result()
+                if not future.cancelled():
+                    future.result()
             with self._lock:
-                self.left_queued = len(self._queue)
+                self.left_queued = len(self._queue) + cancelled
         return self.clock.now()
 
 
