@@ -7,15 +7,20 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from moto import mock_aws
 from switcher import contract
 from switcher.reconcile import ALARM_RAISED, reconcile
+from switcher.settings import Settings
 
 from bench.deployment_config import SWITCHER_HANDLER, from_templates
 from bench.harness import EPOCH_BASE
+from bench.latency_model import LatencyModel
+from bench.model_clock import ScaledClock
+from bench.p3_mass_stop import TIMED_OUT, Invocation, MassStopRun
 from bench.p6_az_loss import (
     ALARM_RETURN_S,
     ALARM_TO_SILENT_S,
@@ -204,3 +209,37 @@ def test_the_readme_carries_the_az_loss_recovery_once_the_reconciler_is_in_the_r
     assert rows[0].endswith("all recovered: 1500.0 s | every node recovered, 0 double, 0 lost: met |")
     assert "**not recovered** by 7200 s" in rows[1] and rows[1].endswith("**not met** |")
     assert _p6_readme_rows(_p6(reconciler_in_run=False)) == []
+
+
+class _Invocations(MassStopRun):
+    """P3's pool without moto: each invocation sleeps the modeled time it is given, then returns."""
+
+    def __init__(self, timeout_s: float | None) -> None:
+        settings = Settings(table_name="t", topic_arn="arn", blackhole_sg_id="sg", vpc_name="v", vpc_id="vpc")
+        deployed = SimpleNamespace(world=SimpleNamespace(settings=settings))
+        super().__init__(deployed, LatencyModel.load(), concurrency=1, seed=1)  # type: ignore[arg-type]
+        self.clock = ScaledClock(1e-4)
+        self.timeout_s = timeout_s
+        self._environments = [object()]
+
+    def handle(self, invocation: Invocation, clients: Any, remaining_ms: Any) -> tuple[str, str, str | None]:
+        self.clock.sleep(invocation.event["runs_s"])
+        return invocation.event["outcome"], "", None
+
+
+def test_an_invocation_past_the_functions_timeout_is_retried_and_a_waiting_switch_is_not() -> None:
+    run = _Invocations(timeout_s=900)
+    run._push(Invocation(0.0, {"runs_s": 901, "outcome": "SUCCEEDED"}, 1, "alarm"))
+    run._push(Invocation(0.0, {"runs_s": 10, "outcome": "WAITING"}, 2, "alarm"))
+    run.dispatch()
+    by_node = {n: [(o.attempt, o.outcome) for o in run.outcomes if o.node_id == n] for n in (1, 2)}
+    assert by_node[1] == [(0, TIMED_OUT), (1, TIMED_OUT), (2, TIMED_OUT)]  # Lambda's two retries
+    assert by_node[2] == [(0, "WAITING")]
+    assert run.errors == ["node 1 alarm: ran past its 900 s timeout"]
+
+
+def test_without_a_modeled_timeout_p3s_invocations_run_as_long_as_they_take() -> None:
+    run = _Invocations(timeout_s=None)
+    run._push(Invocation(0.0, {"runs_s": 5000, "outcome": "SUCCEEDED"}, 1, "alarm"))
+    run.dispatch()
+    assert [(o.attempt, o.outcome) for o in run.outcomes] == [(0, "SUCCEEDED")]
