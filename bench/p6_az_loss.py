@@ -22,8 +22,8 @@ Everything else is the real switcher on moto: the fence waits `fence_timeout_sec
 stop, then fences by network ACL (one rule for the whole lost subnet once every instance of it is being
 fenced; the rule quota enforced); RunInstances in a surviving AZ is refused for capacity at a fixed rate
 (the switcher moves to the next AZ). Every invocation gets Lambda's remaining time and ends at its
-timeout: past its deadline it makes no further AWS call (`InvocationTimedOut` from a hook), as a killed
-invocation would not, and counts as a function error. A failed invocation is retried like an asynchronous
+timeout: past its deadline it makes no further AWS call (`InvocationTimedOut` from a hook), like a killed
+invocation, and counts as a function error. A failed invocation is retried like an asynchronous
 Lambda invocation (twice); an invocation that returns normally (a switch done, skipped, or `WAITING` for
 its fence deadline) is not retried. The run ends when every lost node is ACTIVE on a live replacement
 outside the lost AZ (audited), or at `HORIZON_S` (then reported as not finished).
@@ -359,6 +359,7 @@ def _reconcile_summary(run: AzLossRun) -> dict[str, Any]:
     actions = [a for r in runs for a in r.report.actions]
     timed_out = sum(1 for o in run.outcomes if o.kind == RECONCILE_KIND and o.outcome == TIMED_OUT)
     durations = sorted(r.ended - r.started for r in runs)
+    errors = [str(e["error"]) for r in runs for e in r.report.errors]
     return {
         "runs": len(runs),
         "runs_timed_out": timed_out,
@@ -368,7 +369,9 @@ def _reconcile_summary(run: AzLossRun) -> dict[str, Any]:
         ),
         "resumes": sum(1 for a in actions if a["action"] == decide.RESUME),
         "node_deferrals": sum(len(r.report.deferred) for r in runs),
-        "node_errors": sum(len(r.report.errors) for r in runs),
+        # A run past its timeout fails every node it still visits (InvocationTimedOut): counted apart.
+        "node_errors": sum(1 for e in errors if not e.startswith(InvocationTimedOut.__name__)),
+        "nodes_visited_after_timeout": sum(1 for e in errors if e.startswith(InvocationTimedOut.__name__)),
         "run_duration_max_s": durations[-1] if durations else None,
         "run_duration_median_s": durations[len(durations) // 2] if durations else None,
     }
@@ -441,6 +444,10 @@ def run_az_loss(
         "lambda_async_retries": sum(1 for o in run.outcomes if o.attempt > 0),
         "invocations_timed_out": sum(1 for o in run.outcomes if o.outcome == TIMED_OUT),
         "invocations_failed_after_all_retries": run.errors,
+        # Why invocations failed, by exception type (each attempt).
+        "invocation_errors": dict(
+            Counter(o.reason.split(":", 1)[0] for o in run.outcomes if o.outcome in ("ERROR", TIMED_OUT))
+        ),
         "invocations_left_queued": run.left_queued,
         "capacity_refusals": run.modeled.capacity_refused,
         "run_instances_throttled": run.modeled.throttles.refused,
