@@ -364,6 +364,15 @@ DEFAULT_SWITCH_OVERDUE_SECONDS = 1800
 DEFAULT_FENCE_TIMEOUT_SECONDS = 300
 MIN_FENCE_TIMEOUT_SECONDS = 30
 MAX_FENCE_TIMEOUT_SECONDS = 3600
+#: How long one invocation waits for the forced stop before it parks the switch until the fence deadline.
+#: A forced stop is the remedy for an instance stuck in `stopping` ("Methods for stopping an instance",
+#: Amazon EC2 User Guide: it "attempts a default stop first; if the instance fails to stop, then forcibly
+#: stops the instance"), and AWS documents no duration for it; one still pending after 30 s points at the
+#: instance's host ("If your instance appears stuck in the stopping state, there might be an issue with
+#: the underlying host computer", StopInstances, Amazon EC2 API Reference), so waiting longer in the
+#: invocation only holds the function's concurrency; the `stopped` event resumes the switch when it comes.
+DEFAULT_FENCE_INLINE_WAIT_SECONDS = 30
+MIN_FENCE_INLINE_WAIT_SECONDS = 1
 #: Also the boot grace of a new instance: longer than an instance takes to boot and start its agent.
 DEFAULT_SILENT_AFTER_SECONDS = 300
 MIN_SILENT_AFTER_SECONDS = 120
@@ -436,6 +445,8 @@ class SwrConfig:
     log_retention_days: int
     #: How long the fence waits for the source's forced stop before the network fence (docs/fencing.md).
     fence_timeout_seconds: int = DEFAULT_FENCE_TIMEOUT_SECONDS
+    #: How long one invocation waits for that stop before it parks the switch (docs/fencing.md).
+    fence_inline_wait_seconds: int = DEFAULT_FENCE_INLINE_WAIT_SECONDS
     #: A running node's monitor metric silent this long: the reconciler switches it (docs/detection.md).
     silent_after_seconds: int = DEFAULT_SILENT_AFTER_SECONDS
 
@@ -944,6 +955,7 @@ def _config(raw: Any) -> SwrConfig:
             "log_retention_days",
             "targets",
             "fence_timeout_seconds",
+            "fence_inline_wait_seconds",
             "silent_after_seconds",
         },
         {"regions"},
@@ -958,6 +970,23 @@ def _config(raw: Any) -> SwrConfig:
             _report(_fail(f"regions[{i}].name", f"region {name!r} is listed twice"))
     flap = _soft(
         {}, _mapping, data.get("flap_guard", {}), "flap_guard", {"max_switches", "window_seconds"}, set()
+    )
+    fence_timeout = _soft(
+        None,
+        _int,
+        data.get("fence_timeout_seconds", DEFAULT_FENCE_TIMEOUT_SECONDS),
+        "fence_timeout_seconds",
+        low=MIN_FENCE_TIMEOUT_SECONDS,
+        high=MAX_FENCE_TIMEOUT_SECONDS,
+    )
+    # Bounded by the fence timeout: the inline wait is the part of the fence deadline one invocation waits.
+    fence_inline_wait = _soft(
+        None,
+        _int,
+        data.get("fence_inline_wait_seconds", DEFAULT_FENCE_INLINE_WAIT_SECONDS),
+        "fence_inline_wait_seconds",
+        low=MIN_FENCE_INLINE_WAIT_SECONDS,
+        high=fence_timeout if fence_timeout is not None else MAX_FENCE_TIMEOUT_SECONDS,
     )
     return SwrConfig(
         regions=regions,
@@ -986,14 +1015,8 @@ def _config(raw: Any) -> SwrConfig:
             None, _int, data.get("history_ttl_days", 90), "history_ttl_days", low=1, high=3650
         ),
         log_retention_days=_soft(None, _retention, data.get("log_retention_days", 30)),
-        fence_timeout_seconds=_soft(
-            None,
-            _int,
-            data.get("fence_timeout_seconds", DEFAULT_FENCE_TIMEOUT_SECONDS),
-            "fence_timeout_seconds",
-            low=MIN_FENCE_TIMEOUT_SECONDS,
-            high=MAX_FENCE_TIMEOUT_SECONDS,
-        ),
+        fence_timeout_seconds=fence_timeout,
+        fence_inline_wait_seconds=fence_inline_wait,
         silent_after_seconds=_soft(
             None,
             _int,

@@ -75,6 +75,7 @@ class Switcher(Construct):
         log_retention: logs.RetentionDays,
         reconcile: Reconcile,
         fence_timeout_seconds: int = 300,
+        fence_inline_wait_seconds: int = 30,
         silent_after_seconds: int = 300,
     ) -> None:
         super().__init__(scope, id_)
@@ -147,6 +148,7 @@ class Switcher(Construct):
                 contract.ENV_RECONCILE_INTERVAL_SECONDS: str(reconcile.interval_seconds),
                 contract.ENV_SWITCH_OVERDUE_SECONDS: str(reconcile.switch_overdue_seconds),
                 contract.ENV_FENCE_TIMEOUT_SECONDS: str(fence_timeout_seconds),
+                contract.ENV_FENCE_INLINE_WAIT_SECONDS: str(fence_inline_wait_seconds),
                 contract.ENV_SILENT_AFTER_SECONDS: str(silent_after_seconds),
             },
         )

@@ -75,6 +75,7 @@ def add_vpc_resources(
         reserved_concurrency=config.switcher_reserved_concurrency,
         history_ttl_days=config.history_ttl_days,
         fence_timeout_seconds=config.fence_timeout_seconds,
+        fence_inline_wait_seconds=config.fence_inline_wait_seconds,
         silent_after_seconds=config.silent_after_seconds,
         log_retention=retention,
         reconcile=vpc_config.reconcile,

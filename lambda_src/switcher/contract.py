@@ -114,7 +114,8 @@ SWITCH_ATTEMPT_FAILED_DETAIL_TYPE: Final = "SWR Switch Attempt Failed"
 #: Drift the reconciler found and repaired (target group, alarms, an orphan of a deleted node).
 DRIFT_REPAIRED_DETAIL_TYPE: Final = "SWR Drift Repaired"
 #: No fence of the source could be confirmed (its stop did not complete and the network fence could not be
-#: applied): nothing was launched, the switch waits and is retried (Lambda, then the reconciler).
+#: applied): nothing was launched, the switch is parked and retried by the next event about its source or
+#: the next reconcile run. Sent once per reason (again only when the reason changes).
 FENCE_UNCONFIRMED_DETAIL_TYPE: Final = "SWR Fence Unconfirmed"
 
 # --- Fence ----------------------------------------------------------------------------------------
@@ -147,6 +148,9 @@ METRIC_PHASE_DURATION_PREFIX: Final = "PhaseSeconds_"
 METRIC_NODES_HELD: Final = "NodeHeld"
 #: A switch found no fence it could confirm and waits (one per attempt).
 METRIC_FENCE_UNCONFIRMED: Final = "FenceUnconfirmed"
+#: A switch whose source had not stopped by the end of the fence's inline wait was parked until the fence
+#: deadline (one per park): its invocation ended instead of holding the wait (docs/fencing.md).
+METRIC_FENCE_PENDING: Final = "FencePending"
 #: A switch whose source was fenced by the network ACL (its stop did not complete in time).
 METRIC_NETWORK_FENCED: Final = "NetworkFenced"
 #: Names of the dimension keys of every switcher metric (emitter, dashboard and alarms use this set).
@@ -173,6 +177,9 @@ ENV_RECONCILE_INTERVAL_SECONDS: Final = "SWR_RECONCILE_INTERVAL_SECONDS"
 ENV_SWITCH_OVERDUE_SECONDS: Final = "SWR_SWITCH_OVERDUE_SECONDS"
 #: How long the fence waits for the source's forced stop before it escalates to the network fence.
 ENV_FENCE_TIMEOUT_SECONDS: Final = "SWR_FENCE_TIMEOUT_SECONDS"
+#: How long one invocation waits for the source's forced stop (from the stop) before it parks the switch
+#: until the fence deadline instead of holding the invocation (docs/fencing.md).
+ENV_FENCE_INLINE_WAIT_SECONDS: Final = "SWR_FENCE_INLINE_WAIT_SECONDS"
 #: How long a node's monitor alarm may stay INSUFFICIENT_DATA (its metric silent) before the reconciler
 #: switches the node (docs/detection.md); it is also the boot grace of a new instance.
 ENV_SILENT_AFTER_SECONDS: Final = "SWR_SILENT_AFTER_SECONDS"

@@ -11,6 +11,12 @@ a back-off that doubles from one reconcile interval up to the lease, so it conve
 reconcile interval of capacity returning. A switch that FAILED for a reason no retry can fix (a bad AMI
 or launch template, AccessDenied: a client error of RunInstances, "Error codes for the Amazon EC2 API")
 stays FAILED with its notice until an operator runs `swr resume`.
+
+A switch whose source's stop did not complete within the fence's inline wait is PARKED (no lease owner,
+`lease_until` = its fence deadline: store.park_owned), so no invocation is held while the stop is
+pending. It is resumed at once when an event or a reconcile run sees its source `stopped` or
+`terminated`, else once its deadline has passed (then the network fence is tried); before that it is
+skipped. A killed invocation's switch (owner present, lease live) is not parked and waits for its lease.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from switcher import aws, state
+from switcher import aws, fence, state
 
 SKIP = "skip"
 CLAIM = "claim"
@@ -116,6 +122,8 @@ class Decision:
     earlier_attempt_dead: bool = False
     #: RESUME of a FAILED switch (capacity may be back): it is reopened and resumed from its launch.
     retry_failed: bool = False
+    #: RESUME of a parked switch before it is due: its source was seen stopped (or ended).
+    parked: bool = False
 
 
 def decide(node: state.NodeRecord | None, seen: Seen, *, now: float, policy: Policy) -> Decision:
@@ -179,10 +187,30 @@ def _switching(node: state.NodeRecord, seen: Seen, *, now: float) -> Decision:
             SKIP,
             f"instance {seen.instance_id} is not node {nid}'s current instance {node.current_instance_id}",
         )
+    if node.parked(now):
+        # Parked at its fence (store.park_owned): nobody holds it. The source's stop completing is what it
+        # waits for; until then (or its deadline, when `lease_until` passes) there is nothing to do.
+        source = node.current_instance_id
+        if seen.instance_id == source and seen.instance_state in fence.STOPPED_STATES:
+            return Decision(
+                RESUME,
+                f"node {nid}: resume switch {node.switch_id} (its source {source} is {seen.instance_state})",
+                parked=True,
+            )
+        return Decision(
+            SKIP,
+            f"node {nid}: switch {node.switch_id} waits for the fence of its source {source} "
+            f"until {state.iso(node.lease_until)}",
+        )
     own_earlier = state.same_request(node.lease_owner, seen.request_id)
     if node.lease_live(now) and not own_earlier:
         return Decision(SKIP, f"node {nid}: switch {node.switch_id} in progress holds the lease")
-    why = "an earlier attempt of this request ended" if node.lease_live(now) else "its lease expired"
+    if node.lease_live(now):
+        why = "an earlier attempt of this request ended"
+    elif node.lease_owner is None and node.lease_until > 0:
+        why = "its fence is due"  # parked until its fence deadline, or to retry an unconfirmed fence
+    else:
+        why = "its lease expired"
     return Decision(
         RESUME,
         f"node {nid}: resume switch {node.switch_id} ({why})",

@@ -1,11 +1,18 @@
 """The fence of a switch: stop the source, and cut it off the network when its stop does not complete.
 
 Phase STOP_SENT puts the blackhole group on the source and sends a forced stop. Phase FENCE waits for
-`stopped` until the fence deadline (STOP_SENT's recorded time + `fence_timeout_seconds`), so a resumed
-switch waits only for what is left. Past the deadline (an impaired Availability Zone may never finish
-the stop) the fence escalates to network ACLs: a deny rule for the source's address (or, when every
-instance of its subnet is being fenced, for the whole subnet) in both directions, in the network ACL of
-every subnet of the VPC that holds an EFS mount target.
+`stopped` in the invocation only for the inline wait (STOP_SENT's recorded time +
+`fence_inline_wait_seconds`, capped by the fence deadline = STOP_SENT + `fence_timeout_seconds`): a
+forced stop that has not completed by then is stuck, and holding an invocation for it would queue every
+other switch of a lost Availability Zone behind it. The switch is then parked until the deadline
+(`FenceStillPending`; store.park_owned) and resumed by the source's `stopped` event or, at the deadline,
+by the next reconcile run (decide.decide); a resumed switch past its inline window looks at the source
+once, without a waiter. Past the deadline (an impaired Availability Zone may never finish the stop) the
+fence escalates to network ACLs: a deny rule for the source's address (or, when every instance of its
+subnet is being fenced, for the whole subnet) in both directions, in the network ACL of every subnet of
+the VPC that holds an EFS mount target. Because the switches of a lost subnet park instead of queueing,
+all of them have sent their stops (the blackhole group is on every instance of the subnet) by the time
+the first deadline passes, so the first network fence is already the whole-subnet rule.
 
 Why there: a network ACL rule matches the REMOTE address of a packet crossing the subnet's boundary (an
 inbound rule the source address of a packet entering the subnet, an outbound rule the destination of a
@@ -23,7 +30,7 @@ default deny rule does not count. swr uses only rule numbers contract.NACL_RULE_
 never touches any other rule.
 
 If no fence can be confirmed, `FenceUnconfirmed` is raised: nothing is launched, the switch keeps the
-node and is retried (Lambda's retries, then the reconciler).
+node, parked and due at once, so the next event about its source or the next reconcile run tries again.
 """
 
 from __future__ import annotations
@@ -64,7 +71,13 @@ class FenceUnconfirmed(Exception):
 
 
 class FenceStillPending(Exception):
-    """The stop was sent and its deadline has not passed, but this invocation has no time left to wait."""
+    """The stop was sent and has not completed within the inline wait, and the fence deadline has not
+    passed: the switch is parked until `deadline` (epoch seconds) rather than holding its invocation."""
+
+    def __init__(self, message: str, *, deadline: float, source_state: str) -> None:
+        super().__init__(message)
+        self.deadline = deadline
+        self.source_state = source_state
 
 
 @dataclass(frozen=True)

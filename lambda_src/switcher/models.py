@@ -140,6 +140,11 @@ class NodeRecord:
         """True while a switch in progress still holds the node."""
         return self.state == NodeState.SWITCHING and self.lease_until > now
 
+    def parked(self, now: float) -> bool:
+        """True while the switch in progress is parked (store.park_owned): nobody holds it, and it is not
+        due before `lease_until` unless its source is seen stopped (decide.decide)."""
+        return self.lease_live(now) and self.lease_owner is None
+
     def held_by(self, owner: str, switch_id: str) -> bool:
         """True if this switch, driven by `owner`, still holds the node (not taken over, not deleted)."""
         return self.state == NodeState.SWITCHING and self.lease_owner == owner and self.switch_id == switch_id
@@ -182,6 +187,9 @@ class SwitchRecord:
     fence: str | None = None
     #: The network ACL rules of a network fence (switcher.fence.NetworkFence as a dict).
     network_fence: dict[str, Any] | None = None
+    #: Why no fence could be confirmed, as last told (`SWR Fence Unconfirmed`): a parked switch that finds
+    #: the same reason again is not told again. None: never unconfirmed.
+    fence_unconfirmed: str | None = None
     attempts: int = 1
     started_at: float = 0.0
     expires_at: int = 0

@@ -5,7 +5,10 @@ later) and then drops it, a killed invocation keeps its lease, and a fenced (sto
 further event. Every `SWR_RECONCILE_INTERVAL_SECONDS` the VPC's schedule invokes the switcher with
 `{"source": contract.RECONCILE_EVENT_SOURCE}`, and for every node of the VPC this module:
 
-- resumes a SWITCHING node whose lease expired;
+- resumes a SWITCHING node whose lease expired; a switch parked at its fence (no lease owner) is resumed
+  once its fence deadline has passed or when this run's DescribeInstances shows its source `stopped` or
+  `terminated`, and skipped before that with no further AWS call (decide.decide): the fence wait holds
+  no invocation, and the run costs nothing extra per parked switch;
 - switches an ACTIVE node whose instance is stopping/stopped/gone, or whose alarm is in ALARM for it;
 - raises the monitor alarm of a node whose alarm has been INSUFFICIENT_DATA (the metric silent) for
   `silent_after_seconds`, so that its alarm event starts the switch in an invocation of its own
@@ -127,9 +130,10 @@ def _raise_silent_alarm(
 ) -> None:
     """Set the silent node's monitor alarm to ALARM: CloudWatch sends its state change to EventBridge as
     for any alarm, and the switcher's alarm rule starts the switch in an invocation of its own. Driving
-    it here instead would switch one node at a time (each fence may wait `fence_timeout_seconds`), which
-    in an AZ loss means one node per reconcile run. The alarm returns to INSUFFICIENT_DATA at its next
-    evaluation; if the event is lost, the silence is seen again and the alarm raised again."""
+    it here instead would switch one node at a time (each fence may wait `fence_inline_wait_seconds`
+    before it parks), serialising the switches of an AZ loss in this one invocation. The alarm returns
+    to INSUFFICIENT_DATA at its next evaluation; if the event is lost, the silence is seen again and the
+    alarm raised again."""
     name = contract.monitor_alarm_name(run.settings.vpc_name, node.node_id)
     run.clients.cloudwatch.set_alarm_state(
         AlarmName=name,

@@ -51,6 +51,9 @@ class Settings:
     switch_overdue_seconds: int = 1800
     #: The forced stop's deadline (from the moment it was sent); then the network fence (docs/fencing.md).
     fence_timeout_seconds: int = 300
+    #: How long an invocation waits for the forced stop (from the stop) before it parks the switch until
+    #: the fence deadline; a stop not done by then is stuck (docs/fencing.md).
+    fence_inline_wait_seconds: int = 30
     #: A running node whose monitor metric is silent this long is switched by the reconciler; shorter
     #: silences (a booting instance) are not (docs/detection.md).
     silent_after_seconds: int = 300
@@ -73,6 +76,7 @@ class Settings:
             "reconcile_interval_seconds",
             "switch_overdue_seconds",
             "fence_timeout_seconds",
+            "fence_inline_wait_seconds",
             "silent_after_seconds",
         ):
             if getattr(self, name) < 1:
@@ -116,5 +120,6 @@ class Settings:
             reconcile_interval_seconds=_int(contract.ENV_RECONCILE_INTERVAL_SECONDS, 60),
             switch_overdue_seconds=_int(contract.ENV_SWITCH_OVERDUE_SECONDS, 1800),
             fence_timeout_seconds=_int(contract.ENV_FENCE_TIMEOUT_SECONDS, 300),
+            fence_inline_wait_seconds=_int(contract.ENV_FENCE_INLINE_WAIT_SECONDS, 30),
             silent_after_seconds=_int(contract.ENV_SILENT_AFTER_SECONDS, 300),
         )

@@ -375,6 +375,37 @@ def release_owned(
 ) -> None:
     """Give the lease up after an error, conditional on still OWNING it, not on a version: the write that
     failed may have committed (its call raised all the same), which moved the version on."""
+    _let_go(ddb, table, node, switch, owner=owner, lease_until=0, now=now)
+
+
+def park_owned(
+    ddb: DynamoDBClient,
+    table: str,
+    node: NodeRecord,
+    switch: SwitchRecord,
+    *,
+    owner: str,
+    lease_until: int,
+    now: float,
+) -> None:
+    """Park the switch: the node stays SWITCHING under it, nobody holds it (no `lease_owner`) and
+    `lease_until` is when it is due again (the fence deadline; `now` to be retried at the next chance).
+    decide.decide resumes a parked switch at once when its source is seen stopped, else when it is due.
+    Conditional on still owning the lease, as release_owned; the switch item (its timeline) is written
+    with it."""
+    _let_go(ddb, table, node, switch, owner=owner, lease_until=lease_until, now=now)
+
+
+def _let_go(
+    ddb: DynamoDBClient,
+    table: str,
+    node: NodeRecord,
+    switch: SwitchRecord,
+    *,
+    owner: str,
+    lease_until: int,
+    now: float,
+) -> None:
     key = node_key(node.vpc_name, node.node_id)
     _transact(
         ddb,
@@ -383,12 +414,12 @@ def release_owned(
                 "Update": {
                     "TableName": table,
                     "Key": key,
-                    "UpdateExpression": "SET lease_until = :zero, version = version + :one, updated_at = :at "
-                    "REMOVE lease_owner",
+                    "UpdateExpression": "SET lease_until = :until, version = version + :one, "
+                    "updated_at = :at REMOVE lease_owner",
                     "ConditionExpression": "lease_owner = :owner AND switch_id = :switch AND #s = :switching",
                     "ExpressionAttributeNames": {"#s": "state"},
                     "ExpressionAttributeValues": {
-                        ":zero": {"N": "0"},
+                        ":until": {"N": str(lease_until)},
                         ":one": {"N": "1"},
                         ":at": {"S": iso(now)},
                         ":owner": {"S": owner},

@@ -3,11 +3,16 @@
 `run_event` is the in-process entry point used by the Lambda handler, the CLI demo and the benchmark
 harness: it takes its clients and settings as arguments, plus an injectable clock and phase hook.
 `act_on_node` is the path both the events and the reconciler (`switcher.reconcile`) take to a node.
+
+The fence never holds an invocation for long: a source whose forced stop has not completed within
+`fence_inline_wait_seconds` parks the switch until its fence deadline (outcome WAITING, no error, so
+Lambda does not retry), and the source's `stopped` event or the reconciler resumes it (docs/fencing.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import time
 import uuid
@@ -36,6 +41,10 @@ SKIPPED = "SKIPPED"
 SUCCEEDED = state.SUCCEEDED
 FAILED = state.SWITCH_FAILED
 HELD = "HELD"
+#: The switch is parked at its fence (docs/fencing.md): its source's stop had not completed within the
+#: inline wait, or no fence could be confirmed. The node stays SWITCHING under it, nobody holds it, and
+#: the source's `stopped` event or the reconciler resumes it; the invocation itself ended normally.
+WAITING = "WAITING"
 #: The reconciler applied a config that an Update stored during a switch.
 REPAIRED = "REPAIRED"
 #: The `outcome` of a failed-attempt notice: the switch is still in progress (Lambda or the reconciler
@@ -487,6 +496,7 @@ def _take_over(run: _Run, node: state.NodeRecord, decision: decide.Decision) -> 
         raise RuntimeError(f"node {node.node_id} is SWITCHING but switch item {node.switch_sk} is missing")
     # A lease nobody released: the attempt that held it ended without its error handler (killed by an
     # out-of-memory error, a runtime crash or the timeout). Nothing else reports that attempt: we do.
+    # A parked switch, like a released one, has no owner: its attempt ended normally, nothing to report.
     killed_attempt = switch.attempts if node.lease_owner is not None else None
     taken = state.take_over(
         node,
@@ -494,6 +504,7 @@ def _take_over(run: _Run, node: state.NodeRecord, decision: decide.Decision) -> 
         lease_until=run.lease_until(),
         now=run.now(),
         earlier_attempt_dead=decision.earlier_attempt_dead,
+        parked=decision.parked,
     )
     switch.attempts += 1
     try:
@@ -539,12 +550,16 @@ def _drive(
 ) -> SwitchResult:
     """Run the remaining phases, each after a lease check (the previous phase's conditional record).
 
+    A fence still pending or unconfirmed parks the switch (store.park_owned) and returns WAITING.
     On an error: notice + metric for the failed attempt, release the lease (by owner), re-raise so
     Lambda retries. No `finally` anywhere: a killed invocation runs none, so nothing may depend on one.
     """
     try:
+        #: True if `source` was described by this invocation after the stop was sent (a resumed switch).
+        source_after_stop = False
         if source is None:
             source = aws.describe_instance(run.clients.ec2, switch.source_instance_id) or {}
+            source_after_stop = Phase.STOP_SENT.value in switch.timeline
         if just_claimed:
             run.fire(CLAIMED, "recorded")
         # One phase at a time, re-planned after each: a lost replacement rewinds the timeline.
@@ -555,9 +570,13 @@ def _drive(
                 if phase is Phase.CLOSE:
                     _check_replacement_alive(run, switch)
                     return _close(run, node, switch)
-                _act(run, phase, node, switch, source)
+                _act(run, phase, node, switch, source, source_after_stop=source_after_stop)
             except CapacityExhausted:
                 return _fail(run, node, switch, source)
+            except fence.FenceStillPending as pending:
+                return _park_pending(run, node, switch, pending)
+            except fence.FenceUnconfirmed as unconfirmed:
+                return _park_unconfirmed(run, node, switch, str(unconfirmed))
             except ReplacementLost as lost:
                 node = _rewind(run, node, switch, lost)
                 continue
@@ -660,7 +679,13 @@ def _attempt_notice(run: _Run, switch: state.SwitchRecord, error: str) -> None:
 
 
 def _act(
-    run: _Run, phase: Phase, node: state.NodeRecord, switch: state.SwitchRecord, source: dict[str, Any]
+    run: _Run,
+    phase: Phase,
+    node: state.NodeRecord,
+    switch: state.SwitchRecord,
+    source: dict[str, Any],
+    *,
+    source_after_stop: bool = False,
 ) -> None:
     """Do the AWS part of one phase. Every step is safe to repeat after a crash."""
     c, s = run.clients, run.settings
@@ -689,11 +714,7 @@ def _act(
             blackhole_sg_id=s.blackhole_sg_id,
         )
     elif phase is Phase.FENCE:
-        try:
-            _confirm_fence(run, switch, source)
-        except fence.FenceUnconfirmed as unconfirmed:
-            _fence_unconfirmed(run, switch, str(unconfirmed))
-            raise
+        _confirm_fence(run, switch, source, source_after_stop=source_after_stop)
     elif phase is Phase.LAUNCH:
         _launch(run, node, switch)
     elif phase is Phase.WAIT_RUNNING:
@@ -724,31 +745,42 @@ def _act(
         )
 
 
-def _confirm_fence(run: _Run, switch: state.SwitchRecord, source: dict[str, Any]) -> None:
-    """Wait for the stop until the fence deadline (from the recorded STOP_SENT), then escalate to the
-    network fence (switcher.fence); record which fence held. Raises FenceStillPending when this
-    invocation's time ends before the deadline, FenceUnconfirmed when no fence can be confirmed."""
+def _confirm_fence(
+    run: _Run, switch: state.SwitchRecord, source: dict[str, Any], *, source_after_stop: bool
+) -> None:
+    """Wait for the stop within the inline window (from the recorded STOP_SENT, capped by the fence
+    deadline), then, past the deadline, escalate to the network fence (switcher.fence); record which
+    fence held. Raises FenceStillPending when the source has not stopped and the deadline has not passed
+    (the switch is parked), FenceUnconfirmed when no fence can be confirmed.
+
+    `source_after_stop`: `source` was described after the stop was sent (a resumed switch), so when the
+    inline window is over it is the one look at the source this attempt needs (no describe, no waiter).
+    """
     c, s = run.clients, run.settings
     sent = _parse_time(switch.timeline.get(Phase.STOP_SENT.value)) or run.now()
     deadline = sent + s.fence_timeout_seconds
+    inline_until = min(deadline, sent + s.fence_inline_wait_seconds)
     seen = source.get("State", {}).get("Name", "terminated")
     if seen not in fence.STOPPED_STATES:
         attempts = fence.wait_budget(
-            deadline=deadline,
+            deadline=inline_until,
             now=run.now(),
             remaining_seconds=run.remaining_ms() / 1000 if run.remaining_ms is not None else None,
             delay=s.waiter_delay_seconds,
             max_attempts=s.waiter_max_attempts,
         )
-        seen = fence.wait_stopped(
-            c.ec2, switch.source_instance_id, delay=s.waiter_delay_seconds, attempts=attempts
-        )
+        if attempts > 0 or not source_after_stop:
+            seen = fence.wait_stopped(
+                c.ec2, switch.source_instance_id, delay=s.waiter_delay_seconds, attempts=attempts
+            )
     if seen in fence.STOPPED_STATES:
         switch.fence = contract.FENCE_STOPPED
         return
     if run.now() < deadline:
         raise fence.FenceStillPending(
-            f"source {switch.source_instance_id} is {seen}; its stop has until {state.iso(deadline)}"
+            f"source {switch.source_instance_id} is {seen}; its stop has until {state.iso(deadline)}",
+            deadline=deadline,
+            source_state=seen,
         )
     logger.warning("stop not completed in time: network fence", extra={"source_state": seen})
     fresh = aws.describe_instance(c.ec2, switch.source_instance_id) or source
@@ -757,14 +789,58 @@ def _confirm_fence(run: _Run, switch: state.SwitchRecord, source: dict[str, Any]
     metrics.add_metric(name=contract.METRIC_NETWORK_FENCED, unit=MetricUnit.Count, value=1)
 
 
-def _fence_unconfirmed(run: _Run, switch: state.SwitchRecord, why: str) -> None:
-    """Say that the switch waits for want of a fence (notice + metric); nothing is launched."""
-    logger.error("no fence confirmed: nothing launched", extra={"switch_id": switch.switch_id, "why": why})
-    run.notify(
-        contract.FENCE_UNCONFIRMED_DETAIL_TYPE,
-        {**_notice(switch), "outcome": ATTEMPT_FAILED, "attempt": switch.attempts, "error": why},
+def _park(run: _Run, node: state.NodeRecord, switch: state.SwitchRecord, *, until: float) -> None:
+    """Park the switch until `until` (store.park_owned; LeaseLost-like ConflictError if it is no longer
+    ours, which _drive turns into a lease-lost skip)."""
+    state.park_owned(
+        run.clients.dynamodb,
+        run.settings.table_name,
+        node,
+        switch,
+        owner=run.owner,
+        lease_until=math.ceil(until),
+        now=run.now(),
     )
+
+
+def _park_pending(
+    run: _Run, node: state.NodeRecord, switch: state.SwitchRecord, pending: fence.FenceStillPending
+) -> SwitchResult:
+    """The stop has not completed within the inline wait: park until the fence deadline, so that this
+    invocation ends instead of waiting (the source's `stopped` event or the reconciler resumes it)."""
+    _park(run, node, switch, until=pending.deadline)
+    metrics.add_metric(name=contract.METRIC_FENCE_PENDING, unit=MetricUnit.Count, value=1)
+    reason = (
+        f"source {switch.source_instance_id} is {pending.source_state}: switch parked until its fence "
+        f"deadline {state.iso(pending.deadline)} (resumed by its stopped event or the reconciler)"
+    )
+    logger.warning(
+        "fence pending: switch parked",
+        extra={"switch_id": switch.switch_id, "source_state": pending.source_state, "reason": reason},
+    )
+    return _result(WAITING, switch, reason=reason)
+
+
+def _park_unconfirmed(
+    run: _Run, node: state.NodeRecord, switch: state.SwitchRecord, why: str
+) -> SwitchResult:
+    """No fence could be confirmed: nothing is launched. Park, due at once, so the next event about the
+    source or the next reconcile run tries again; tell it (notice) only when the reason is new, count it
+    (metric) every time. Notice before state: a crash in between repeats the notice, never loses it."""
+    logger.error("no fence confirmed: nothing launched", extra={"switch_id": switch.switch_id, "why": why})
+    if why != switch.fence_unconfirmed:
+        run.notify(
+            contract.FENCE_UNCONFIRMED_DETAIL_TYPE,
+            {**_notice(switch), "outcome": WAITING, "attempt": switch.attempts, "error": why},
+        )
+    switch.fence_unconfirmed = why
+    _park(run, node, switch, until=run.now())
     metrics.add_metric(name=contract.METRIC_FENCE_UNCONFIRMED, unit=MetricUnit.Count, value=1)
+    return _result(
+        WAITING,
+        switch,
+        reason=f"no fence of source {switch.source_instance_id} confirmed, nothing launched: {why}",
+    )
 
 
 def _wait_replacement_running(run: _Run, instance_id: str) -> None:

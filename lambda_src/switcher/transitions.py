@@ -113,16 +113,25 @@ def same_request(owner: str | None, request_id: str | None) -> bool:
 
 
 def take_over(
-    node: NodeRecord, *, owner: str, lease_until: int, now: float, earlier_attempt_dead: bool = False
+    node: NodeRecord,
+    *,
+    owner: str,
+    lease_until: int,
+    now: float,
+    earlier_attempt_dead: bool = False,
+    parked: bool = False,
 ) -> NodeRecord:
     """Take over a switch whose lease expired (its switcher died or let it go); it resumes from its phase.
 
     `earlier_attempt_dead`: the lease belongs to an earlier attempt of this very request, which Lambda
     only retries once that attempt has ended (error, timeout, crash): its lease protects nobody.
+    `parked`: the switch is parked (no owner) and was found due before its time (its source stopped).
     """
     if node.state != SWITCHING:
         raise TransitionError(f"node {node.node_id} is {node.state}: no switch to resume")
-    if node.lease_live(now) and not earlier_attempt_dead:
+    if parked and not node.parked(now):
+        raise TransitionError(f"node {node.node_id}: switch {node.switch_id} is not parked")
+    if node.lease_live(now) and not (earlier_attempt_dead or parked):
         raise TransitionError(f"node {node.node_id}: switch {node.switch_id} still holds its lease")
     return _touch(replace(node, lease_owner=owner, lease_until=lease_until), now)
 

@@ -12,6 +12,8 @@ What it models, and from where:
 - A handled error: a call that fails after botocore's own retries (a ClientError), either before it
   reached AWS or after it took effect (the response was lost: "committed but raised").
 - The reconciler's schedule: an invocation every `interval` seconds.
+- A switch parked at its fence returns normally (outcome `WAITING`): an "ok" attempt, which Lambda
+  does not retry; the reconciler (or a later event) resumes it.
 
 Invocations run one after another in simulated-time order (calls are instantaneous); true concurrency
 is the ThreadedMotoServer test's job.

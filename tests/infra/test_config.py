@@ -557,3 +557,18 @@ def test_storage_subnet_settings_that_contradict_each_other_are_rejected():
     assert _fails(config).startswith(
         "regions[0].vpcs[0].existing.storage_subnet_ids: storage_subnets is 'private'"
     )
+
+
+def test_the_fence_inline_wait_defaults_to_30_s_and_is_bounded_by_the_fence_timeout():
+    config = parse_config(_config())
+    assert (config.fence_inline_wait_seconds, config.fence_timeout_seconds) == (30, 300)
+    raw = _config()
+    raw.update(fence_timeout_seconds=120, fence_inline_wait_seconds=120)
+    assert parse_config(raw).fence_inline_wait_seconds == 120
+    raw["fence_inline_wait_seconds"] = 121
+    assert _fails(raw) == "fence_inline_wait_seconds: 121 is out of range (1..120)"
+    raw = _config()
+    raw["fence_inline_wait_seconds"] = 0
+    assert _fails(raw) == "fence_inline_wait_seconds: 0 is out of range (1..300)"
+    raw["fence_inline_wait_seconds"] = "30s"
+    assert _fails(raw) == "fence_inline_wait_seconds: expected an integer, got '30s'"

@@ -142,9 +142,11 @@ def test_switcher_function_settings_and_environment(multi_app):
             contract.ENV_RECONCILE_INTERVAL_SECONDS,
             contract.ENV_SWITCH_OVERDUE_SECONDS,
             contract.ENV_FENCE_TIMEOUT_SECONDS,
+            contract.ENV_FENCE_INLINE_WAIT_SECONDS,
             contract.ENV_SILENT_AFTER_SECONDS,
         }
         assert env[contract.ENV_FENCE_TIMEOUT_SECONDS] == str(cfg.fence_timeout_seconds)
+        assert env[contract.ENV_FENCE_INLINE_WAIT_SECONDS] == str(cfg.fence_inline_wait_seconds)
         assert env[contract.ENV_SILENT_AFTER_SECONDS] == str(cfg.silent_after_seconds)
         assert env[contract.ENV_VPC_NAME] == vpc.name
         assert env[contract.ENV_RECONCILE_INTERVAL_SECONDS] == str(vpc.reconcile.interval_seconds)

@@ -1,5 +1,7 @@
-"""The fence when the source's stop never completes (a lost Availability Zone): escalation to the
-network ACL, the fence kind recorded, and no launch when no fence can be confirmed.
+"""The fence when the source's stop never completes (a lost Availability Zone): the switch parked instead
+of holding its invocation, resumed by the source's `stopped` event or, at the fence deadline, by the
+reconciler; escalation to the network ACL (one whole-subnet rule pair for a lost subnet), the fence kind
+recorded, and no launch when no fence can be confirmed.
 
 moto stops every instance at once; `swr_local.gaps.lost_availability_zones` keeps the source `stopping`
 (its stop never completes), as in an AZ that lost power or network while the regional API still answers.
@@ -12,12 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
+from collections import Counter
+from datetime import datetime
 from typing import Any
 
 import pytest
-from switcher import contract, fence, state
+from switcher import contract, state
+from switcher.observability import metrics
 from switcher.phases import Phase
 from switcher.reconcile import reconcile
+from switcher.switch import SKIPPED, WAITING
 
 from swr_local import gaps
 from swr_local.world import allow_all_acl
@@ -159,13 +167,19 @@ def test_every_network_acl_of_a_mount_target_subnet_gets_the_rules(world: World)
 
 
 def _unconfirmed(world: World, source: str, match: str) -> None:
+    """No fence can be confirmed: the invocation ends normally (no error for Lambda to retry), the switch
+    is parked due at once, nothing is launched, and one notice says why."""
     world.calls.clear()
-    with (
-        gaps.lost_availability_zones({world.instance(source)["Placement"]["AvailabilityZone"]}),
-        pytest.raises(fence.FenceUnconfirmed, match=match),
-    ):
-        _run_past_the_deadline(world, source)
+    with gaps.lost_availability_zones({world.instance(source)["Placement"]["AvailabilityZone"]}):
+        result = _run_past_the_deadline(world, source)
+    assert result.outcome == WAITING and re.search(match, result.reason), result
     assert world.calls.named("RunInstances") == [] and world.switches(1)[0].fence is None
+    node = world.node(1)
+    assert (node.state, node.lease_owner) == (state.SWITCHING, None)
+    assert node.lease_until <= math.ceil(world.now())  # due again at the next event or reconcile run
+    (notice,) = _notices(world, contract.FENCE_UNCONFIRMED_DETAIL_TYPE)
+    assert re.search(match, notice["error"]) and notice["outcome"] == WAITING
+    assert _notices(world, contract.SWITCH_ATTEMPT_FAILED_DETAIL_TYPE) == []
 
 
 def test_a_mount_target_in_the_sources_own_subnet_means_no_network_fence(world: World) -> None:
@@ -222,11 +236,9 @@ def test_a_switch_whose_stop_completes_records_the_stopped_fence(world: World) -
     assert notice["fence"] == contract.FENCE_STOPPED
 
 
-def test_with_no_confirmable_fence_nothing_is_launched_and_a_notice_says_why(world: World) -> None:
-    source = world.provision(1)
-    described = world.instance(source)
-    acl_id = _mount_target_acl(world)
-    for egress in (False, True):  # the operator's quota: 20 rules per direction, all taken
+def _fill_quota(world: World, acl_id: str) -> None:
+    """The operator's own rules take the whole quota: 20 per direction."""
+    for egress in (False, True):
         for number in range(200, 220):
             world.clients.ec2.create_network_acl_entry(
                 NetworkAclId=acl_id,
@@ -237,19 +249,171 @@ def test_with_no_confirmable_fence_nothing_is_launched_and_a_notice_says_why(wor
                 CidrBlock="10.99.0.0/16",
                 PortRange={"From": 443, "To": 443},
             )
+
+
+def test_with_no_confirmable_fence_nothing_is_launched_and_one_notice_says_why(world: World) -> None:
+    """An unconfirmed fence is no attempt failure: the switch is parked due at once, every reconcile run
+    tries again (and counts it), nothing is launched, and the notice is sent once for the same reason."""
+    source = world.provision(1)
+    described = world.instance(source)
+    _fill_quota(world, _mount_target_acl(world))
     world.calls.clear()
     lost_az = described["Placement"]["AvailabilityZone"]
-    with (
-        gaps.lost_availability_zones({lost_az}),
-        gaps.nacl_rule_quota(),
-        pytest.raises(fence.FenceUnconfirmed, match="quota"),
-    ):
-        _run_past_the_deadline(world, source)
+    with gaps.lost_availability_zones({lost_az}), gaps.nacl_rule_quota():
+        result = _run_past_the_deadline(world, source)
+        assert result.outcome == WAITING and "quota" in result.reason, result
+        for _ in range(3):  # the reconciler's next runs: each resumes the due switch and parks it again
+            world.advance(world.settings.reconcile_interval_seconds)
+            metrics.clear_metrics()
+            settings = dataclasses.replace(world.settings, fence_timeout_seconds=TIMEOUT)
+            report = reconcile(clients=world.clients, settings=settings, now=world.now)
+            assert [(a["action"], a["outcome"]) for a in report.actions] == [("resume", WAITING)], report
+            assert report.errors == []
+            emf = metrics.serialize_metric_set()
+            names = {m["Name"] for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+            assert contract.METRIC_FENCE_UNCONFIRMED in names and contract.METRIC_SWITCH_FAILED not in names
+        metrics.clear_metrics()
     assert world.calls.named("RunInstances") == []
     assert [i["InstanceId"] for i in world.node_instances(1)] == [source]
     node = world.node(1)
-    assert node.state == state.SWITCHING  # kept: Lambda's retries, then the reconciler, try again
+    assert node.state == state.SWITCHING  # kept: the next run or event tries again
     (switch,) = world.switches(1)
     assert switch.fence is None and Phase.FENCE.value not in switch.timeline
+    assert switch.fence_unconfirmed is not None and "quota" in switch.fence_unconfirmed
     (notice,) = _notices(world, contract.FENCE_UNCONFIRMED_DETAIL_TYPE)
     assert "quota" in notice["error"] and notice["source_instance_id"] == source
+    assert _notices(world, contract.SWITCH_ATTEMPT_FAILED_DETAIL_TYPE) == []
+
+
+# --- the fence wait parks the switch instead of holding the invocation -----------------------------------
+
+
+def _park(world: World, source: str, node_id: int = 1) -> Any:
+    """Deliver the source's alarm while its AZ is lost: the stop never completes within the inline wait."""
+    result = world.run(world.event("alarm_monitor_alarm", source, node_id=node_id))
+    assert result.outcome == WAITING, result
+    return result
+
+
+def test_a_stop_that_never_completes_parks_the_switch_until_its_stopped_event(world: World) -> None:
+    source = world.provision(1)
+    az = world.instance(source)["Placement"]["AvailabilityZone"]
+    with gaps.lost_availability_zones({az}):
+        metrics.clear_metrics()
+        result = _park(world, source)  # returns: no exception, so Lambda does not retry the event
+        emf = metrics.serialize_metric_set()
+        names = {m["Name"] for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+        assert contract.METRIC_FENCE_PENDING in names and contract.METRIC_SWITCH_FAILED not in names
+        metrics.clear_metrics()
+        (switch,) = world.switches(1)
+        sent = datetime.fromisoformat(switch.timeline[Phase.STOP_SENT.value]).timestamp()
+        deadline = sent + world.settings.fence_timeout_seconds
+        assert source in result.reason and "stopping" in result.reason
+        assert state.iso(deadline) in result.reason
+        node = world.node(1)
+        assert (node.state, node.switch_id, node.lease_owner) == (state.SWITCHING, switch.switch_id, None)
+        assert node.lease_until == math.ceil(deadline)
+        assert Phase.STOP_SENT.value in switch.timeline and Phase.FENCE.value not in switch.timeline
+        assert _notices(world, contract.SWITCH_ATTEMPT_FAILED_DETAIL_TYPE) == []
+
+        # Before the deadline, an event about the source (its `stopping`, its alarm again) is skipped...
+        world.advance(30)
+        for name in ("ec2_state_stopping", "alarm_monitor_alarm"):
+            skipped = world.run(world.event(name, source))
+            assert skipped.outcome == SKIPPED and "waits for the fence of its source" in skipped.reason
+        # ...and so is the switch by a reconcile run, with no call beyond the run's own reads.
+        world.calls.clear()
+        report = reconcile(clients=world.clients, settings=world.settings, now=world.now)
+        assert report.actions == [] and report.errors == []
+        assert Counter(c.operation for c in world.calls.calls) == {
+            "Query": 1,
+            "DescribeInstances": 1,
+            "DescribeAlarms": 1,
+            "DescribeNetworkAcls": 1,
+        }
+    # The AZ comes back and the stop completes: EC2 sends `stopped`, which resumes the switch at once.
+    world.clients.ec2.stop_instances(InstanceIds=[source], Force=True)
+    assert world.state_of(source) == "stopped"
+    resumed = world.run(world.event("ec2_state_stopped", source))
+    assert resumed.outcome == state.SUCCEEDED, resumed
+    (switch,) = world.switches(1)
+    assert switch.fence == contract.FENCE_STOPPED and switch.attempts == 2
+    assert world.node(1).current_instance_id == resumed.replacement_instance_id
+    assert _notices(world, contract.SWITCH_ATTEMPT_FAILED_DETAIL_TYPE) == []  # a parked switch was no kill
+
+
+def test_a_parked_switch_is_network_fenced_by_the_reconciler_once_its_deadline_passes(world: World) -> None:
+    source = world.provision(1)
+    ip = world.instance(source)["PrivateIpAddress"]
+    world.provision(2)  # still running in the same subnet: the rule is for the source alone
+    az = world.instance(source)["Placement"]["AvailabilityZone"]
+    with gaps.lost_availability_zones({az}):
+        _park(world, source)
+        world.advance(world.settings.fence_timeout_seconds + 1)
+        report = reconcile(clients=world.clients, settings=world.settings, now=world.now)
+        assert [(a["node_id"], a["action"], a["outcome"]) for a in report.actions] == [
+            (1, "resume", state.SUCCEEDED)
+        ], report
+        assert "its fence is due" in report.actions[0]["reason"]
+    (switch,) = world.switches(1)
+    assert switch.fence == contract.FENCE_NETWORK
+    assert {e["CidrBlock"] for e in _swr_denies(world, _mount_target_acl(world))} == {f"{ip}/32"}
+
+
+def test_the_parked_switches_of_a_lost_subnet_take_one_whole_subnet_rule_pair(world: World) -> None:
+    """Every node of a subnet is lost (more than the quota of per-address rules). Each switch sends its
+    stop and parks; at the deadline every instance of the subnet carries the blackhole group, so the
+    first resumed switch writes one rule pair for the whole subnet and the others reuse it."""
+    nodes = 11  # 22 per-address rules would exceed the 20 per direction of the default quota
+    sources = {node_id: world.provision(node_id) for node_id in range(1, nodes + 1)}
+    (subnet,) = {world.instance(s)["SubnetId"] for s in sources.values()}
+    (az,) = {world.instance(s)["Placement"]["AvailabilityZone"] for s in sources.values()}
+    subnet_cidr = world.clients.ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["CidrBlock"]
+    acl_id = _mount_target_acl(world)
+    with gaps.lost_availability_zones({az}), gaps.nacl_rule_quota():
+        for node_id, source in sources.items():
+            _park(world, source, node_id)
+        assert _swr_denies(world, acl_id) == []
+        world.advance(world.settings.fence_timeout_seconds + 1)
+        report = reconcile(clients=world.clients, settings=world.settings, now=world.now)
+    assert sorted((a["node_id"], a["outcome"]) for a in report.actions) == [
+        (node_id, state.SUCCEEDED) for node_id in sources
+    ], report
+    assert {(e["Egress"], e["CidrBlock"]) for e in _swr_denies(world, acl_id)} == {
+        (False, subnet_cidr),
+        (True, subnet_cidr),
+    }
+    for node_id in sources:
+        (switch,) = world.switches(node_id)
+        assert switch.fence == contract.FENCE_NETWORK and switch.network_fence is not None
+        assert switch.network_fence["cidr"] == subnet_cidr
+    assert _notices(world, contract.FENCE_UNCONFIRMED_DETAIL_TYPE) == []
+
+
+class _Killed(BaseException):
+    """The invocation is killed (Lambda timeout, out of memory): no handler runs, its lease stays."""
+
+
+def test_a_retry_past_the_inline_wait_looks_at_the_source_once_and_parks_again(world: World) -> None:
+    """An attempt killed during its fence wait is retried by Lambda (same request) a minute later: past
+    the inline wait, before the deadline. The retry does not wait again: its one look at the source
+    (the describe every resumed switch makes, no waiter) shows the stop still pending, and it parks."""
+    source = world.provision(1)
+    az = world.instance(source)["Placement"]["AvailabilityZone"]
+
+    def killed_in_the_wait(phase: str, moment: str) -> None:
+        if (phase, moment) == (Phase.STOP_SENT.value, "recorded"):
+            raise _Killed("timeout")
+
+    event = world.event("alarm_monitor_alarm", source)
+    with gaps.lost_availability_zones({az}):
+        with pytest.raises(_Killed):
+            world.run(event, request_id="req-1", hook=killed_in_the_wait)
+        world.advance(60)  # Lambda's first retry
+        world.calls.clear()
+        result = world.run(event, request_id="req-1")
+    assert result.outcome == WAITING, result
+    # One describe to resolve the event, one by the resumed switch; no waiter poll.
+    assert len(world.calls.named("DescribeInstances")) == 2
+    node = world.node(1)
+    assert node.lease_owner is None and node.state == state.SWITCHING

@@ -329,3 +329,73 @@ def test_a_silent_node_on_hold_or_being_switched_is_not_switched() -> None:
     assert decide(held, seen, now=NOW, policy=POLICY).action == SKIP
     switching = _switching(lease_until=NOW + 600)
     assert decide(switching, seen, now=NOW, policy=POLICY).action == SKIP
+
+
+# --- a switch parked at its fence (its source's stop pending past the inline wait) ------------------------
+
+DEADLINE = NOW + 200
+
+
+def _parked(*, until: float = DEADLINE) -> state.NodeRecord:
+    """A switch parked by store.park_owned: still SWITCHING under its switch, no owner, due at `until`."""
+    return replace(_switching(lease_until=NOW + 500), lease_owner=None, lease_until=int(until))
+
+
+@pytest.mark.parametrize("cause", [EVENT, RECONCILE])
+@pytest.mark.parametrize("ec2_state", ["stopped", "terminated"])
+def test_a_parked_switch_is_resumed_at_once_when_its_source_is_seen_stopped(
+    cause: str, ec2_state: str
+) -> None:
+    d = decide(_parked(), _seen(cause, ec2_state, request_id="req-9"), now=NOW, policy=POLICY)
+    assert d.action == RESUME and d.parked and ec2_state in d.reason and "i-cur" in d.reason
+    # The take-over it leads to is allowed although `lease_until` has not passed.
+    taken = state.take_over(_parked(), owner="req-9/x", lease_until=int(NOW + 900), now=NOW, parked=True)
+    assert (taken.lease_owner, taken.state) == ("req-9/x", state.SWITCHING)
+
+
+@pytest.mark.parametrize("cause", [EVENT, RECONCILE])
+@pytest.mark.parametrize("ec2_state", ["stopping", "running", "shutting-down", None])
+def test_a_parked_switch_whose_source_has_not_stopped_waits_for_its_deadline(
+    cause: str, ec2_state: str | None
+) -> None:
+    d = decide(_parked(), _seen(cause, ec2_state, request_id="req-9"), now=NOW, policy=POLICY)
+    assert d.action == SKIP, d
+    assert d.reason == (
+        f"node 1: switch swr-1 waits for the fence of its source i-cur until {state.iso(int(DEADLINE))}"
+    )
+
+
+@pytest.mark.parametrize("cause", [EVENT, RECONCILE])
+def test_a_parked_switch_is_resumed_once_its_fence_deadline_has_passed(cause: str) -> None:
+    d = decide(_parked(), _seen(cause, "stopping", request_id="req-9"), now=DEADLINE, policy=POLICY)
+    assert d.action == RESUME and not d.parked and "its fence is due" in d.reason
+
+
+def test_a_killed_invocations_live_lease_is_not_taken_for_a_parked_switch() -> None:
+    """Owner present, lease live: a switch in progress (or killed), not parked. Its source stopping is
+    the switch's own stop: still skipped until the lease expires, as before parking existed."""
+    node = _switching(lease_until=NOW + 500)
+    assert not node.parked(NOW)
+    d = decide(node, _seen(RECONCILE, "stopped", request_id="req-9"), now=NOW, policy=POLICY)
+    assert d.action == SKIP and "holds the lease" in d.reason
+    with pytest.raises(state.TransitionError, match="not parked"):
+        state.take_over(node, owner="req-9/x", lease_until=int(NOW + 900), now=NOW, parked=True)
+
+
+def test_the_fence_inline_wait_comes_from_the_environment_30_s_by_default() -> None:
+    from switcher import contract
+    from switcher.settings import Settings, SettingsError
+
+    env = {
+        contract.ENV_TABLE_NAME: "t",
+        contract.ENV_TOPIC_ARN: "arn:aws:sns:us-east-1:1:t",
+        contract.ENV_BLACKHOLE_SG_ID: "sg-1",
+        contract.ENV_VPC_NAME: "prod",
+        contract.ENV_VPC_ID: "vpc-1",
+    }
+    assert Settings.from_env(env).fence_inline_wait_seconds == 30
+    assert contract.ENV_FENCE_INLINE_WAIT_SECONDS == "SWR_FENCE_INLINE_WAIT_SECONDS"
+    custom = Settings.from_env({**env, contract.ENV_FENCE_INLINE_WAIT_SECONDS: "45"})
+    assert custom.fence_inline_wait_seconds == 45
+    with pytest.raises(SettingsError, match="fence_inline_wait_seconds=0"):
+        Settings.from_env({**env, contract.ENV_FENCE_INLINE_WAIT_SECONDS: "0"})
