@@ -338,6 +338,40 @@ def pieces(outcomes: list[Outcome]) -> dict[str, float]:
     return {name: statistics.median(piece(o) for o in outcomes) for name, piece in PIECES.items()}
 
 
+#: The fastest health check a target group accepts: HealthCheckIntervalSeconds "The range is 5-300",
+#: HealthyThresholdCount "The range is 2-10" (Elastic Load Balancing API Reference, CreateTargetGroup).
+FASTEST_HEALTH = Health(interval_seconds=5, healthy_threshold=2)
+
+
+def fresh_launch_floor(figure_range: Callable[[str], tuple[float, float]]) -> dict[str, float]:
+    """The median RTO of ANY recovery that launches a new instance (app fault, pre-registered target) if
+    every step the recovery itself controls took no time: the monitor confirms the failure at once, the
+    function is warm, the fence overlaps the boot (a gated start), the switcher's own calls are free; what
+    is left is AWS's part (the FaultScript's stop call, event delivery, RunInstances, the boot) and the
+    application's start, then the fastest health check a target group allows. Every remaining figure is a
+    symmetric uniform draw, and so is the health check's phase, so the median of the sum is the sum of the
+    midpoints (exact, not an estimate). `figure_range`: a model figure's (low, high). The pieces, in
+    modeled seconds."""
+
+    def midpoint(path: str) -> float:
+        low, high = figure_range(path)
+        return (low + high) / 2
+
+    health = FASTEST_HEALTH
+    return {
+        "FaultScript's stop call (monitor confirmation taken as instant)": midpoint(
+            "detection.faultscript_to_stop_call"
+        ),
+        "EventBridge delivery (warm function: no cold start)": midpoint("delivery.eventbridge_delivery"),
+        "RunInstances call (fence overlapped with the boot)": midpoint("api_round_trip.ec2.RunInstances"),
+        "launch -> SSH answering (boot)": midpoint("replacement_ready.launch_to_ssh_answering"),
+        "application start": midpoint("replacement_ready.app_start_after_boot"),
+        f"health checks at the fastest allowed ({health.interval_seconds} s x {health.healthy_threshold})": (
+            health.interval_seconds / 2 + health.interval_seconds * (health.healthy_threshold - 1)
+        ),
+    }
+
+
 def _levers_dict(levers: LeverSet) -> dict[str, Any]:
     return {
         "health_check": f"{levers.health.interval_seconds} s x {levers.health.healthy_threshold}",

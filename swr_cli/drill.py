@@ -1,25 +1,40 @@
 """Inject a fault the way the real one happens, follow the switch, check its invariants.
 
 Against AWS, EventBridge delivers the event the fault causes; on the local emulator `swr_local.drill`
-delivers it (the emulator delivers no events)."""
+delivers it (the emulator delivers no events). The `az` fault (an Availability Zone lost) exists only on
+the local emulator (`LOCAL_ONLY_FAULTS`): no API call can lose an AZ of a real account safely."""
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
-from switcher import contract, state
+from switcher import contract, phases, state
 
 from swr_cli.aws import AwsTarget
 from swr_cli.discovery import Switcher
 from swr_cli.render import Check
 
-FAULTS = ("app", "monitor", "status")
+FAULTS = ("app", "monitor", "status", "az")
+#: Faults only the local emulator can cause: `swr drill` refuses them against a real account.
+LOCAL_ONLY_FAULTS = ("az",)
+#: Why an AZ loss is not drilled against a real account, and what to use there instead: the FIS scenario
+#: library's "AZ Availability: Power Interruption" (named so in the Route 53 ARC Developer Guide, "Testing
+#: zonal autoshift with AWS FIS").
+AZ_REAL_ACCOUNT_REFUSAL = (
+    "`--fault az` runs only against the local emulator (`swr local up`, or an --endpoint-url on "
+    "127.0.0.1): losing an Availability Zone means instances that never stop and metrics that go silent, "
+    "which no API call can cause safely in a real account. To rehearse it in {region}, run AWS Fault "
+    'Injection Service\'s scenario "AZ Availability: Power Interruption" on a test deployment and follow '
+    "the switch with `swr history`. Nothing was changed."
+)
 _EFS_ID = re.compile(r"\bfs-[0-9a-f]{8,17}\b")
 
 
@@ -48,6 +63,8 @@ def inject_fault(target: AwsTarget, switcher: Switcher, node: state.NodeRecord, 
     """
     if fault not in FAULTS:
         raise DrillError(f"unknown fault {fault!r}: expected one of {', '.join(FAULTS)}")
+    if fault in LOCAL_ONLY_FAULTS:
+        raise DrillError(f"fault {fault!r} is injected by the local emulator (swr_local.drill), not here")
     if not node.current_instance_id:
         raise DrillError(f"node {node.node_id} has no current instance to fail")
     account = target.client("sts").get_caller_identity()["Account"]
@@ -80,6 +97,11 @@ class FollowResult:
     handler_error: BaseException | None = None
     handler_result: Any = None
     seen_phases: list[str] = field(default_factory=list)
+    #: Invariants the run checked itself while they could be seen (e.g. the network fence while its
+    #: source lived), printed after those of `check_switch`.
+    checks: list[Check] = field(default_factory=list)
+    #: Environment variables given to the in-process switcher only (the local az drill's short timings).
+    overrides: dict[str, str] = field(default_factory=dict)
 
 
 def report_new_phases(
@@ -262,6 +284,96 @@ def check_switch(
             )
         )
     return checks
+
+
+def _stamp(switch: state.SwitchRecord, phase: str) -> datetime | None:
+    raw = switch.timeline.get(phase)
+    return datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else None
+
+
+def check_network_fence(target: AwsTarget, switch: state.SwitchRecord) -> list[Check]:
+    """The invariants of a switch whose source never stopped (a lost AZ), checked while the source still
+    lives: the network fence held and is on record, nothing was launched before it was confirmed, the
+    source's termination was requested, and the deny rules stand in the network ACLs of the EFS
+    mount-target subnets (docs/fencing.md)."""
+    ec2 = target.client("ec2")
+    found = ec2.describe_instances(InstanceIds=[switch.source_instance_id])["Reservations"]
+    source: dict[str, Any] = next((i for r in found for i in r["Instances"]), {})
+    source_state = source.get("State", {}).get("Name", "missing")
+    checks = [
+        Check(
+            "fence: network-fenced (the source never stopped)",
+            switch.fence == contract.FENCE_NETWORK and source_state not in ("stopped", "missing"),
+            f"fence {switch.fence or 'none'}; source {switch.source_instance_id} {source_state}",
+        )
+    ]
+    order = [phases.Phase.STOP_SENT.value, phases.Phase.FENCE.value, phases.Phase.LAUNCH.value]
+    stamps = [stamp for stamp in (_stamp(switch, phase) for phase in order) if stamp is not None]
+    checks.append(
+        Check(
+            "nothing launched before the fence was confirmed",
+            len(stamps) == len(order) and stamps == sorted(stamps),
+            " ≤ ".join(f"{phase} {switch.timeline.get(phase, '-')}" for phase in order),
+        )
+    )
+    checks.append(
+        Check(
+            "source termination requested (it never completes while its AZ is lost)",
+            source_state in ("shutting-down", "terminated"),
+            f"{switch.source_instance_id}: {source_state}",
+        )
+    )
+    checks.append(_deny_rules_check(ec2, switch, source))
+    return checks
+
+
+def _deny_rules_check(ec2: Any, switch: state.SwitchRecord, source: dict[str, Any]) -> Check:
+    """The recorded deny rules are in place, in the network ACL of every subnet holding an EFS mount
+    target (and only there: not the source's own subnet), both directions, for the source's address."""
+    name = "deny rules on the mount-target subnets' network ACLs while the source lives"
+    fence_record = switch.network_fence or {}
+    recorded = list(fence_record.get("acls", []))
+    subnets = [str(s) for s in fence_record.get("mount_target_subnets", [])]
+    if not recorded or not subnets:
+        return Check(name, False, "no network fence recorded on the switch")
+    address = source.get("PrivateIpAddress")
+    acls = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": subnets}])
+    entries = {a["NetworkAclId"]: a.get("Entries", []) for a in acls["NetworkAcls"]}
+    missing: list[str] = []
+    held: list[str] = []
+    for rules in recorded:
+        acl_id = str(rules["network_acl_id"])
+        for egress, number in ((False, rules["ingress_rule"]), (True, rules["egress_rule"])):
+            entry = next(
+                (
+                    e
+                    for e in entries.get(acl_id, [])
+                    if bool(e.get("Egress")) is egress and int(e["RuleNumber"]) == int(number)
+                ),
+                None,
+            )
+            direction = "egress" if egress else "ingress"
+            covers = (
+                entry is not None
+                and entry.get("RuleAction") == "deny"
+                and str(entry.get("Protocol")) == "-1"
+                and bool(address)
+                and ipaddress.ip_address(str(address)) in ipaddress.ip_network(str(entry.get("CidrBlock")))
+            )
+            (held if covers else missing).append(
+                f"{acl_id} {direction} #{number} {entry.get('CidrBlock') if entry else 'absent'}"
+            )
+    unfenced = sorted(set(entries) - {str(r["network_acl_id"]) for r in recorded})
+    own_subnet = source.get("SubnetId") in subnets
+    ok = not missing and not unfenced and not own_subnet
+    detail = f"source {address}; mount-target subnets {', '.join(subnets)}; held: {', '.join(held) or 'none'}"
+    if missing:
+        detail += f"; missing: {', '.join(missing)}"
+    if unfenced:
+        detail += f"; ACLs without a rule: {', '.join(unfenced)}"
+    if own_subnet:
+        detail += f"; the source's own subnet {source.get('SubnetId')} holds a mount target"
+    return Check(name, ok, detail)
 
 
 def _mount_target_azs(target: AwsTarget, fs_ids: set[str]) -> dict[str, set[str]]:

@@ -205,6 +205,8 @@ class Refused(Exception):
 def cmd_drill(args: argparse.Namespace, console: Console) -> ExitCode:
     """Inject a fault, follow the switch; in --output json the progress goes to stderr."""
     target = _target(args)
+    if args.fault in drill.LOCAL_ONLY_FAULTS and not target.is_local:
+        raise Refused(drill.AZ_REAL_ACCOUNT_REFUSAL.format(region=target.region))
     if not target.is_local and not args.yes:
         raise Refused(
             f"`swr drill` fails a real node in {target.region} (no local --endpoint-url). "
@@ -225,16 +227,24 @@ def cmd_drill(args: argparse.Namespace, console: Console) -> ExitCode:
             target.client("dynamodb"), switcher.table_name, switcher.vpc_name, node.node_id
         )
     }
-    injected = drill.inject_fault(target, switcher, node, args.fault)
-    console.print(f"injected {args.fault} fault on node {node.node_id} ({node.current_instance_id})")
 
     def on_phase(phase: str, stamp: str) -> None:
         console.print(f"  · {phase:<18} {stamp}")
 
-    if local is not None:
+    if args.fault in drill.LOCAL_ONLY_FAULTS:
+        assert local is not None  # refused above for a real account
+        console.print(f"injecting {args.fault} fault on node {node.node_id} ({node.current_instance_id})")
+        outcome = local.drill_az(target, switcher, node, console, on_phase, args.timeout)
+        if outcome.overrides:
+            document["local_overrides"] = outcome.overrides
+    elif local is not None:
+        injected = drill.inject_fault(target, switcher, node, args.fault)
+        console.print(f"injected {args.fault} fault on node {node.node_id} ({node.current_instance_id})")
         # An emulator delivers no events: act as EventBridge, through the deployed rule's pattern.
         outcome = local.deliver(target, switcher, node.node_id, injected, console, on_phase, args.timeout)
     else:
+        drill.inject_fault(target, switcher, node, args.fault)
+        console.print(f"injected {args.fault} fault on node {node.node_id} ({node.current_instance_id})")
         switch = drill.follow(target, switcher, node.node_id, known, on_phase=on_phase, timeout=args.timeout)
         outcome = drill.FollowResult(
             switch=switch,
@@ -252,7 +262,7 @@ def cmd_drill(args: argparse.Namespace, console: Console) -> ExitCode:
     if outcome.switch.outcome == state.IN_PROGRESS:
         console.print(f"[yellow]still in progress after {args.timeout:.0f}s[/]: `swr history {node.node_id}`")
         return _done(args, ExitCode.FAILED, {**document, "ok": False, "checks": []})
-    checks = drill.check_switch(target, switcher, node, efs_before, outcome)
+    checks = drill.check_switch(target, switcher, node, efs_before, outcome) + outcome.checks
     console.print(checks_table(f"invariants · node {node.node_id}", checks))
     ok = all(c.ok for c in checks)
     return _done(
@@ -369,7 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--fault",
         choices=drill.FAULTS,
         required=True,
-        help="app: stop the instance as the FaultScript does; monitor/status: set that alarm to ALARM",
+        help="app: stop the instance as the FaultScript does; monitor/status: set that alarm to ALARM; "
+        "az (local emulator only): lose the node's Availability Zone, its monitor metric silent",
     )
     p.add_argument("--yes", action="store_true", help="required against a real account")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to follow the switch")

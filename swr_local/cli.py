@@ -12,6 +12,7 @@ from typing import Any
 
 import moto.server  # noqa: F401 - fails here, naming the missing module, without the `local` extra
 from rich.console import Console
+from switcher import state
 
 from swr_cli.aws import AwsTarget
 from swr_cli.discovery import Switcher
@@ -21,7 +22,7 @@ from swr_local import sandbox
 from swr_local.demo import EMULATOR_TIME, run_demo
 from swr_local.errors import LocalRunError
 
-__all__ = ["EMULATOR_TIME", "LocalRunError", "deliver", "demo", "local_down", "local_up"]
+__all__ = ["EMULATOR_TIME", "LocalRunError", "deliver", "demo", "drill_az", "local_down", "local_up"]
 
 
 def demo(console: Console, *, node_id: int | None = None) -> int:
@@ -49,6 +50,27 @@ def deliver(
     console.print(f"delivering {event['detail-type']!r} via rule {rule} to {switcher.function_name}")
     return local_drill.deliver_and_follow(
         target, switcher, node_id, event, on_phase=on_phase, timeout=timeout
+    )
+
+
+def drill_az(
+    target: AwsTarget,
+    switcher: Switcher,
+    node: state.NodeRecord,
+    console: Console,
+    on_phase: Callable[[str, str], None],
+    timeout: float,
+) -> FollowResult:
+    """`swr drill --fault az`: lose the node's AZ in the emulator, silence its monitor metric and drive
+    the detection the product uses (the reconciler, then the raised alarm's event through the deployed
+    rule) until the node runs in another AZ (swr_local.drill.drill_az)."""
+    return local_drill.drill_az(
+        target,
+        switcher,
+        node,
+        say=lambda line: console.print(line, markup=False),
+        on_phase=on_phase,
+        timeout=timeout,
     )
 
 

@@ -31,7 +31,9 @@ these helpers on a local emulator (see `swr_cli.aws.is_local_endpoint`).
 8. An Availability Zone that is lost (power or network): moto stops and terminates every instance at
    once. In a lost AZ the regional EC2 API still answers, but a stop or termination of an instance there
    does not complete: `lost_availability_zones(azs)` leaves such instances `stopping` / `shutting-down`
-   (no `stopped`, no `terminated`) for as long as it is active. A network ACL's rule quota (20 per
+   (no `stopped`, no `terminated`) for as long as it is active; `lost_availability_zones_control` serves
+   the same gap to another process (`swr drill --fault az` against the `swr local up` sandbox or
+   `swr_local.moto_server`) on the path LOST_AZ_CONTROL_PATH. A network ACL's rule quota (20 per
    direction by default, "Amazon VPC quotas") is not enforced by moto either: `nacl_rule_quota(n)` answers
    `NetworkAclEntryLimitExceeded` past `n` rules in one direction (the default deny rule does not count).
 9. The network interface of an EFS mount target: moto creates it with no description, while EFS describes
@@ -473,13 +475,38 @@ def network_interface_gaps() -> Iterator[None]:
             _interface_gaps_active.pop()
 
 
+class LostZones(set[str]):
+    """The lost AZs of gap 8 (a set of AZ names), and the stops and terminations requested in them."""
+
+    def __init__(self, azs: Iterable[str] = ()) -> None:
+        super().__init__(azs)
+        #: id(instance) -> (instance, "stop" | "terminate"): what completes when its AZ recovers.
+        self.pending: dict[int, tuple[Any, str]] = {}
+
+    def recover(self, azs: Iterable[str]) -> list[str]:
+        """The AZs come back: take them out of the set and complete what was requested of their instances
+        meanwhile (a termination wins over a stop). AWS documents no such timing; the emulator completes
+        them at once, so that the drill's world is whole again. Returns the ids of the instances completed."""
+        back = set(azs) & self
+        self.difference_update(back)
+        done = []
+        for key, (instance, operation) in list(self.pending.items()):
+            if instance.placement.zone not in back:
+                continue
+            del self.pending[key]
+            (instance.terminate if operation == "terminate" else instance.stop)()
+            done.append(str(instance.id))
+        return sorted(done)
+
+
 @contextmanager
-def lost_availability_zones(azs: Iterable[str]) -> Iterator[set[str]]:
+def lost_availability_zones(azs: Iterable[str]) -> Iterator[LostZones]:
     """Gap 8: while active, a stop or termination of an instance placed in one of `azs` never completes
-    (the instance stays `stopping` / `shutting-down`). Yields the set of lost AZs (add to it to lose more)."""
+    (the instance stays `stopping` / `shutting-down`). Yields the set of lost AZs (add to it to lose more;
+    `recover` brings AZs back and completes what was requested there)."""
     from moto.ec2.models.instances import Instance
 
-    lost = set(azs)
+    lost = LostZones(azs)
     original_stop, original_terminate = Instance.stop, Instance.terminate
 
     def stop(self: Any) -> Any:
@@ -488,6 +515,7 @@ def lost_availability_zones(azs: Iterable[str]) -> Iterator[set[str]]:
         previous = copy.copy(self._state)
         if self._state.name in ("pending", "running"):
             self._state.name, self._state.code = "stopping", 64
+            lost.pending.setdefault(id(self), (self, "stop"))
         return previous
 
     def terminate(self: Any) -> Any:
@@ -496,10 +524,60 @@ def lost_availability_zones(azs: Iterable[str]) -> Iterator[set[str]]:
         previous = copy.copy(self._state)
         if self._state.name != "terminated":
             self._state.name, self._state.code = "shutting-down", 32
+            lost.pending[id(self)] = (self, "terminate")
         return previous
 
     with mock.patch.object(Instance, "stop", stop), mock.patch.object(Instance, "terminate", terminate):
         yield lost
+
+
+#: Gap 8 for another process: the path (not an AWS API) where `lost_availability_zones_control` answers.
+#: GET: {"lost": [az, ...]}; PUT {"lost": [az, ...]}: those AZs are lost from now on, any other recovers.
+LOST_AZ_CONTROL_PATH = "/_swr/lost-availability-zones"
+
+
+def _lost_az_request(lost: LostZones, environ: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Serve one request of the lost-AZ control: the HTTP status and the JSON answer."""
+    method = environ.get("REQUEST_METHOD", "GET")
+    recovered: list[str] = []
+    if method == "PUT":
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            wanted = json.loads(environ["wsgi.input"].read(length) or b"{}").get("lost")
+        except (ValueError, AttributeError) as err:
+            return "400 Bad Request", {"error": f"expected a JSON object {{'lost': [az, ...]}}: {err}"}
+        if not isinstance(wanted, list) or not all(isinstance(az, str) and az for az in wanted):
+            return "400 Bad Request", {"error": f"'lost': {wanted!r}: expected a list of AZ names"}
+        recovered = lost.recover(set(lost) - set(wanted))
+        lost.update(wanted)
+    elif method != "GET":
+        return "405 Method Not Allowed", {"error": f"{method}: expected GET or PUT"}
+    return "200 OK", {"lost": sorted(lost), "completed": recovered}
+
+
+@contextmanager
+def lost_availability_zones_control() -> Iterator[LostZones]:
+    """Gap 8, steered over HTTP: while active, moto's servers in this process (a `ThreadedMotoServer`, or
+    `moto.server.main`) answer LOST_AZ_CONTROL_PATH themselves, before moto routes the request, and the
+    lost AZs set there apply to every instance of this process's moto (`lost_availability_zones`). How the
+    `swr local up` sandbox and `swr_local.moto_server`, which run moto in a process of their own, lose an AZ
+    for `swr drill --fault az`."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original_call = DomainDispatcherApplication.__call__
+
+    with lost_availability_zones(()) as lost:
+
+        def call(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+            if environ.get("PATH_INFO") != LOST_AZ_CONTROL_PATH:
+                return original_call(self, environ, start_response)
+            status, answer = _lost_az_request(lost, environ)
+            body = json.dumps(answer).encode()
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+
+        with mock.patch.object(DomainDispatcherApplication, "__call__", call):
+            yield lost
 
 
 #: The default quota of rules per network ACL and direction ("Amazon VPC quotas": 20, adjustable to 40).

@@ -5,7 +5,8 @@ that `swr status`, `history`, `drill`, `hold` and `resume` can be tried without 
 127.0.0.1 (in-process, so that `swr_local.gaps` can correct moto during the deploy), deploys the app,
 provisions its nodes, writes `sandbox.json` (endpoint, region, pid) and serves until `down` sends it
 SIGTERM. The commands then talk to it like to any endpoint; `swr drill` acts as EventBridge for it, as it
-does for every local endpoint.
+does for every local endpoint. Its moto also answers the lost-AZ control of `swr_local.gaps` (gap 8), so
+that `swr drill --fault az` can lose an Availability Zone in this process.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from swr_local.assembly import app_directory, read_assembly, synthesize
 from swr_local.deploy import deploy_assembly, provision_nodes
 from swr_local.emulator import FAKE_CREDENTIALS, LOCAL_ACCOUNT_ID, moto_server
 from swr_local.errors import LocalRunError
+from swr_local.gaps import lost_availability_zones_control
 
 #: Overrides where the sandbox keeps its state file and log (tests; several sandboxes side by side).
 DIR_VARIABLE = "SWR_SANDBOX_DIR"
@@ -188,7 +190,7 @@ def serve(directory: Path, *, assembly: Path | None = None, app_dir: Path | None
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     progress = io.StringIO()
-    with moto_server() as server:
+    with lost_availability_zones_control(), moto_server() as server:
         print(f"moto on {server.endpoint_url}", flush=True)
         out = directory / "cdk.out"
         source = assembly if assembly is not None else synthesize(out, app_dir=app_dir)

@@ -80,14 +80,14 @@ def user_tags(tags: Mapping[str, str]) -> dict[str, str]:
 
 
 def tagged_subnets(ec2: EC2Client, vpc_id: str) -> list[dict[str, str]]:
-    """Subnets of the VPC carrying the subnet tag (may receive a node), as {subnet_id, az}."""
+    """Subnets of the VPC carrying the subnet tag (may receive a node), as {subnet_id, az, cidr}."""
     paginator = ec2.get_paginator("describe_subnets")
     filters: list[FilterTypeDef] = [
         {"Name": "vpc-id", "Values": [vpc_id]},
         {"Name": "tag-key", "Values": [contract.TAG_SUBNET]},
     ]
     return [
-        {"subnet_id": s["SubnetId"], "az": s["AvailabilityZone"]}
+        {"subnet_id": s["SubnetId"], "az": s["AvailabilityZone"], "cidr": s.get("CidrBlock", "")}
         for page in paginator.paginate(Filters=filters)
         for s in page["Subnets"]
     ]

@@ -136,13 +136,16 @@ def send_stop(ec2: EC2Client, instance_id: str, *, current_state: str, blackhole
 def wait_budget(
     *, deadline: float, now: float, remaining_seconds: float | None, delay: float, max_attempts: int
 ) -> int:
-    """How many waiter polls fit before the fence deadline and within the invocation (0: none)."""
+    """How many waiter polls fit before the fence deadline and within the invocation (0: none).
+
+    botocore's waiter polls at once, then sleeps `delay` before each further poll: N polls span
+    (N - 1) x delay, so covering `budget` seconds takes budget / delay polls plus the first one."""
     budget = deadline - now
     if remaining_seconds is not None:
         budget = min(budget, remaining_seconds - ESCALATION_RESERVE_SECONDS)
     if budget <= 0:
         return 0
-    return max(1, min(max_attempts, math.ceil(budget / max(delay, 1e-6))))
+    return max(1, min(max_attempts, math.ceil(budget / max(delay, 1e-6)) + 1))
 
 
 def wait_stopped(ec2: EC2Client, instance_id: str, *, delay: float, attempts: int) -> str:
@@ -352,6 +355,20 @@ def network_fence(ec2: EC2Client, source: Mapping[str, Any], *, blackhole_sg_id:
     )
     held = sorted({c for rules in acls for c in rules.cidr.split(",")})
     return NetworkFence(subnet_id, ",".join(held), mount_target_subnets=tuple(targets), acls=acls)
+
+
+def deny_cidrs(ec2: EC2Client, vpc_id: str) -> list[str]:
+    """The CIDRs swr's deny rules hold in the VPC's network ACLs (1 DescribeNetworkAcls): where no
+    replacement may go while they stand (placement.fenced_subnets)."""
+    acls = ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]).get("NetworkAcls", [])
+    return sorted(
+        {
+            str(e["CidrBlock"])
+            for a in acls
+            for e in a.get("Entries", [])
+            if e.get("CidrBlock") and _denies(e, [e["CidrBlock"]])
+        }
+    )
 
 
 # --- removing rules no longer needed -----------------------------------------------------------------

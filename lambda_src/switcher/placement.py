@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import ipaddress
+from collections.abc import Collection, Iterable, Mapping
 
 from switcher.models import Candidate
 
@@ -21,18 +22,41 @@ CAPACITY_ERROR_CODES = frozenset(
 )
 
 
+def fenced_subnets(subnets: Iterable[Mapping[str, str]], deny_cidrs: Iterable[str]) -> set[str]:
+    """The subnets (ids) that lie wholly inside one of swr's network-fence deny CIDRs.
+
+    A whole-subnet deny is written when every instance of a lost subnet is being fenced (switcher.fence):
+    an instance launched there could not reach the shared data until the rule is swept, so no replacement
+    goes there. A per-address (/32) rule covers no subnet. `subnets` items have `subnet_id` and `cidr`.
+    """
+    denied = [ipaddress.ip_network(cidr, strict=False) for cidr in deny_cidrs]
+    fenced = set()
+    for subnet in subnets:
+        if not subnet.get("cidr"):
+            continue
+        network = ipaddress.ip_network(subnet["cidr"], strict=False)
+        if any(network.version == d.version and network.subnet_of(d) for d in denied):  # type: ignore[arg-type]
+            fenced.add(subnet["subnet_id"])
+    return fenced
+
+
 def rank_candidates(
-    subnets: Iterable[Mapping[str, str]], *, source_az: str | None, failures_by_az: Mapping[str, int]
+    subnets: Iterable[Mapping[str, str]],
+    *,
+    source_az: str | None,
+    failures_by_az: Mapping[str, int],
+    exclude: Collection[str] = (),
 ) -> list[Candidate]:
     """Tagged subnets as launch candidates: one per AZ, never the source's AZ, fewest recent failures first.
 
-    `subnets` items have `subnet_id` and `az`. Ties are broken by AZ name, and within an AZ the lowest
-    subnet id wins, so the order is deterministic: a resumed switch tries the same AZs in the same order.
+    `subnets` items have `subnet_id` and `az`; subnets in `exclude` (e.g. `fenced_subnets`) are never
+    candidates. Ties are broken by AZ name, and within an AZ the lowest subnet id wins, so the order is
+    deterministic: a resumed switch tries the same AZs in the same order.
     """
     per_az: dict[str, str] = {}
     for subnet in subnets:
         az, subnet_id = subnet["az"], subnet["subnet_id"]
-        if az == source_az:
+        if az == source_az or subnet_id in exclude:
             continue
         if az not in per_az or subnet_id < per_az[az]:
             per_az[az] = subnet_id

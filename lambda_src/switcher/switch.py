@@ -700,10 +700,18 @@ def _act(
         switch.source_az = switch.snapshot.az
         switch.launch_template_id = config.launch_template_id
         switch.launch_template_version = config.launch_template_version
+        subnets = aws.tagged_subnets(c.ec2, s.vpc_id)
+        # A subnet under a whole-subnet network fence (an AZ being lost) could not reach the shared data.
+        fenced = placement.fenced_subnets(subnets, fence.deny_cidrs(c.ec2, s.vpc_id))
+        if fenced:
+            logger.warning(
+                "subnets under a network fence are not candidates", extra={"subnets": sorted(fenced)}
+            )
         switch.candidates = placement.rank_candidates(
-            aws.tagged_subnets(c.ec2, s.vpc_id),
+            subnets,
             source_az=switch.source_az,
             failures_by_az=state.failures_by_az(node, s.flap_window_seconds, run.now()),
+            exclude=fenced,
         )
     elif phase is Phase.STOP_SENT:
         # `source` was described by this invocation, before any of its own actions: no need to ask again.

@@ -117,11 +117,9 @@ def test_the_adopted_row_is_the_product_as_shipped() -> None:
     assert not row.levers.gated_start and not row.levers.direct_signal
 
 
-def test_the_lever_section_lists_every_row_and_names_the_dominant_piece() -> None:
-    from bench.report import levers_section
-
+def _section_rows() -> list[dict[str, object]]:
     estimate = {"value": 50.0, "low": 48.0, "high": 52.0}
-    rows = [
+    return [
         {
             "key": row.key,
             "title": row.title,
@@ -136,7 +134,46 @@ def test_the_lever_section_lists_every_row_and_names_the_dominant_piece() -> Non
         }
         for row in levers.rows(_deployed(5), monitor_check())
     ]
+
+
+def test_the_lever_section_lists_every_row_and_names_the_dominant_piece() -> None:
+    from bench.report import levers_section
+
+    rows = _section_rows()
     pieces = {"boot": 30.0, "detection": 12.0}
-    text = "\n".join(levers_section({"rows": rows, "target_rto_s": 45.0, "adopted_pieces_median_s": pieces}))
+    text = "\n".join(
+        levers_section({"rows": rows, "target_rto_s": 45.0, "adopted_pieces_median_s": pieces}, _model_rows())
+    )
     assert all(row["title"] in text for row in rows)
     assert "Dominant piece: **boot**" in text and "not met" in text
+
+
+def _model_rows() -> list[dict[str, object]]:
+    """The committed latency model as P1's results carry it (figure, low, high)."""
+    from bench.latency_model import LatencyModel
+
+    model = LatencyModel.load()
+    return [{"figure": path, "low": f.low, "high": f.high} for path, f in model.figures.items()]
+
+
+def test_the_floor_of_a_launch_based_recovery_is_the_model_s_own_figures() -> None:
+    """The floor adds the midpoints of AWS's and the application's figures (each a symmetric uniform draw)
+    and the fastest health check the ELB API accepts (5 s x 2); the report says what is left of 45 s."""
+    from bench.latency_model import LatencyModel
+    from bench.report import levers_section
+
+    model = LatencyModel.load()
+    floor = levers.fresh_launch_floor(lambda path: (model[path].low, model[path].high))
+    boot = model["replacement_ready.launch_to_ssh_answering"]
+    assert floor["launch -> SSH answering (boot)"] == (boot.low + boot.high) / 2
+    assert floor["health checks at the fastest allowed (5 s x 2)"] == 7.5  # half an interval + one interval
+    total = sum(floor.values())
+    assert 40 < total < 45  # the committed model: 42.1 s, of which the boot is 26 s
+    text = "\n".join(
+        levers_section(
+            {"rows": _section_rows(), "target_rto_s": 45.0, "adopted_pieces_median_s": {"x": 1.0}},
+            _model_rows(),
+        )
+    )
+    assert f"| **floor** | **{total:.1f}** |" in text
+    assert "cannot reach the target" in text

@@ -15,6 +15,7 @@ from swr_cli.main import main
 from swr_local.assembly import read_assembly
 from swr_local.deploy import deploy_assembly, provision_nodes
 from swr_local.emulator import LOCAL_ACCOUNT_ID, moto_server
+from swr_local.gaps import lost_availability_zones_control
 
 from .cli_helpers import synthesize_in_process
 
@@ -44,7 +45,8 @@ def assembly_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="package")
 def deployment(assembly_dir: Path) -> Iterator[LocalDeployment]:
     assembly = read_assembly(assembly_dir)
-    with warnings.catch_warnings(), moto_server() as server:
+    # The lost-AZ control of gap 8 in this process, as the sandbox has it: `swr drill --fault az`.
+    with warnings.catch_warnings(), lost_availability_zones_control(), moto_server() as server:
         warnings.simplefilter("ignore")
         target = AwsTarget(assembly.stacks[0].region, server.endpoint_url)
         deployed = deploy_assembly(assembly, target, LOCAL_ACCOUNT_ID, progress=lambda _: None)

@@ -1,5 +1,6 @@
 """`swr local up|down`: a sandbox left running in the background, against which every operator command
-works as against an account; `down` stops it. One scenario (a deploy and a switch on the emulator)."""
+works as against an account; `down` stops it. One scenario (a deploy, a switch and an AZ loss on the
+emulator)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,12 @@ def test_local_up_leaves_a_sandbox_every_command_works_against_and_down_stops_it
         assert json.loads(drill.out)["ok"] is True
         (switch,) = json.loads(swr("history", "1", "--output", "json").out)["switches"]
         assert switch["outcome"] == "SUCCEEDED"
+
+        # An AZ lost in the sandbox's own process (its moto answers the lost-AZ control of gap 8).
+        lost = swr("drill", "2", "--fault", "az", "--timeout", "120", "--output", "json")
+        assert lost.code == 0, lost.out
+        checks = {c["name"]: c["ok"] for c in json.loads(lost.out)["checks"]}
+        assert checks["fence: network-fenced (the source never stopped)"] and all(checks.values()), checks
     finally:
         down = swr("local", "down", "--output", "json")
     assert down.code == 0 and json.loads(down.out)["stopped"] is True

@@ -55,11 +55,12 @@ def test_no_free_number_in_swrs_range_is_a_reason_not_a_rule() -> None:
 
 
 def test_the_wait_fits_the_fence_deadline_and_the_invocation() -> None:
-    # 300 s to the deadline, polls every 5 s: 60 polls, capped by the waiter's own maximum.
-    assert fence.wait_budget(deadline=400, now=100, remaining_seconds=None, delay=5, max_attempts=120) == 60
+    # 300 s to the deadline, polls every 5 s: the first poll at once + 60 after a delay each (the last one
+    # at the deadline, not a delay before it), capped by the waiter's own maximum.
+    assert fence.wait_budget(deadline=400, now=100, remaining_seconds=None, delay=5, max_attempts=120) == 61
     assert fence.wait_budget(deadline=400, now=100, remaining_seconds=None, delay=5, max_attempts=10) == 10
     # 160 s of the invocation left: 100 s to wait (the escalation keeps its reserve).
-    assert fence.wait_budget(deadline=400, now=100, remaining_seconds=160, delay=5, max_attempts=120) == 20
+    assert fence.wait_budget(deadline=400, now=100, remaining_seconds=160, delay=5, max_attempts=120) == 21
     # A resumed switch past its deadline does not wait at all: it escalates.
     assert fence.wait_budget(deadline=400, now=401, remaining_seconds=800, delay=5, max_attempts=120) == 0
 

@@ -7,7 +7,7 @@ from switcher import contract, state
 from switcher.aws import snapshot_instance, user_tags
 from switcher.models import Candidate
 from switcher.phases import Phase, plan, remaining
-from switcher.placement import client_token, rank_candidates
+from switcher.placement import client_token, fenced_subnets, rank_candidates
 from switcher.settings import Settings, SettingsError
 from switcher.switch import Trigger, parse_event
 
@@ -61,6 +61,24 @@ def test_candidates_exclude_the_source_az_one_subnet_per_az_in_a_stable_order() 
 def test_candidates_prefer_azs_with_fewer_recent_failures() -> None:
     ranked = rank_candidates(SUBNETS, source_az="az-a", failures_by_az={"az-b": 2, "az-c": 1})
     assert [c.az for c in ranked] == ["az-c", "az-b"]
+
+
+def test_excluded_subnets_are_never_candidates_another_subnet_of_the_az_may_be() -> None:
+    ranked = rank_candidates(SUBNETS, source_az="az-a", failures_by_az={}, exclude={"subnet-b1", "subnet-c"})
+    assert ranked == [Candidate("az-b", "subnet-b2")]
+
+
+def test_a_subnet_is_fenced_only_when_a_deny_cidr_covers_all_of_it() -> None:
+    subnets = [
+        {"subnet_id": "subnet-a", "az": "az-a", "cidr": "10.0.1.0/24"},
+        {"subnet_id": "subnet-b", "az": "az-b", "cidr": "10.0.2.0/24"},
+        {"subnet_id": "subnet-c", "az": "az-c", "cidr": "10.0.3.0/24"},
+        {"subnet_id": "subnet-v6", "az": "az-c", "cidr": "2001:db8::/64"},
+    ]
+    # whole subnet a; a /32 inside b (one fenced source); a /16 covering everything IPv4
+    assert fenced_subnets(subnets, ["10.0.1.0/24", "10.0.2.9/32"]) == {"subnet-a"}
+    assert fenced_subnets(subnets, ["10.0.0.0/16"]) == {"subnet-a", "subnet-b", "subnet-c"}
+    assert fenced_subnets(subnets, []) == set()
 
 
 def test_no_other_az_means_no_candidate() -> None:
