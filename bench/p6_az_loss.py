@@ -432,6 +432,9 @@ def run_az_loss(
         "silent_nodes": len(failed),
         "concurrency": concurrency,
         "function_timeout_s": timeout,
+        # How long one invocation waits for the stop before it parks the switch (None: a switcher that
+        # holds the invocation up to the fence deadline).
+        "fence_inline_wait_s": getattr(run.settings, "fence_inline_wait_seconds", None),
         "audit": result,
         **fences,
         "finished": result["all_switched"] and ended < horizon,
@@ -490,6 +493,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "function_timeout_seconds": deployed.function_timeout_seconds,
             "horizon_seconds": HORIZON_S,
             "reconciler_in_run": True,
+            "fence_inline_wait_seconds": losses[0]["fence_inline_wait_s"] if losses else None,
         },
         "wall_s": time.perf_counter() - began,
         "az_losses": losses,

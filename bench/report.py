@@ -400,7 +400,16 @@ def _p6_reconciler_lines(p6: dict[str, Any]) -> list[str]:
             f"{_s(r['run_duration_max_s'])} s), {r['alarms_raised']} silent alarms raised, switch actions "
             f"of the reconciler: {actions}; {r['node_deferrals']} node visits deferred for want of "
             f"invocation time; {o['invocations_timed_out']} invocations ran into the function's timeout; "
-            f"{len(o['invocations_failed_after_all_retries'])} events dropped after Lambda's retries."
+            f"{len(o['invocations_failed_after_all_retries'])} events dropped after Lambda's retries"
+            + (
+                "; failed attempts by kind: "
+                + ", ".join(
+                    f"{k} {v}" for k, v in sorted(o["invocation_errors"].items(), key=lambda kv: -kv[1])
+                )
+                if o.get("invocation_errors")
+                else ""
+            )
+            + "."
         )
     return [*lines, ""]
 
@@ -419,7 +428,15 @@ def p6_section(p6: dict[str, Any]) -> list[str]:
             "reconciler reads the alarms on the modeled clock, raises each silent node's alarm once the "
             f"silence has lasted `silent_after_seconds` = {cfg['silent_after_seconds']} s, and resumes "
             "what the events left; each raised alarm's event drives the real switcher on moto, whose fence "
-            f"waits `fence_timeout_seconds` = {cfg['fence_timeout_seconds']} s for the stop, then fences by "
+            f"waits `fence_timeout_seconds` = {cfg['fence_timeout_seconds']} s for the stop"
+            + (
+                " (in the invocation for `fence_inline_wait_seconds` = "
+                f"{cfg['fence_inline_wait_seconds']} s, then parked until the deadline, resumed by a "
+                "reconcile run)"
+                if cfg.get("fence_inline_wait_seconds")
+                else " (holding its invocation)"
+            )
+            + ", then fences by "
             f"network ACL. {cfg['capacity_refusal_rate']:.0%} of RunInstances into one surviving AZ are "
             "refused for capacity. The run ends when every silent node is ACTIVE on a live replacement "
             f"outside the lost AZ (audited), or at {cfg['horizon_seconds']:g} s. "
