@@ -414,6 +414,30 @@ def _p6_reconciler_lines(p6: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _p6_quota_deadlock(p6: dict[str, Any]) -> list[str]:
+    """A run that ended with its network ACL full of per-address rules and no whole-subnet rule: why the
+    remaining fences stayed unconfirmed."""
+    quota = p6["settings"].get("nacl_rules_per_direction")
+    lines = []
+    for o in p6["az_losses"]:
+        cidrs = o["nacl_rule_cidrs"]
+        per_address = sum(c.endswith("/32") for c in cidrs)
+        if o.get("finished", True) or quota is None or per_address < quota - 1 or per_address < len(cidrs):
+            continue
+        lines.append(
+            f"At N = {o['nodes']} the run ended with {per_address} per-address deny rules per direction and "
+            "no whole-subnet rule in the network ACL: the per-address rules of the first switches past "
+            "their fence deadline, written while other instances of the lost subnet were not yet fenced, "
+            f"filled the quota ({quota} rules per direction, the ACL's own allow rule included); the "
+            "whole-subnet rule then needs one more rule, "
+            "which the quota refuses (the fence does not replace the per-address rules it would cover), and "
+            "the per-address rules stay because their sources never finish terminating in a lost AZ. Every "
+            "later network fence was unconfirmed and its switch parked again. Whether this happens depends "
+            "on how many switches reach their fence deadline before every instance of the subnet is fenced."
+        )
+    return [*lines, ""] if lines else []
+
+
 def p6_section(p6: dict[str, Any]) -> list[str]:
     cfg = p6["settings"]
     with_reconciler = bool(cfg.get("reconciler_in_run"))
@@ -513,6 +537,7 @@ def p6_section(p6: dict[str, Any]) -> list[str]:
         times,
         "",
         *(_p6_reconciler_lines(p6) if with_reconciler else _p6_legacy_unswitched(p6)),
+        *(_p6_quota_deadlock(p6) if with_reconciler else []),
         (
             f"The network ACL rule quota is enforced ({cfg['nacl_rules_per_direction']} rules per direction, "
             "as a new account has; swr_local.gaps.nacl_rule_quota in moto's process): a network fence that "

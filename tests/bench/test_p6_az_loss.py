@@ -243,3 +243,12 @@ def test_without_a_modeled_timeout_p3s_invocations_run_as_long_as_they_take() ->
     run._push(Invocation(0.0, {"runs_s": 5000, "outcome": "SUCCEEDED"}, 1, "alarm"))
     run.dispatch()
     assert [(o.attempt, o.outcome) for o in run.outcomes] == [(0, "SUCCEEDED")]
+
+
+def test_the_p6_report_says_why_fences_stayed_unconfirmed_when_per_address_rules_fill_the_quota() -> None:
+    from bench.report import p6_section
+
+    p6 = _p6()
+    p6["az_losses"][1]["nacl_rule_cidrs"] = [f"10.0.0.{i}/32" for i in range(4, 23)]
+    assert "At N = 200 the run ended with 19 per-address deny rules" in "\n".join(p6_section(p6))
+    assert "per-address deny rules per direction and no whole-subnet rule" not in "\n".join(p6_section(_p6()))
