@@ -27,6 +27,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from switcher import handler as switcher_handler
+
 from bench.results_io import REPO_ROOT
 
 #: Set by `python -m bench.run_all`: a directory holding an already synthesized cloud assembly.
@@ -37,6 +39,11 @@ FUNCTION_TYPE = "AWS::Lambda::Function"
 #: Target-group protocols of a Network Load Balancer; any other protocol is an ALB's.
 NLB_PROTOCOLS = frozenset({"TCP", "UDP", "TCP_UDP", "TLS"})
 DEREGISTRATION_DELAY_KEY = "deregistration_delay.timeout_seconds"
+#: The switcher function is the one whose handler is the switcher's entry point.
+SWITCHER_HANDLER = f"{switcher_handler.__name__}.{switcher_handler.lambda_handler.__name__}"
+#: A function's timeout when `Timeout` is absent ("Configure Lambda function timeout", AWS Lambda Developer
+#: Guide: the default is 3 seconds).
+LAMBDA_DEFAULT_TIMEOUT_SECONDS = 3
 
 
 #: The monitor configuration a node gets unless its operator writes another one.
@@ -68,6 +75,8 @@ class DeployedConfig:
     target_groups: dict[str, TargetGroupHealth]
     reserved_concurrency: int
     origin: str
+    #: The switcher function's timeout (s); None: the templates hold no switcher function.
+    function_timeout_seconds: int | None = None
 
     def health(self, lb: str) -> TargetGroupHealth:
         """The target group of the first node behind a load balancer of type `lb` ("nlb"/"alb")."""
@@ -81,6 +90,7 @@ class DeployedConfig:
         return {
             "origin": self.origin,
             "reserved_concurrency": self.reserved_concurrency,
+            "function_timeout_seconds": self.function_timeout_seconds,
             "target_groups": {lb: vars(tg) for lb, tg in self.target_groups.items()},
         }
 
@@ -98,6 +108,7 @@ def from_templates(
     """Extract the figures from synthesized templates ((name, template) pairs), first of each lb type."""
     groups: dict[str, TargetGroupHealth] = {}
     concurrency: set[int] = set()
+    timeouts: set[int] = set()
     names = []
     for name, template in templates:
         names.append(name)
@@ -106,6 +117,8 @@ def from_templates(
             where = f"{name}:{logical_id}"
             if resource.get("Type") == FUNCTION_TYPE and "ReservedConcurrentExecutions" in props:
                 concurrency.add(int(props["ReservedConcurrentExecutions"]))
+            if resource.get("Type") == FUNCTION_TYPE and props.get("Handler") == SWITCHER_HANDLER:
+                timeouts.add(int(props.get("Timeout", LAMBDA_DEFAULT_TIMEOUT_SECONDS)))
             if resource.get("Type") != TARGET_GROUP_TYPE:
                 continue
             lb = "nlb" if props.get("Protocol") in NLB_PROTOCOLS else "alb"
@@ -131,8 +144,13 @@ def from_templates(
         raise DeployedConfigError(
             f"expected one reserved concurrency for the switcher function, found {sorted(concurrency)}"
         )
+    if len(timeouts) > 1:
+        raise DeployedConfigError(f"expected one timeout for the switcher function, found {sorted(timeouts)}")
     return DeployedConfig(
-        target_groups=groups, reserved_concurrency=concurrency.pop(), origin=", ".join(sorted(names))
+        target_groups=groups,
+        reserved_concurrency=concurrency.pop(),
+        origin=", ".join(sorted(names)),
+        function_timeout_seconds=timeouts.pop() if timeouts else None,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -170,11 +170,19 @@ def deployment(
         yield built
 
 
-def invoke(event: dict[str, Any], *, clients: Clients, settings: Settings, now: Any) -> SwitchResult:
+def invoke(
+    event: dict[str, Any],
+    *,
+    clients: Clients,
+    settings: Settings,
+    now: Any,
+    remaining_ms: Callable[[], int] | None = None,
+) -> SwitchResult:
     """One handler invocation: `run_event`, then drop the buffered metrics as the Lambda's
-    `log_metrics` decorator does after each invocation (here they are not published)."""
+    `log_metrics` decorator does after each invocation (here they are not published). `remaining_ms`:
+    the invocation's remaining time, as the handler passes the Lambda context's."""
     try:
-        return run_event(event, clients=clients, settings=settings, now=now)
+        return run_event(event, clients=clients, settings=settings, now=now, remaining_ms=remaining_ms)
     finally:
         metrics.clear_metrics()
 

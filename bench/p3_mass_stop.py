@@ -57,6 +57,8 @@ FAILED_AZ = AZS[0]
 SEED = 60_000
 TARGET_BOUND_RATIO = 1.2
 LAMBDA_ASYNC_RETRIES = 2
+#: The outcome of an invocation that ran past its modeled timeout (P6).
+TIMED_OUT = "TIMED_OUT"
 
 
 @dataclass
@@ -105,6 +107,9 @@ class MassStopRun:
         self.outcomes: list[InvocationOutcome] = []
         self.errors: list[str] = []
         self.cold_starts = 0
+        #: The function's timeout in modeled seconds; None: invocations get no remaining time (P3).
+        self.timeout_s: float | None = None
+        self.left_queued = 0
 
     # --- the mass stop----------------------------------------------------------------------------
     def stop_zone(self, failed: list[int]) -> None:
@@ -168,19 +173,41 @@ class MassStopRun:
                 self.cold_starts += 1
         return clients
 
+    def handle(
+        self, invocation: Invocation, clients: Any, remaining_ms: Callable[[], int] | None
+    ) -> tuple[str, str, str | None]:
+        """Run one invocation's event through the switcher: (outcome, reason, switch id)."""
+        result = invoke(
+            invocation.event,
+            clients=clients,
+            settings=self.settings,
+            now=lambda: EPOCH_BASE + self.clock.now(),
+            remaining_ms=remaining_ms,
+        )
+        return result.outcome, result.reason, result.switch_id
+
     def _invoke(self, invocation: Invocation) -> None:
         clients = self._clients()
         started = self.clock.now()
+        # With a modeled function timeout (P6), the invocation gets Lambda's remaining time and ends at its
+        # deadline; without one (P3) it runs with neither, as before.
+        deadline = started + self.timeout_s if self.timeout_s is not None else None
+        remaining_ms = None
+        if deadline is not None:
+            remaining_ms = lambda: int(max(0.0, deadline - self.clock.now()) * 1000)  # noqa: E731
+        self._local.deadline = deadline
         try:
-            result = invoke(
-                invocation.event,
-                clients=clients,
-                settings=self.settings,
-                now=lambda: EPOCH_BASE + self.clock.now(),
-            )
-            outcome, reason, switch_id = result.outcome, result.reason, result.switch_id
+            outcome, reason, switch_id = self.handle(invocation, clients, remaining_ms)
+            failed = False
+            if deadline is not None and self.clock.now() > deadline:
+                # Lambda ends an invocation at its timeout: a function error, retried like any other.
+                outcome, reason, failed = TIMED_OUT, f"ran past its {self.timeout_s:g} s timeout", True
         except Exception as err:
             outcome, reason, switch_id = "ERROR", f"{type(err).__name__}: {err}", None
+            failed = True
+        finally:
+            self._local.deadline = None
+        if failed:
             if invocation.attempt < LAMBDA_ASYNC_RETRIES:
                 # Lambda retries a failed asynchronous invocation twice: after ~1 min, then ~2 min.
                 delays = self.model["delivery.lambda_async_retry_delays"]
@@ -211,15 +238,33 @@ class MassStopRun:
                 )
             )
 
-    def dispatch(self) -> float:
-        """Hand every due invocation to the pool until none is queued or running; returns the end time."""
+    def dispatch(
+        self,
+        *,
+        done: Callable[[], bool] | None = None,
+        check_every: float = 60.0,
+        horizon: float | None = None,
+    ) -> float:
+        """Hand every due invocation to the pool; returns the end time (modeled).
+
+        Without `done` (P3) the run ends when no invocation is queued or running. With it (P6), `done()` is
+        asked every `check_every` modeled seconds and the run ends when it says so or at `horizon`;
+        invocations still running then finish, queued ones are left (`left_queued`)."""
         in_flight: set[Future[None]] = set()
+        next_check = self.clock.now() + check_every
         with (
             self.modeled.patched_sleeps(),
             ThreadPoolExecutor(self.concurrency, thread_name_prefix="lambda") as pool,
         ):
             while True:
                 in_flight = {f for f in in_flight if not f.done()}
+                now = self.clock.now()
+                if done is not None and (
+                    (horizon is not None and now >= horizon) or (now >= next_check and done())
+                ):
+                    break
+                if now >= next_check:
+                    next_check = now + check_every
                 with self._lock:
                     head = self._queue[0][0] if self._queue else None
                     ready = []
@@ -227,12 +272,17 @@ class MassStopRun:
                         ready.append(heapq.heappop(self._queue)[2])
                 for invocation in ready:
                     in_flight.add(pool.submit(self._invoke, invocation))
-                if head is None and not in_flight:
+                if done is None and head is None and not in_flight:
                     break
                 wait = 0.5 if head is None else min(0.5, max(0.01, head - self.clock.now()))
                 self.clock.sleep(wait)
+            # Ended by `done` or the horizon: invocations handed to the pool but not started are not run.
+            cancelled = sum(1 for future in in_flight if future.cancel())
             for future in in_flight:
-                future.result()
+                if not future.cancelled():
+                    future.result()
+            with self._lock:
+                self.left_queued = len(self._queue) + cancelled
         return self.clock.now()
 
 

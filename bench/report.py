@@ -352,31 +352,143 @@ def p3_section(p3: dict[str, Any]) -> list[str]:
     return lines
 
 
-def p6_section(p6: dict[str, Any]) -> list[str]:
-    cfg = p6["settings"]
+def _p6_recovered(o: dict[str, Any]) -> str:
+    """The all-recovered cell: the time, or that the run ended without every node recovered."""
+    if o.get("finished", o["audit"]["switched"] == o["silent_nodes"]):
+        return f"{_s(o['all_recovered_s'])} s"
+    return f"**not recovered** by {_s(o['dispatch_end_modeled_s'], 0)} s"
+
+
+def _p6_legacy_unswitched(p6: dict[str, Any]) -> list[str]:
+    """A run without the reconciler (results written before it was in the run): what it left."""
     unswitched = [
         f"{o['silent_nodes'] - o['audit']['switched']} of {o['silent_nodes']} at N = {o['nodes']}"
         for o in p6["az_losses"]
         if o["audit"]["switched"] < o["silent_nodes"]
     ]
+    if not unswitched:
+        return []
+    return [
+        f"Not switched by the end of the run: {', '.join(unswitched)}. Their fences were not "
+        "confirmed (the quota was reached by per-address rules while other instances of the lost "
+        "subnet were not yet fenced, so the whole-subnet rule was not yet allowed), and Lambda "
+        "dropped their events after its two retries. The benchmark does not run the reconciler "
+        "after that; in a deployment it resumes each such switch every interval, and the "
+        "whole-subnet rule is allowed once every instance of the subnet carries the blackhole "
+        "group. Neither that time nor its outcome is measured here.",
+        "",
+    ]
+
+
+def _p6_reconciler_lines(p6: dict[str, Any]) -> list[str]:
+    """Per N: what the events and the reconciler each did, and whether every node was recovered."""
+    lines = []
+    for o in [*p6["az_losses"], p6["single_silent_node"]]:
+        r, by = o["reconcile"], o["closed_by"]
+        actions = ", ".join(f"{k} {v}" for k, v in sorted(r["switch_actions"].items())) or "none"
+        end = (
+            f"every silent node ACTIVE on a live replacement at {_s(o['all_recovered_s'])} s"
+            if o["finished"]
+            else f"**not finished**: {o['silent_nodes'] - o['audit']['switched']} of {o['silent_nodes']} "
+            f"nodes not recovered when the run stopped at {_s(o['dispatch_end_modeled_s'], 0)} s "
+            f"(horizon {o['horizon_s']:g} s)"
+        )
+        lines.append(
+            f"- N = {o['nodes']}{'' if o['lost_az'] else ' (one silent node, AZ healthy)'}: {end}. "
+            f"Switches closed by an alarm event's invocation {by['event']}, by a reconcile run "
+            f"{by['reconciler']}; {r['runs']} reconcile runs ({r['runs_timed_out']} timed out; longest "
+            f"{_s(r['run_duration_max_s'])} s), {r['alarms_raised']} silent alarms raised, switch actions "
+            f"of the reconciler: {actions}; {r['node_deferrals']} node visits deferred for want of "
+            f"invocation time; {o['invocations_timed_out']} invocations ran into the function's timeout; "
+            f"{len(o['invocations_failed_after_all_retries'])} events dropped after Lambda's retries"
+            + (
+                "; failed attempts by kind: "
+                + ", ".join(
+                    f"{k} {v}" for k, v in sorted(o["invocation_errors"].items(), key=lambda kv: -kv[1])
+                )
+                if o.get("invocation_errors")
+                else ""
+            )
+            + "."
+        )
+    return [*lines, ""]
+
+
+def _p6_quota_deadlock(p6: dict[str, Any]) -> list[str]:
+    """A run that ended with its network ACL full of per-address rules and no whole-subnet rule: why the
+    remaining fences stayed unconfirmed."""
+    quota = p6["settings"].get("nacl_rules_per_direction")
+    lines = []
+    for o in p6["az_losses"]:
+        cidrs = o["nacl_rule_cidrs"]
+        per_address = sum(c.endswith("/32") for c in cidrs)
+        if o.get("finished", True) or quota is None or per_address < quota - 1 or per_address < len(cidrs):
+            continue
+        lines.append(
+            f"At N = {o['nodes']} the run ended with {per_address} per-address deny rules per direction and "
+            "no whole-subnet rule in the network ACL: the per-address rules of the first switches past "
+            "their fence deadline, written while other instances of the lost subnet were not yet fenced, "
+            f"filled the quota ({quota} rules per direction, the ACL's own allow rule included); the "
+            "whole-subnet rule then needs one more rule, "
+            "which the quota refuses (the fence does not replace the per-address rules it would cover), and "
+            "the per-address rules stay because their sources never finish terminating in a lost AZ. Every "
+            "later network fence was unconfirmed and its switch parked again. Whether this happens depends "
+            "on how many switches reach their fence deadline before every instance of the subnet is fenced."
+        )
+    return [*lines, ""] if lines else []
+
+
+def p6_section(p6: dict[str, Any]) -> list[str]:
+    cfg = p6["settings"]
+    with_reconciler = bool(cfg.get("reconciler_in_run"))
+    if with_reconciler:
+        what = (
+            "What it is: one AZ loses power or network. No `stopping` event and no status alarm come; a stop "
+            "or termination of an instance there is accepted and never completes; each node's monitor metric "
+            "stops and its alarm goes INSUFFICIENT_DATA 30 s later. The switcher's reconcile schedule runs "
+            f"every {cfg['reconcile_interval_seconds']} s (from a random phase) in the same pool as the "
+            f"events, each run with the function's {cfg['function_timeout_seconds']} s timeout as its "
+            "remaining time (past it an invocation makes no further AWS call and counts as an error). The "
+            "reconciler reads the alarms on the modeled clock, raises each silent node's alarm once the "
+            f"silence has lasted `silent_after_seconds` = {cfg['silent_after_seconds']} s, and resumes "
+            "what the events left; each raised alarm's event drives the real switcher on moto, whose fence "
+            f"waits `fence_timeout_seconds` = {cfg['fence_timeout_seconds']} s for the stop"
+            + (
+                " (in the invocation for `fence_inline_wait_seconds` = "
+                f"{cfg['fence_inline_wait_seconds']} s, then parked until the deadline, resumed by a "
+                "reconcile run)"
+                if cfg.get("fence_inline_wait_seconds")
+                else " (holding its invocation)"
+            )
+            + ", then fences by "
+            f"network ACL. {cfg['capacity_refusal_rate']:.0%} of RunInstances into one surviving AZ are "
+            "refused for capacity. The run ends when every silent node is ACTIVE on a live replacement "
+            f"outside the lost AZ (audited), or at {cfg['horizon_seconds']:g} s. "
+            f"Clock scale {p6['az_losses'][0]['time_scale']} (real compute counts 1/scale)."
+        )
+    else:
+        what = (
+            "What it is: one AZ loses power or network. No `stopping` event and no status alarm come; a stop "
+            "or termination of an instance there is accepted and never completes; each node's monitor metric "
+            "stops. The reconciler raises each silent node's alarm once the silence has lasted "
+            f"`silent_after_seconds` = {cfg['silent_after_seconds']} s (plus 30 s to INSUFFICIENT_DATA and a "
+            f"uniformly drawn phase of the {cfg['reconcile_interval_seconds']} s schedule); each alarm event "
+            "drives the real switcher on moto, whose fence waits `fence_timeout_seconds` = "
+            f"{cfg['fence_timeout_seconds']} s for the stop, then fences by network ACL. "
+            f"{cfg['capacity_refusal_rate']:.0%} of RunInstances into one surviving AZ are refused for "
+            f"capacity. Clock scale {p6['az_losses'][0]['time_scale']} (real compute counts 1/scale)."
+        )
+    by_column = " (by events / by the reconciler)" if with_reconciler else ""
     lines = [
         "## P6 — AZ loss (no event, stops never complete, the AZ's nodes silent)",
         "",
         _run_line(p6),
         "",
-        "What it is: one AZ loses power or network. No `stopping` event and no status alarm come; a stop "
-        "or termination of an instance there is accepted and never completes; each node's monitor metric "
-        "stops. The reconciler raises each silent node's alarm once the silence has lasted "
-        f"`silent_after_seconds` = {cfg['silent_after_seconds']} s (plus 30 s to INSUFFICIENT_DATA and a "
-        f"uniformly drawn phase of the {cfg['reconcile_interval_seconds']} s schedule); each alarm event "
-        "drives the real switcher on moto, whose fence waits `fence_timeout_seconds` = "
-        f"{cfg['fence_timeout_seconds']} s for the stop, then fences by network ACL. "
-        f"{cfg['capacity_refusal_rate']:.0%} of RunInstances into one surviving AZ are refused for capacity. "
-        f"Clock scale {p6['az_losses'][0]['time_scale']} (real compute counts 1/scale).",
+        what,
         "",
-        "| nodes | silent (lost AZ) | switched | double | lost | fence held | swr NACL rules (both "
-        "directions) | capacity refusals | Lambda async retries | first done | all recovered | "
-        "RunInstances bucket bound, last |",
+        f"| nodes | silent (lost AZ) | switched{by_column} | double | lost | fence held | "
+        "swr NACL rules (both directions) | capacity refusals | Lambda async retries | first done | "
+        "all recovered | RunInstances bucket bound, last |",
         "|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for o in [*p6["az_losses"], p6["single_silent_node"]]:
@@ -389,37 +501,43 @@ def p6_section(p6: dict[str, Any]) -> list[str]:
             f"{per_address} per-address CIDRs)"
         )
         silent = f"{o['silent_nodes']}" + ("" if o["lost_az"] else " (one node, AZ healthy)")
+        switched = f"{a['switched']}"
+        if with_reconciler:
+            switched += f" ({o['closed_by']['event']} / {o['closed_by']['reconciler']})"
         lines.append(
-            f"| {o['nodes']} | {silent} | {a['switched']} | {a['double_replacements']} | {a['lost_nodes']} | "
+            f"| {o['nodes']} | {silent} | {switched} | {a['double_replacements']} | {a['lost_nodes']} | "
             f"{fences} | {rules} | {o['capacity_refusals']} | {o['lambda_async_retries']} | "
-            f"{_s(o['first_switch_done_s'])} s | {_s(o['all_recovered_s'])} s | "
+            f"{_s(o['first_switch_done_s'])} s | {_p6_recovered(o)} | "
             f"{_s(b.get('bound_max_s'))} s |"
         )
     o = p6["az_losses"][-1]
+    if with_reconciler:
+        times = (
+            "Times are modeled seconds since the loss, to each switch's `done`; *all recovered* is the last "
+            "silent node's `done` once every one is recovered. The detection floor is "
+            f"{o['detection_s']} s (silence + bound) plus the wait for the next reconcile run; the fence "
+            "adds `fence_timeout_seconds` for a lost AZ; the bucket bound column is P3's (token bucket "
+            f"admission + each switch's own tail after its launch). Pool = {o['concurrency']} invocations "
+            "(the stacks reserve no concurrency; 10 is the smallest unreserved pool a new account may have), "
+            "shared by the events and the reconcile runs. The single silent node's switch time is its RTO "
+            "up to `done` (its replacement then still boots; P1 models that)."
+        )
+    else:
+        times = (
+            "Times are modeled seconds since the loss, to each switch's `done`. The detection floor is "
+            f"{o['detection_s']} s (silence + bound) and the fence adds `fence_timeout_seconds` for a lost "
+            "AZ; the bucket bound column is P3's (token bucket admission + each switch's own tail after its "
+            f"launch). Pool = {o['concurrency']} invocations (the stacks reserve no concurrency; 10 is the "
+            "smallest unreserved pool a new account may have): switches beyond it queue, each holding an "
+            "invocation for its fence deadline — with a larger pool the waves overlap. The single silent "
+            "node's switch time is its RTO up to `done` (its replacement then still boots; P1 models that)."
+        )
     lines += [
         "",
-        "Times are modeled seconds since the loss, to each switch's `done`. The detection floor is "
-        f"{o['detection_s']} s (silence + bound) and the fence adds `fence_timeout_seconds` for a lost "
-        "AZ; the bucket bound column is P3's (token bucket admission + each switch's own tail after its "
-        f"launch). Pool = {o['concurrency']} invocations (the stacks reserve no concurrency; 10 is the "
-        "smallest unreserved pool a new account may have): switches beyond it queue, each holding an "
-        "invocation for its fence deadline — with a larger pool the waves overlap. The single silent "
-        "node's switch time is its RTO up to `done` (its replacement then still boots; P1 models that).",
+        times,
         "",
-        *(
-            [
-                f"Not switched by the end of the run: {', '.join(unswitched)}. Their fences were not "
-                "confirmed (the quota was reached by per-address rules while other instances of the lost "
-                "subnet were not yet fenced, so the whole-subnet rule was not yet allowed), and Lambda "
-                "dropped their events after its two retries. The benchmark does not run the reconciler "
-                "after that; in a deployment it resumes each such switch every interval, and the "
-                "whole-subnet rule is allowed once every instance of the subnet carries the blackhole "
-                "group. Neither that time nor its outcome is measured here.",
-                "",
-            ]
-            if unswitched
-            else []
-        ),
+        *(_p6_reconciler_lines(p6) if with_reconciler else _p6_legacy_unswitched(p6)),
+        *(_p6_quota_deadlock(p6) if with_reconciler else []),
         (
             f"The network ACL rule quota is enforced ({cfg['nacl_rules_per_direction']} rules per direction, "
             "as a new account has; swr_local.gaps.nacl_rule_quota in moto's process): a network fence that "
@@ -617,6 +735,25 @@ def _preregistered_target_row(p1: dict[str, Any]) -> list[str]:
     ]
 
 
+def _p6_readme_rows(p6: dict[str, Any] | None) -> list[str]:
+    """The README rows of the AZ loss, once it is measured with the reconciler in the run."""
+    if p6 is None or not p6["settings"].get("reconciler_in_run"):
+        return []
+    rows = []
+    for o in p6["az_losses"]:
+        a, by = o["audit"], o["closed_by"]
+        ok = o["finished"] and a["double_replacements"] == 0 and a["lost_nodes"] == 0
+        rows.append(
+            f"| P6 AZ loss (the AZ's nodes silent, stops never complete; modeled), {o['nodes']} nodes, "
+            f"`{p6['run']['command']}` | {a['switched']}/{o['silent_nodes']} switched "
+            f"({by['event']} by their alarm events, {by['reconciler']} by the reconciler), "
+            f"{a['double_replacements']} double, "
+            f"{a['lost_nodes']} lost; all recovered: {_p6_recovered(o)} | every node recovered, 0 double, "
+            f"0 lost: {_met(ok)} |"
+        )
+    return rows
+
+
 def readme_summary() -> list[str]:
     """The README's benchmark block: the headline figures of the latest results, with their commands."""
     p1, p2, p3, p4 = (read_result(n) for n in ("p1_recovery", "p2_overhead", "p3_mass_stop", "p4_cost"))
@@ -679,6 +816,7 @@ def readme_summary() -> list[str]:
             f"{cells} | ≤ lease + one interval ({v5['bound_after_last_kill_s']} s) after the last kill: "
             f"{_met(v5['bound_met'])} |"
         )
+    lines.extend(_p6_readme_rows(read_result("p6_az_loss")))
     imp, mem, synth = p4["cold_start_import"], p4["switch_memory"], p4["synth"]
     chart = chart_path("app_fault", "nlb")
     lines += [
