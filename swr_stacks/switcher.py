@@ -261,12 +261,18 @@ class Switcher(Construct):
     def _grant_network_fence(self, stack: Stack, vpc_id: str) -> None:
         """Deny rules in this VPC's network ACLs (the escalated fence) and their removal. Scoped by
         `ec2:Vpc`, which the Service Authorization Reference lists for the network-acl resource of
-        CreateNetworkAclEntry/DeleteNetworkAclEntry: an imported VPC's ACLs are not the stack's to tag.
-        ReplaceNetworkAclEntry is not granted: swr never rewrites a rule, its own or another's."""
+        CreateNetworkAclEntry/DeleteNetworkAclEntry/ReplaceNetworkAclEntry: an imported VPC's ACLs are not
+        the stack's to tag. Replace adds no power Create + Delete do not already give; swr uses it only to
+        widen one of its own per-address rules into its subnet's rule when the quota is full
+        (switcher.fence), so that the address is never without a deny."""
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="NetworkFence",
-                actions=["ec2:CreateNetworkAclEntry", "ec2:DeleteNetworkAclEntry"],
+                actions=[
+                    "ec2:CreateNetworkAclEntry",
+                    "ec2:DeleteNetworkAclEntry",
+                    "ec2:ReplaceNetworkAclEntry",
+                ],
                 resources=[self._ec2_arn(stack, "network-acl")],
                 conditions={"StringEquals": {"ec2:Vpc": self._ec2_arn(stack, "vpc", vpc_id)}},
             )

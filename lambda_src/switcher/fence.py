@@ -59,6 +59,8 @@ EFS_MOUNT_TARGET_DESCRIPTION = "EFS mount target for *"
 #: "Error codes for the Amazon EC2 API": a rule number taken in that direction / the rule quota reached.
 ENTRY_EXISTS = "NetworkAclEntryAlreadyExists"
 ENTRY_LIMIT = "NetworkAclEntryLimitExceeded"
+#: The rule to replace is gone (the same page: the specified network ACL entry does not exist).
+ENTRY_NOT_FOUND = "InvalidNetworkAclEntry.NotFound"
 #: Another switch may take a free rule number between our read and our write: read again this often.
 #: After a collision the next number is drawn at random among the free ones, so that the switches of a
 #: lost subnet (up to the function's concurrency at once) stop colliding on the lowest free number.
@@ -332,33 +334,92 @@ def _subnet_instances(ec2: EC2Client, subnet_id: str) -> list[dict[str, Any]]:
     ]
 
 
+def covered_rule(entries: Sequence[Mapping[str, Any]], *, cidr: str, egress: bool) -> int | None:
+    """The number of an swr deny rule in that direction whose CIDR lies inside `cidr` and is not `cidr`
+    (a per-address rule of the subnet `cidr` denies whole): the wider rule makes it redundant, so it may be
+    rewritten in place when the ACL has no room for one more rule. None if there is none."""
+    wider = ipaddress.ip_network(cidr, strict=False)
+    for entry in sorted(entries, key=lambda e: int(e["RuleNumber"])):
+        narrow_cidr = str(entry.get("CidrBlock") or "")
+        if bool(entry.get("Egress")) is not egress or not narrow_cidr or narrow_cidr == cidr:
+            continue
+        if not _denies(entry, [narrow_cidr]):
+            continue
+        narrow = ipaddress.ip_network(narrow_cidr, strict=False)
+        if narrow.version == wider.version and narrow.subnet_of(wider):  # type: ignore[arg-type]
+            return int(entry["RuleNumber"])
+    return None
+
+
+def _widen_in_place(
+    ec2: EC2Client, acl_id: str, entries: Sequence[Mapping[str, Any]], *, cidr: str, egress: bool, why: str
+) -> None:
+    """No room for the rule denying `cidr` (the rule quota, 20 per direction by default, or no free number
+    of swr's range): rewrite an swr rule that `cidr` covers into it instead (ReplaceNetworkAclEntry, "Replaces
+    an entry (rule) in a network ACL", Amazon EC2 API Reference). One call changes the rule in place, so
+    the address it denied is never without a deny (the wider CIDR covers it). Raises FenceUnconfirmed when
+    no swr rule lies inside `cidr` (a per-address fence never widens anything)."""
+    number = covered_rule(entries, cidr=cidr, egress=egress)
+    if number is None:
+        raise FenceUnconfirmed(f"network ACL {acl_id}: {why}")
+    ec2.replace_network_acl_entry(
+        NetworkAclId=acl_id,
+        RuleNumber=number,
+        Protocol="-1",
+        RuleAction="deny",
+        Egress=egress,
+        CidrBlock=cidr,
+    )
+    logger.warning(
+        "network fence widened in place", extra={"network_acl_id": acl_id, "rule": number, "cidr": cidr}
+    )
+
+
 def _deny_in(ec2: EC2Client, acl_id: str, *, cidr: str, covering: tuple[str, ...]) -> AclRules:
     """Deny `cidr` in one network ACL, both directions (or reuse an swr deny covering the source), and
-    confirm the rules are there. Raises FenceUnconfirmed with the reason when that cannot be done."""
+    confirm the rules are there. A whole-subnet rule that finds no room takes the place of a per-address
+    rule of that subnet (`_widen_in_place`): a lost subnet's first per-address rules must never keep its
+    whole-subnet rule out. Raises FenceUnconfirmed with the reason when that cannot be done."""
     choose: Callable[[list[int]], int] = min
     for _ in range(RULE_RACE_ATTEMPTS):
-        plan = plan_rules(_entries(ec2, acl_id), cidr=cidr, covering=covering, choose=choose)
-        if isinstance(plan, str):
-            raise FenceUnconfirmed(f"network ACL {acl_id}: {plan}")
+        entries = _entries(ec2, acl_id)
+        plan = plan_rules(entries, cidr=cidr, covering=covering, choose=choose)
         try:
-            for egress, (number, create) in plan.items():
-                if create:
-                    ec2.create_network_acl_entry(
-                        NetworkAclId=acl_id,
-                        RuleNumber=number,
-                        Protocol="-1",
-                        RuleAction="deny",
-                        Egress=egress,
-                        CidrBlock=cidr,
-                    )
+            if isinstance(plan, str):
+                for egress in (False, True):
+                    side = [e for e in entries if bool(e.get("Egress")) is egress]
+                    if not any(_denies(e, {cidr, *covering}) for e in side):
+                        _widen_in_place(ec2, acl_id, entries, cidr=cidr, egress=egress, why=plan)
+            else:
+                for egress, (number, create) in plan.items():
+                    if not create:
+                        continue
+                    try:
+                        ec2.create_network_acl_entry(
+                            NetworkAclId=acl_id,
+                            RuleNumber=number,
+                            Protocol="-1",
+                            RuleAction="deny",
+                            Egress=egress,
+                            CidrBlock=cidr,
+                        )
+                    except ClientError as err:
+                        if aws.error_code(err) != ENTRY_LIMIT:
+                            raise
+                        _widen_in_place(
+                            ec2,
+                            acl_id,
+                            entries,
+                            cidr=cidr,
+                            egress=egress,
+                            why="at its rules quota (20 per direction by default)",
+                        )
         except ClientError as err:
-            if aws.error_code(err) == ENTRY_EXISTS:
-                choose = random.choice  # another switch took that number meanwhile: read again
+            if aws.error_code(err) in (ENTRY_EXISTS, ENTRY_NOT_FOUND):
+                # Another switch took that number, or the sweep removed the rule we meant to widen,
+                # meanwhile: read again.
+                choose = random.choice
                 continue
-            if aws.error_code(err) == ENTRY_LIMIT:
-                raise FenceUnconfirmed(
-                    f"network ACL {acl_id} is at its rules quota (20 per direction by default)"
-                ) from None
             raise
         # Confirm with the same coverage the plan used: a rule for the whole subnet, created by another
         # switch, fences this source as well as its own /32 would.
@@ -449,7 +510,8 @@ def rule_needed(cidr: str, instances: Iterable[Mapping[str, Any]], serving: set[
 
 def sweep_network_fences(ec2: EC2Client, vpc_id: str, *, serving: set[str]) -> list[str]:
     """Delete swr's deny rules of the VPC's network ACLs that fence nothing any more (their sources are
-    terminated); the rules of other owners are never read as ours. Returns what was removed."""
+    terminated, or a wider swr rule of the same ACL and direction covers them); the rules of other owners
+    are never read as ours. Returns what was removed."""
     acls = ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]).get("NetworkAcls", [])
     ours = [
         (a["NetworkAclId"], e)
@@ -468,7 +530,15 @@ def sweep_network_fences(ec2: EC2Client, vpc_id: str, *, serving: set[str]) -> l
     ]
     removed = []
     for acl_id, entry in ours:
-        if rule_needed(str(entry["CidrBlock"]), instances, serving):
+        same_side = [e for a, e in ours if a == acl_id and bool(e.get("Egress")) is bool(entry.get("Egress"))]
+        # A rule another swr rule of the same ACL and direction covers (a per-address rule of a subnet
+        # denied whole) denies nothing more: it goes, and frees its place under the quota.
+        redundant = any(
+            covered_rule([entry], cidr=str(other["CidrBlock"]), egress=bool(entry.get("Egress"))) is not None
+            for other in same_side
+            if other is not entry
+        )
+        if not redundant and rule_needed(str(entry["CidrBlock"]), instances, serving):
             continue
         ec2.delete_network_acl_entry(
             NetworkAclId=acl_id, RuleNumber=int(entry["RuleNumber"]), Egress=bool(entry["Egress"])

@@ -485,8 +485,8 @@ def modify_network_interface_attribute(params: Mapping[str, Any], view: StateVie
 
 
 def _network_acl(action: str) -> Rule:
-    """CreateNetworkAclEntry/DeleteNetworkAclEntry: the network-acl, with its VPC, id and tags ("Actions,
-    resources, and condition keys for Amazon EC2": the network-acl resource type of both actions lists
+    """Create/Delete/ReplaceNetworkAclEntry: the network-acl, with its VPC, id and tags ("Actions,
+    resources, and condition keys for Amazon EC2": the network-acl resource type of these actions lists
     ec2:Vpc, ec2:NetworkAclID, ec2:ResourceTag/${TagKey} and aws:ResourceTag/${TagKey})."""
 
     def rule(params: Mapping[str, Any], view: StateView) -> list[Authorization]:
@@ -619,6 +619,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("ec2", "DescribeNetworkAcls"): _no_resource("ec2:DescribeNetworkAcls"),
     ("ec2", "CreateNetworkAclEntry"): _network_acl("ec2:CreateNetworkAclEntry"),
     ("ec2", "DeleteNetworkAclEntry"): _network_acl("ec2:DeleteNetworkAclEntry"),
+    ("ec2", "ReplaceNetworkAclEntry"): _network_acl("ec2:ReplaceNetworkAclEntry"),
     ("ec2", "DescribeLaunchTemplateVersions"): _no_resource("ec2:DescribeLaunchTemplateVersions"),
     ("ec2", "DescribeTags"): _no_resource("ec2:DescribeTags"),
     ("elbv2", "RegisterTargets"): _target_group("elasticloadbalancing:RegisterTargets"),

@@ -194,6 +194,65 @@ def escalated_fence(iw: IamWorld, faults: FaultInjector) -> None:
     assert len(removed) == 2
 
 
+def widened_fence(iw: IamWorld, faults: FaultInjector) -> None:
+    """A lost subnet whose per-address rules filled the ACL quota: the whole-subnet rule takes the place of
+    one of them (ReplaceNetworkAclEntry) once the subnet's other node is silent (DescribeAlarms), and the
+    sweep removes the per-address rules it covers."""
+    import dataclasses
+
+    from switcher.fence import sweep_network_fences
+    from switcher.phases import Phase
+
+    from swr_local import gaps
+
+    w = iw.world
+    source, other = _provision(iw, 1), _provision(iw, 2)
+    az = w.instance(source)["Placement"]["AvailabilityZone"]
+    assert w.instance(other)["SubnetId"] == w.instance(source)["SubnetId"]
+    cidr = w.clients.ec2.describe_subnets(SubnetIds=[w.instance(source)["SubnetId"]])["Subnets"][0][
+        "CidrBlock"
+    ]
+    base = str(cidr).split("/")[0].rsplit(".", 1)[0]
+    (acl,) = {
+        a["NetworkAclId"]
+        for subnet in w.mount_target_subnets.values()
+        for a in w.clients.ec2.describe_network_acls(
+            Filters=[{"Name": "association.subnet-id", "Values": [subnet]}]
+        )["NetworkAcls"]
+    }
+    settings = dataclasses.replace(w.settings, fence_timeout_seconds=60, silent_after_seconds=120)
+    w.clients.cloudwatch.set_alarm_state(
+        AlarmName=contract.monitor_alarm_name(w.settings.vpc_name, 2),
+        StateValue=contract.ALARM_SILENT_STATE,
+        StateReason="Insufficient Data",
+    )
+
+    def past_the_deadline(phase: str, moment: str) -> None:
+        if (phase, moment) == (Phase.STOP_SENT.value, "recorded"):
+            w.advance(181)  # past the fence deadline and the silence bound
+
+    with gaps.nacl_rule_quota():
+        for number in range(1, 20):  # with the ACL's allow rule: the quota of 20 per direction
+            for egress in (False, True):
+                w.clients.ec2.create_network_acl_entry(
+                    NetworkAclId=acl,
+                    RuleNumber=number,
+                    Protocol="-1",
+                    RuleAction="deny",
+                    Egress=egress,
+                    CidrBlock=f"{base}.{200 + number}/32",
+                )
+        with gaps.lost_availability_zones({az}), iw.switcher():
+            result = w.run(w.event("alarm_monitor_alarm", source), settings=settings, hook=past_the_deadline)
+        assert result.outcome == "SUCCEEDED", result
+        assert (w.switches(1)[0].network_fence or {}).get("cidr") == cidr
+        with iw.switcher():
+            removed = sweep_network_fences(
+                w.clients.ec2, w.vpc_id, serving={w.node(1).current_instance_id or ""}
+            )
+    assert len(removed) == 36
+
+
 #: name -> (scenario, switch order of its world)
 
 
@@ -261,6 +320,7 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
     "reconcile-sweeps": (reconcile_sweeps, "swr"),
     "preregistered-switch-and-back": (preregistered_switch_and_back, "swr"),
     "escalated-fence": (escalated_fence, "swr"),
+    "widened-fence": (widened_fence, "swr"),
 }
 #: The node of the synthesized config a scenario's world stands for (default "1": on_switch targets; node 2
 #: has pre-registered targets).

@@ -469,3 +469,46 @@ def test_one_node_of_the_subnet_still_reporting_keeps_the_fence_to_the_source_s_
     denied, only the source's address."""
     _, ip = _lose_a_subnet_and_fence_its_first_node(world, healthy={7})
     assert {e["CidrBlock"] for e in _swr_denies(world, _mount_target_acl(world))} == {f"{ip}/32"}
+
+
+def test_a_full_acl_widens_a_per_address_rule_of_the_lost_subnet_into_the_whole_subnet_rule(
+    world: World,
+) -> None:
+    """Earlier switches of a lost subnet took per-address rules until the quota was full (they passed their
+    deadlines before the subnet could be denied whole). The whole-subnet rule must still get in: it takes
+    the place of one of them in one call (ReplaceNetworkAclEntry: the address it denied is never without a
+    deny), and the sweep removes the per-address rules it made redundant, freeing the quota."""
+    from switcher.fence import sweep_network_fences
+
+    sources = {node_id: world.provision(node_id) for node_id in range(1, 12)}
+    (subnet,) = {world.instance(s)["SubnetId"] for s in sources.values()}
+    (az,) = {world.instance(s)["Placement"]["AvailabilityZone"] for s in sources.values()}
+    subnet_cidr = str(world.clients.ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["CidrBlock"])
+    base = subnet_cidr.split("/")[0].rsplit(".", 1)[0]
+    acl_id = _mount_target_acl(world)
+    with gaps.nacl_rule_quota():
+        for number in range(1, 20):  # 19 per-address rules + the ACL's allow rule: 20 per direction
+            for egress in (False, True):
+                world.clients.ec2.create_network_acl_entry(
+                    NetworkAclId=acl_id,
+                    RuleNumber=number,
+                    Protocol="-1",
+                    RuleAction="deny",
+                    Egress=egress,
+                    CidrBlock=f"{base}.{200 + number}/32",
+                )
+        for node_id in sources:
+            _silence(world, node_id)
+        with gaps.lost_availability_zones({az}):
+            _park(world, sources[1], 1)
+            world.advance(world.settings.fence_timeout_seconds + world.settings.silent_after_seconds)
+            result = world.run(world.event("alarm_monitor_alarm", sources[1], node_id=1))
+            assert result.outcome == state.SUCCEEDED, result
+            denies = {(e["Egress"], e["RuleNumber"]): e["CidrBlock"] for e in _swr_denies(world, acl_id)}
+            assert denies[(False, 1)] == denies[(True, 1)] == subnet_cidr  # rule 1 widened in place
+            assert len(denies) == 38  # nothing added: the quota held
+            (switch,) = world.switches(1)
+            assert switch.network_fence is not None and switch.network_fence["cidr"] == subnet_cidr
+            removed = sweep_network_fences(world.clients.ec2, world.vpc_id, serving=set())
+    assert len(removed) == 36  # the 18 per-address rules per direction the subnet rule covers
+    assert {e["CidrBlock"] for e in _swr_denies(world, acl_id)} == {subnet_cidr}
