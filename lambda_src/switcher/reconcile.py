@@ -214,6 +214,13 @@ def _reconcile_node(
             report.errors.append({"node_id": node.node_id, "error": decision.reason})
         return
     if decision.action == decide.CLAIM and silent_for is not None and not alarm_firing:
+        # The run read the nodes when it began; an event may have switched this one since, and the alarm
+        # (set by name) would then watch the replacement: raise it only for the node as it was read.
+        if not _unchanged(run, node):
+            logger.info(
+                "silent node changed since the run read it: alarm left", extra={"node_id": node.node_id}
+            )
+            return
         _raise_silent_alarm(run, node, silent_for, decision.reason, report)
         return
     if run.remaining_ms is not None and run.remaining_ms() / 1000 < MIN_SECONDS_TO_SWITCH:
@@ -359,6 +366,12 @@ def _node_alarms(cloudwatch: CloudWatchClient, vpc_name: str) -> dict[str, dict[
 
 def _alarm_names(vpc_name: str, node_id: int) -> tuple[str, str]:
     return contract.monitor_alarm_name(vpc_name, node_id), contract.status_alarm_name(vpc_name, node_id)
+
+
+def _unchanged(run: switch.Run, node: state.NodeRecord) -> bool:
+    """True if the node's record is still the version this run read (one GetItem)."""
+    fresh = state.get_node(run.clients.dynamodb, run.settings.table_name, node.vpc_name, node.node_id)
+    return fresh is not None and fresh.version == node.version
 
 
 def _overdue(node: state.NodeRecord, now: float, overdue_seconds: int) -> bool:

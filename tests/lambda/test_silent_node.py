@@ -5,6 +5,7 @@ left alone. moto does not evaluate alarms: the tests set the state the missing d
 
 from __future__ import annotations
 
+import pytest
 from switcher import contract, state
 from switcher.reconcile import ALARM_RAISED, reconcile
 
@@ -57,3 +58,30 @@ def test_a_held_node_that_goes_silent_is_not_switched(world: World) -> None:
     report = reconcile(clients=world.clients, settings=world.settings, now=world.now)
     assert report.actions == []
     assert world.node(1).current_instance_id == source and world.state_of(source) == "running"
+
+
+def test_a_silent_node_switched_after_the_run_read_it_does_not_get_its_alarm_raised(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run reads the nodes and alarms when it begins and raises the alarms of silent nodes later. If an
+    event switched the node meanwhile, its monitor alarm (set by name) now watches the replacement:
+    raising it would switch the healthy replacement. The run raises it only for the node as it read it."""
+    from switcher import reconcile as reconcile_module
+
+    source = world.provision(1)
+    _silence(world, 1)
+    world.advance(world.settings.silent_after_seconds + 1)
+    nodes = state.list_nodes(world.clients.dynamodb, world.settings.table_name, world.settings.vpc_name)
+    alarms = reconcile_module._node_alarms(world.clients.cloudwatch, world.settings.vpc_name)
+    world.clients.ec2.stop_instances(InstanceIds=[source])  # meanwhile: the node fails for good, an event
+    assert world.run(world.event("ec2_state_stopping", source)).outcome == state.SUCCEEDED
+    monkeypatch.setattr(reconcile_module.state, "list_nodes", lambda *_a, **_k: nodes)
+    monkeypatch.setattr(reconcile_module, "_node_alarms", lambda *_a, **_k: alarms)
+
+    report = reconcile(clients=world.clients, settings=world.settings, now=world.now)
+
+    assert ALARM_RAISED not in [a["outcome"] for a in report.actions], report
+    alarm = world.clients.cloudwatch.describe_alarms(
+        AlarmNames=[contract.monitor_alarm_name(world.settings.vpc_name, 1)]
+    )["MetricAlarms"][0]
+    assert alarm["StateValue"] != contract.ALARM_TRIGGER_STATE
