@@ -351,6 +351,18 @@ def covered_rule(entries: Sequence[Mapping[str, Any]], *, cidr: str, egress: boo
     return None
 
 
+def _deny_entry(acl_id: str, number: int, *, egress: bool, cidr: str) -> dict[str, Any]:
+    """The parameters of swr's deny rule (all protocols) for CreateNetworkAclEntry/ReplaceNetworkAclEntry."""
+    return {
+        "NetworkAclId": acl_id,
+        "RuleNumber": number,
+        "Protocol": "-1",
+        "RuleAction": "deny",
+        "Egress": egress,
+        "CidrBlock": cidr,
+    }
+
+
 def _widen_in_place(
     ec2: EC2Client, acl_id: str, entries: Sequence[Mapping[str, Any]], *, cidr: str, egress: bool, why: str
 ) -> None:
@@ -362,14 +374,7 @@ def _widen_in_place(
     number = covered_rule(entries, cidr=cidr, egress=egress)
     if number is None:
         raise FenceUnconfirmed(f"network ACL {acl_id}: {why}")
-    ec2.replace_network_acl_entry(
-        NetworkAclId=acl_id,
-        RuleNumber=number,
-        Protocol="-1",
-        RuleAction="deny",
-        Egress=egress,
-        CidrBlock=cidr,
-    )
+    ec2.replace_network_acl_entry(**_deny_entry(acl_id, number, egress=egress, cidr=cidr))
     logger.warning(
         "network fence widened in place", extra={"network_acl_id": acl_id, "rule": number, "cidr": cidr}
     )
@@ -395,14 +400,7 @@ def _deny_in(ec2: EC2Client, acl_id: str, *, cidr: str, covering: tuple[str, ...
                     if not create:
                         continue
                     try:
-                        ec2.create_network_acl_entry(
-                            NetworkAclId=acl_id,
-                            RuleNumber=number,
-                            Protocol="-1",
-                            RuleAction="deny",
-                            Egress=egress,
-                            CidrBlock=cidr,
-                        )
+                        ec2.create_network_acl_entry(**_deny_entry(acl_id, number, egress=egress, cidr=cidr))
                     except ClientError as err:
                         if aws.error_code(err) != ENTRY_LIMIT:
                             raise

@@ -173,3 +173,19 @@ def build_world(
     )
     calls = record_calls(*each_client(base.clients))
     return World(**{f.name: getattr(base, f.name) for f in fields(base)}, calls=calls)
+
+
+def fill_with_per_address_denies(ec2: Any, acl_id: str, subnet_cidr: str, *, rules: int = 19) -> None:
+    """swr deny rules 1..`rules` for addresses of `subnet_cidr` (as earlier switches of a lost subnet would
+    have written them), both directions: 19 and the ACL's own allow rule take the default quota of 20."""
+    base = subnet_cidr.split("/")[0].rsplit(".", 1)[0]
+    for number in range(1, rules + 1):
+        for egress in (False, True):
+            ec2.create_network_acl_entry(
+                NetworkAclId=acl_id,
+                RuleNumber=number,
+                Protocol="-1",
+                RuleAction="deny",
+                Egress=egress,
+                CidrBlock=f"{base}.{200 + number}/32",
+            )

@@ -14,7 +14,7 @@ from switcher import contract, provision, state
 
 from tests.helpers.aws_faults import FaultInjector
 from tests.helpers.iam_world import IamWorld
-from tests.helpers.world import AZS
+from tests.helpers.world import AZS, fill_with_per_address_denies
 
 Scenario = Callable[[IamWorld, FaultInjector], None]
 
@@ -212,7 +212,6 @@ def widened_fence(iw: IamWorld, faults: FaultInjector) -> None:
     cidr = w.clients.ec2.describe_subnets(SubnetIds=[w.instance(source)["SubnetId"]])["Subnets"][0][
         "CidrBlock"
     ]
-    base = str(cidr).split("/")[0].rsplit(".", 1)[0]
     (acl,) = {
         a["NetworkAclId"]
         for subnet in w.mount_target_subnets.values()
@@ -232,16 +231,7 @@ def widened_fence(iw: IamWorld, faults: FaultInjector) -> None:
             w.advance(181)  # past the fence deadline and the silence bound
 
     with gaps.nacl_rule_quota():
-        for number in range(1, 20):  # with the ACL's allow rule: the quota of 20 per direction
-            for egress in (False, True):
-                w.clients.ec2.create_network_acl_entry(
-                    NetworkAclId=acl,
-                    RuleNumber=number,
-                    Protocol="-1",
-                    RuleAction="deny",
-                    Egress=egress,
-                    CidrBlock=f"{base}.{200 + number}/32",
-                )
+        fill_with_per_address_denies(w.clients.ec2, acl, str(cidr))
         with gaps.lost_availability_zones({az}), iw.switcher():
             result = w.run(w.event("alarm_monitor_alarm", source), settings=settings, hook=past_the_deadline)
         assert result.outcome == "SUCCEEDED", result

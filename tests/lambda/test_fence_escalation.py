@@ -30,7 +30,7 @@ from switcher.switch import SKIPPED, WAITING
 from swr_local import gaps
 from swr_local.world import allow_all_acl
 from tests.helpers.aws_faults import FaultInjector
-from tests.helpers.world import World, build_world, session
+from tests.helpers.world import World, build_world, fill_with_per_address_denies, session
 
 TIMEOUT = 60
 
@@ -484,19 +484,9 @@ def test_a_full_acl_widens_a_per_address_rule_of_the_lost_subnet_into_the_whole_
     (subnet,) = {world.instance(s)["SubnetId"] for s in sources.values()}
     (az,) = {world.instance(s)["Placement"]["AvailabilityZone"] for s in sources.values()}
     subnet_cidr = str(world.clients.ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["CidrBlock"])
-    base = subnet_cidr.split("/")[0].rsplit(".", 1)[0]
     acl_id = _mount_target_acl(world)
     with gaps.nacl_rule_quota():
-        for number in range(1, 20):  # 19 per-address rules + the ACL's allow rule: 20 per direction
-            for egress in (False, True):
-                world.clients.ec2.create_network_acl_entry(
-                    NetworkAclId=acl_id,
-                    RuleNumber=number,
-                    Protocol="-1",
-                    RuleAction="deny",
-                    Egress=egress,
-                    CidrBlock=f"{base}.{200 + number}/32",
-                )
+        fill_with_per_address_denies(world.clients.ec2, acl_id, subnet_cidr)
         for node_id in sources:
             _silence(world, node_id)
         with gaps.lost_availability_zones({az}):

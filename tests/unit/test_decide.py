@@ -199,17 +199,24 @@ def test_cancellation_reasons_tell_a_transient_cancel_from_a_failed_condition(
     assert state._conditional_failed(err) is ("ConditionalCheckFailed" in codes)
 
 
-def test_reconciler_settings_come_from_the_environment_with_the_agreed_defaults() -> None:
+def _required_env() -> dict[str, str]:
+    """The environment variables the switcher cannot start without (the stacks always set them)."""
     from switcher import contract
-    from switcher.settings import Settings, SettingsError
 
-    env = {
+    return {
         contract.ENV_TABLE_NAME: "t",
         contract.ENV_TOPIC_ARN: "arn:aws:sns:us-east-1:1:t",
         contract.ENV_BLACKHOLE_SG_ID: "sg-1",
         contract.ENV_VPC_NAME: "prod",
         contract.ENV_VPC_ID: "vpc-1",
     }
+
+
+def test_reconciler_settings_come_from_the_environment_with_the_agreed_defaults() -> None:
+    from switcher import contract
+    from switcher.settings import Settings, SettingsError
+
+    env = _required_env()
     defaults = Settings.from_env(env)
     assert (defaults.reconcile_interval_seconds, defaults.switch_overdue_seconds) == (60, 1800)
     custom = Settings.from_env(
@@ -386,13 +393,7 @@ def test_the_fence_inline_wait_comes_from_the_environment_30_s_by_default() -> N
     from switcher import contract
     from switcher.settings import Settings, SettingsError
 
-    env = {
-        contract.ENV_TABLE_NAME: "t",
-        contract.ENV_TOPIC_ARN: "arn:aws:sns:us-east-1:1:t",
-        contract.ENV_BLACKHOLE_SG_ID: "sg-1",
-        contract.ENV_VPC_NAME: "prod",
-        contract.ENV_VPC_ID: "vpc-1",
-    }
+    env = _required_env()
     assert Settings.from_env(env).fence_inline_wait_seconds == 30
     assert contract.ENV_FENCE_INLINE_WAIT_SECONDS == "SWR_FENCE_INLINE_WAIT_SECONDS"
     custom = Settings.from_env({**env, contract.ENV_FENCE_INLINE_WAIT_SECONDS: "45"})
